@@ -1,0 +1,7 @@
+"""Timestamps in the format Kubernetes conditions use."""
+
+import datetime
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

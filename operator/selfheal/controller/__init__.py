@@ -1,0 +1,1 @@
+"""The kopf operator: validate SelfHealPatch resources, sync them to the registry, reflect the registry back."""

@@ -1,0 +1,1 @@
+"""The PostgreSQL registry: schema migrations and the operator's reads and writes."""
