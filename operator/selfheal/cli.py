@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import click
 
@@ -93,7 +94,7 @@ def dev_up(state_dir: str | None) -> None:
     """
     from selfheal.devenv import environment
 
-    env = environment.up(state_dir=environment.state_dir_from(state_dir))
+    env = environment.up(state_dir=Path(state_dir) if state_dir else None)
     click.echo(environment.export_lines(env))
 
 
@@ -104,5 +105,5 @@ def dev_down(state_dir: str | None) -> None:
     """Stop everything `selfheal dev up` started; leaves no process or port behind."""
     from selfheal.devenv import environment
 
-    environment.down(state_dir=environment.state_dir_from(state_dir))
+    environment.down(state_dir=Path(state_dir) if state_dir else None)
     click.echo("selfheal dev environment stopped", err=True)

@@ -1,0 +1,184 @@
+"""Helpers shared by the tests: polling, SelfHealPatch CRUD, registry reads."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+import kubernetes
+import psycopg
+from psycopg.rows import dict_row
+
+from selfheal import GROUP, KIND, PLURAL, VERSION
+
+DEFAULT_TIMEOUT = 30.0
+
+
+def wait_until(predicate: Callable[[], Any], *, timeout: float = DEFAULT_TIMEOUT, what: str = "condition") -> Any:
+    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def patch_body(name: str, **spec: Any) -> dict:
+    base = {
+        "sdkLanguage": "node", "errorSignature": "ECONNREFUSED",
+        "patchCode": 'this.baseUrl = "https://api-backup.molam.com"; console.warn("⚡ Fallback to backup API");',
+        "rollbackCode": 'this.baseUrl = "https://api.molam.com";',
+        "description": "Fallback vers API de backup", "severity": "high",
+    }
+    merged = {key: value for key, value in {**base, **spec}.items() if value is not None}
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "metadata": {"name": name}, "spec": merged}
+
+
+class Patches:
+    """SelfHealPatch objects in one namespace, through the real API server."""
+
+    def __init__(self, api: kubernetes.client.CustomObjectsApi, namespace: str) -> None:
+        self.api, self.namespace = api, namespace
+
+    def create(self, name: str, **spec: Any) -> dict:
+        return self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, patch_body(name, **spec))
+
+    def get(self, name: str) -> dict:
+        return self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+
+    def exists(self, name: str) -> bool:
+        try:
+            self.get(name)
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    def patch_spec(self, name: str, **spec: Any) -> dict:
+        return self.api.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, {"spec": spec})
+
+    def patch_status(self, name: str, status: dict) -> dict:
+        return self.api.patch_namespaced_custom_object_status(GROUP, VERSION, self.namespace, PLURAL, name,
+                                                             {"status": status})
+
+    def delete(self, name: str) -> None:
+        self.api.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+
+    def condition(self, name: str, type: str) -> dict | None:
+        status = self.get(name).get("status") or {}
+        return next((c for c in status.get("conditions") or [] if c["type"] == type), None)
+
+    def wait_condition(self, name: str, type: str, *, status: str, reason: str | None = None,
+                       generation: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> dict:
+        def matches():
+            condition = self.condition(name, type)
+            if condition is None or condition["status"] != status:
+                return None
+            if reason is not None and condition.get("reason") != reason:
+                return None
+            if generation is not None and condition.get("observedGeneration") != generation:
+                return None
+            return condition
+        return wait_until(matches, timeout=timeout, what=f"{self.namespace}/{name} {type}={status} ({reason})")
+
+
+class Registry:
+    """Read-only view of the registry for assertions."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def _query(self, sql: str, params: tuple = ()) -> list[dict]:
+        with psycopg.connect(self.url, autocommit=True, row_factory=dict_row) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def rows(self, namespace: str, name: str) -> list[dict]:
+        return self._query("SELECT *, xmin::text AS tuple_version FROM sdk_self_healing_registry"
+                           " WHERE source_namespace = %s AND source_name = %s", (namespace, name))
+
+    def row(self, namespace: str, name: str) -> dict | None:
+        rows = self.rows(namespace, name)
+        assert len(rows) <= 1, rows
+        return rows[0] if rows else None
+
+    def history(self, patch_id: str) -> list[dict]:
+        return self._query("SELECT * FROM sdk_patch_versions WHERE patch_id = %s ORDER BY revision", (patch_id,))
+
+    def audit(self, patch_id: str) -> list[dict]:
+        return self._query("SELECT * FROM sdk_patch_audit WHERE patch_id = %s ORDER BY id", (patch_id,))
+
+    def execute(self, sql: str, params: tuple = ()) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(sql, params)
+
+    def wait_row(self, namespace: str, name: str, predicate: Callable[[dict], bool] = lambda row: True,
+                 *, timeout: float = DEFAULT_TIMEOUT) -> dict:
+        def matches():
+            row = self.row(namespace, name)
+            return row if row is not None and predicate(row) else None
+        return wait_until(matches, timeout=timeout, what=f"registry row for {namespace}/{name}")
+
+
+class OperatorProcess:
+    """`selfheal operator` as a real subprocess against the test control plane and database."""
+
+    def __init__(self, *, kubeconfig: Path, database_url: str, log_file: Path, extra_args: tuple[str, ...] = ()) -> None:
+        self.kubeconfig, self.database_url, self.log_file = kubeconfig, database_url, log_file
+        self.extra_args = extra_args
+        self.process: subprocess.Popen | None = None
+        self.port = 0
+
+    def start(self, *, timeout: float = 60.0) -> None:
+        self.port = free_port()
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "SELFHEAL_DATABASE_URL": self.database_url}
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "selfheal", "operator", "--registry-poll-interval", "0.5",
+                 "--liveness-port", str(self.port), *self.extra_args],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        wait_until(self._healthy, timeout=timeout, what=f"operator liveness (log: {self.log_file})")
+
+    def _healthy(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"operator exited with {self.process.returncode}:\n{self.log_tail()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
