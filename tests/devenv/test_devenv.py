@@ -133,7 +133,18 @@ def test_up_serves_survives_parent_is_idempotent_and_down_cleans_up(state_dir: P
     assert again.pids == pids
     assert again.database_url == env.database_url and again.kubeconfig == env.kubeconfig
 
+    # the database can be bounced under a running world; `down` still finds it
+    environment.stop_database(env)
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(env.database_url, connect_timeout=2)
+    environment.start_database(env)
+    with psycopg.connect(env.database_url) as conn:
+        assert conn.execute("SELECT current_database()").fetchone() == ("molam_connect",)
+    restarted_pg = env.pids["postgres"]
+    assert restarted_pg not in (None, pids["postgres"])
+
     environment.down(state_dir=state_dir)
+    assert restarted_pg is not None and not pid_alive(restarted_pg)
     assert not any(pid_alive(pid) for pid in pids.values() if pid is not None)
     assert not any(is_listening(port) for port in ports.values())
     assert processes_mentioning(state_dir) == []

@@ -1,8 +1,8 @@
 """kopf handlers: a few lines each that call the domain code.
 
 State is shared through kopf's `memo`: `memo.config` (OperatorConfig), `memo.pool` (the
-registry connection pool) and `memo.seen` (the last known generation and status of every
-SelfHealPatch, fed by the event handler and read by the registry watch).
+registry connection pool) and `memo.seen` (the `patches_seen` index: the last known
+generation and status of every SelfHealPatch, read by the registry watch).
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ def configure(settings: kopf.OperatorSettings) -> None:
 
 
 @kopf.on.startup()
-async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, retry: int, **_: Any) -> None:
+async def start(
+    settings: kopf.OperatorSettings, memo: kopf.Memo, retry: int, patches_seen: kopf.Index, **_: Any,
+) -> None:
     configure(settings)
     config: OperatorConfig = memo.config
     if config.run_migrations:
@@ -67,7 +69,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, retry: int, **
         reconnect_timeout=0,
     )
     await memo.pool.open(wait=False)
-    memo.seen = {}
+    memo.seen = patches_seen  # a live view, kept current by kopf
     memo.watch = asyncio.create_task(watch_registry(memo=memo), name="selfheal-registry-watch")
 
 
@@ -118,13 +120,10 @@ async def release(meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo:
     await _registry_call(memo, retry, patch, dict(status), source, lambda conn: store.retire(conn, source=source))
 
 
-@kopf.on.event(GROUP, VERSION, PLURAL)
-def remember(event: kopf.RawEvent, meta: kopf.Meta, status: kopf.Status, memo: kopf.Memo, **_: Any) -> None:
-    key = (meta.get("namespace"), meta.get("name"))
-    if event.get("type") == "DELETED":
-        memo.seen.pop(key, None)
-    else:
-        memo.seen[key] = {"generation": meta.get("generation"), "uid": meta.get("uid"), "status": dict(status)}
+@kopf.index(GROUP, VERSION, PLURAL)
+def patches_seen(namespace: str, name: str, meta: kopf.Meta, status: kopf.Status, **_: Any) -> dict:
+    # The registry watch compares the registry with what every SelfHealPatch last showed.
+    return {(namespace, name): {"generation": meta.get("generation"), "uid": meta.get("uid"), "status": dict(status)}}
 
 
 async def _registry_call(memo, retry, patch, previous, source, action):

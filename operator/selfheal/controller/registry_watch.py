@@ -46,7 +46,7 @@ async def reflect_once(*, memo: kopf.Memo) -> None:
                 log.info("registry row %s (revision %s) written outside the operator is %s", row.id, row.revision, verdict)
         rows = await store.sourced_rows(conn)
     for row in rows:
-        seen = memo.seen.get((row.namespace, row.name))
+        seen = next(iter(memo.seen.get((row.namespace, row.name), ())), None)
         if seen is None or seen["generation"] != row.state.source_generation:
             continue  # not ours to reflect yet: the handler owns a generation until it is synced
         await _reflect(row, seen)

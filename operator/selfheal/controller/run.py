@@ -12,8 +12,9 @@ from selfheal.controller.config import OperatorConfig
 
 
 def run_operator(*, config: OperatorConfig, namespaces: Collection[str] = (), liveness_port: int | None = None,
-                 stop_flag: asyncio.Event | None = None, ready_flag: asyncio.Event | None = None) -> None:
-    kopf.configure(verbose=False)
+                 stop_flag: asyncio.Event | None = None, ready_flag: asyncio.Event | None = None,
+                 debug: bool = False) -> None:
+    kopf.configure(debug=debug)
     kopf.run(
         standalone=True,  # one replica (Recreate); no peering objects needed
         clusterwide=not namespaces,
