@@ -1,0 +1,83 @@
+"""The guard's rules and settings; defaults are the runbook's Prometheus alerts (pure logic).
+
+Runbook alerts (spec/runbook.fr.md, "Alertes"):
+  SelfHealHighRollbackRate  rollbacks / applications over 5m  > 0.2   for: 10m  -> deactivate
+  SelfHealPatchFailing      failures / applications over 10m  > 0.5   for: 15m  -> deactivate
+  SelfHealHighVolume        applications over 5m              > 100   for: 10m  -> warning
+The runbook's volume expression uses `rate()`, which is per second, while its text says
+"100 patches/min": our threshold is per minute, as the text says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+Metric = Literal["rollback", "failure", "volume"]
+Action = Literal["deactivate", "warn"]
+
+ROLLBACK_RULE = "HighRollbackRate"
+FAILURE_RULE = "PatchFailing"
+VOLUME_RULE = "HighVolume"
+
+# Rollups: short windows use 5-second buckets, longer ones minute buckets (see 0003_guard.sql).
+FINE_BUCKET_SECONDS = 5
+COARSE_BUCKET_SECONDS = 60
+FINE_WINDOW_LIMIT = 120
+
+
+def bucket_seconds(window_seconds: int) -> int:
+    return FINE_BUCKET_SECONDS if window_seconds < FINE_WINDOW_LIMIT else COARSE_BUCKET_SECONDS
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One alert: `metric` over `window_seconds` above `threshold`, held for `for_seconds`."""
+
+    name: str
+    metric: Metric
+    threshold: float  # a ratio in [0, 1] for rates; applications per minute for volume
+    window_seconds: int
+    for_seconds: int
+    action: Action
+
+    @property
+    def is_rate(self) -> bool:
+        return self.metric != "volume"
+
+
+DEFAULT_RULES: tuple[Rule, ...] = (
+    Rule(ROLLBACK_RULE, "rollback", 0.20, 300, 600, "deactivate"),
+    Rule(FAILURE_RULE, "failure", 0.50, 600, 900, "deactivate"),
+    Rule(VOLUME_RULE, "volume", 100.0, 300, 600, "warn"),
+)
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """How the guard judges one patch."""
+
+    enabled: bool = True
+    rules: tuple[Rule, ...] = DEFAULT_RULES
+    # Below this many applications in a rule's window the verdict is Inconclusive.
+    min_samples: int = 20
+    # Early cut-off: deactivate without waiting out `for:` when the lower bound of the
+    # confidence interval of the rate is above the threshold in one of these windows.
+    early_cutoff: bool = True
+    early_confidence: float = 0.999
+    early_min_samples: int = 30
+    early_windows_seconds: tuple[int, ...] = field(default=(5, 15, 60))
+
+    def windows(self) -> frozenset[int]:
+        """Every window the verdict needs counts for."""
+        needed = {rule.window_seconds for rule in self.rules}
+        if self.early_cutoff:
+            needed |= set(self.early_windows_seconds)
+        return frozenset(needed)
+
+    def rule(self, name: str) -> Rule:
+        return next(rule for rule in self.rules if rule.name == name)
+
+    def with_rule(self, name: str, **changes: object) -> "GuardSettings":
+        return replace(self, rules=tuple(replace(rule, **changes) if rule.name == name else rule
+                                         for rule in self.rules))
