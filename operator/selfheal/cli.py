@@ -116,3 +116,13 @@ def dev_down(state_dir: str | None) -> None:
 
     environment.down(state_dir=Path(state_dir) if state_dir else None)
     click.echo("selfheal dev environment stopped", err=True)
+
+
+def _register_subcommands() -> None:
+    from selfheal.cli_api import api, keygen, token
+
+    for command in (api, keygen, token):
+        main.add_command(command)
+
+
+_register_subcommands()

@@ -1,0 +1,1 @@
+"""The registry API (`selfheal api`): signed patches for SDKs, reports, tokens, metrics."""

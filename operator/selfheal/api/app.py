@@ -1,0 +1,267 @@
+"""The registry API on aiohttp: routes, authentication, limits. Domain work lives beside it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+
+from selfheal.api import tokens
+from selfheal.api.catalog import Catalog, ServedPatch
+from selfheal.api.matching import ErrorReport, Match
+from selfheal.api.metrics import ApiMetrics
+from selfheal.api.ratelimit import RateLimiter
+from selfheal.api.reports import Application, ReportWriter
+from selfheal.api.schemas import ReportBatch, SelfHealRequest, field_errors
+from selfheal.api.signing import SigningKey, seal
+
+log = logging.getLogger("selfheal.api")
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    database_url: str
+    signing_key: SigningKey
+    envelope_ttl_seconds: int = 300
+    max_body_bytes: int = 64 * 1024
+    rate_per_second: float = 50.0
+    rate_burst: int = 100
+    report_buffer: int = 100_000
+    token_cache_seconds: float = 10.0
+
+
+KEY_SETTINGS = web.AppKey("settings", ApiSettings)
+KEY_CATALOG = web.AppKey("catalog", Catalog)
+KEY_REPORTS = web.AppKey("reports", ReportWriter)
+KEY_METRICS = web.AppKey("metrics", ApiMetrics)
+KEY_LIMITER = web.AppKey("limiter", RateLimiter)
+KEY_AUTH = web.AppKey("auth", "TokenCache")
+
+PUBLIC_ROUTES = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
+
+
+def problem(status: int, error: str, message: str, **extra: object) -> web.Response:
+    return web.json_response({"error": error, "message": message, **extra}, status=status)
+
+
+class TokenCache:
+    """Token digests → principals, for a few seconds: lookups must not wait on the database."""
+
+    def __init__(self, database_url: str, ttl: float) -> None:
+        self.database_url, self.ttl = database_url, ttl
+        self._cache: dict[str, tuple[tokens.Principal | None, float]] = {}
+
+    async def principal(self, token: str) -> tokens.Principal | None:
+        key = tokens.digest(token)
+        cached = self._cache.get(key)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        async with await psycopg.AsyncConnection.connect(self.database_url, connect_timeout=3) as conn:
+            principal = await tokens.authenticate(conn, token)
+        if len(self._cache) > 100_000:
+            self._cache.clear()
+        self._cache[key] = (principal, time.monotonic() + self.ttl)
+        return principal
+
+
+@web.middleware
+async def guard_requests(request: web.Request, handler) -> web.StreamResponse:
+    """Authentication, role, rate limit and latency for every route but the public ones."""
+    app = request.app
+    started = time.perf_counter()
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    try:
+        if request.path in PUBLIC_ROUTES:
+            return await handler(request)
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer ") or not header[7:].strip():
+            return _unauthorized("missing bearer token")
+        try:
+            principal = await app[KEY_AUTH].principal(header[7:].strip())
+        except psycopg.Error:
+            return problem(503, "registry_unavailable", "cannot check the token now; retry")
+        if principal is None:
+            return _unauthorized("unknown or revoked token")
+        needed = getattr(handler, "required_role", "developer")
+        if needed == "dev_admin" and principal.role != "dev_admin":
+            return problem(403, "forbidden", "this route needs the dev_admin role")
+        wait = app[KEY_LIMITER].acquire(principal.token_id, now=time.monotonic())
+        if wait:
+            response = problem(429, "rate_limited", "too many requests for this token")
+            response.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
+            return response
+        request["principal"] = principal
+        return await handler(request)
+    finally:
+        app[KEY_METRICS].request_seconds.labels(route=route, method=request.method).observe(
+            time.perf_counter() - started)
+
+
+def _unauthorized(message: str) -> web.Response:
+    response = problem(401, "unauthorized", message)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="selfheal"'
+    return response
+
+
+def requires(role: str):
+    def mark(handler):
+        handler.required_role = role
+        return handler
+    return mark
+
+
+async def _json_body(request: web.Request) -> object:
+    try:
+        raw = await request.read()  # aiohttp enforces client_max_size: 413 beyond it
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise web.HTTPBadRequest(text=json.dumps({"error": "malformed_json", "message": str(error)}),
+                                 content_type="application/json") from None
+
+
+def _bad_request(error: ValidationError) -> web.Response:
+    fields = field_errors(error)
+    return problem(400, "invalid_request", "; ".join(f"{f['field']}: {f['reason']}" for f in fields), fields=fields)
+
+
+def envelope_for(patch: ServedPatch, match: Match, settings: ApiSettings, *, now: datetime) -> dict:
+    row = patch.row
+    payload = {
+        "patch_id": patch.id, "version": patch.version, "sequence": patch.sequence,
+        "sdk_language": patch.sdk_language, "error_signature": patch.error_signature,
+        "description": patch.description, "severity": patch.severity,
+        "operations": row["operations"], "rollback_operations": row.get("rollback_operations"),
+        "issued_at": now.isoformat(timespec="seconds"),
+        "expires_at": (now + timedelta(seconds=settings.envelope_ttl_seconds)).isoformat(timespec="seconds"),
+    }
+    return seal(payload, key=settings.signing_key)
+
+
+async def self_heal(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    app, principal = request.app, request["principal"]
+    try:
+        body = SelfHealRequest.model_validate(await _json_body(request))
+    except ValidationError as error:
+        return _bad_request(error)
+    found = app[KEY_CATALOG].find(ErrorReport(sdk_language=body.sdk, message=body.error, status=body.status,
+                                              code=body.code))
+    now = datetime.now(timezone.utc)
+    if found is None:
+        app[KEY_METRICS].lookups.labels(outcome="miss").inc()
+        # The miss is an application without a patch: the runbook's "errors without a patch" report.
+        accepted = app[KEY_REPORTS].offer([Application(
+            patch_id=None, developer_id=principal.developer_id, sdk_language=body.sdk,
+            error_encountered=body.error, success=False, rollback_triggered=False, patch_applied=False,
+            context=body.context, applied_at=now)])
+        _log_self_heal(principal, body, None, None, started, recorded=accepted)
+        return problem(404, "no_patch", f"no active patch for {body.sdk} error {body.error[:100]!r}",
+                       recorded=accepted)
+    patch, match = found
+    app[KEY_METRICS].lookups.labels(outcome="hit").inc()
+    _log_self_heal(principal, body, patch, match, started, recorded=True)
+    return web.json_response({
+        "patch": {"id": patch.id, "version": patch.version, "description": patch.description,
+                  "severity": patch.severity, "matched_by": match.kind, "rule": match.rule},
+        "envelope": envelope_for(patch, match, app[KEY_SETTINGS], now=now),
+    })
+
+
+def _log_self_heal(principal, body, patch, match, started, *, recorded: bool) -> None:
+    # One structured line per request: `kubectl logs devportal-api | grep "self-heal"` finds it.
+    log.info("self-heal %s", json.dumps({
+        "developer": principal.developer_id, "sdk": body.sdk, "error": body.error[:200],
+        "patch": patch.id if patch else None, "version": patch.version if patch else None,
+        "matched_by": match.kind if match else "miss", "recorded": recorded,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+    }, ensure_ascii=False))
+
+
+async def report_outcomes(request: web.Request) -> web.Response:
+    app, principal = request.app, request["principal"]
+    try:
+        batch = ReportBatch.model_validate(await _json_body(request))
+    except ValidationError as error:
+        return _bad_request(error)
+    catalog = app[KEY_CATALOG]
+    unknown = sorted({r.patch_id for r in batch.reports if r.patch_id is not None and not catalog.knows(r.patch_id)})
+    if unknown:
+        return problem(400, "unknown_patch", f"reports.patch_id: unknown patch ids {unknown[:5]}",
+                       fields=[{"field": "reports.patch_id", "reason": "unknown patch id"}])
+    now = datetime.now(timezone.utc)
+    applications = [Application(
+        patch_id=r.patch_id, developer_id=principal.developer_id,  # from the token, never the body
+        sdk_language=r.sdk, error_encountered=r.error, success=r.success, rollback_triggered=r.rollback_triggered,
+        patch_applied=r.patch_applied, context=r.context,
+        applied_at=min(r.applied_at, now) if r.applied_at and r.applied_at.tzinfo else now,
+    ) for r in batch.reports]
+    if not app[KEY_REPORTS].offer(applications):
+        response = problem(503, "buffer_full", "reports are buffered while the registry is away; keep and retry")
+        response.headers["Retry-After"] = "5"
+        return response
+    for application in applications:
+        app[KEY_METRICS].record_outcome(patch_id=application.patch_id, applied=application.patch_applied,
+                                        success=application.success, rollback=application.rollback_triggered)
+    return web.json_response({"accepted": len(applications)}, status=202)
+
+
+async def list_patches(request: web.Request) -> web.Response:
+    snapshot = request.app[KEY_CATALOG].snapshot
+    patches = [] if snapshot is None else sorted(snapshot.patches.values(), key=lambda p: (p.sdk_language, p.error_signature, p.id))
+    return web.json_response({"patches": [
+        {"id": p.id, "sdk_language": p.sdk_language, "error_signature": p.error_signature,
+         "description": p.description, "severity": p.severity, "version": p.version} for p in patches]})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    catalog = request.app[KEY_CATALOG]
+    if catalog.snapshot is None:
+        return problem(503, "not_ready", "the patch catalog has not loaded yet")
+    return web.json_response({"status": "ready", "patches": len(catalog.snapshot.patches),
+                              "registry_connected": catalog.healthy})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    app = request.app
+    app[KEY_METRICS].reports_buffered.set(app[KEY_REPORTS].pending)
+    return web.Response(body=generate_latest(app[KEY_METRICS].registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def build_app(settings: ApiSettings) -> web.Application:
+    app = web.Application(middlewares=[guard_requests], client_max_size=settings.max_body_bytes)
+    app[KEY_SETTINGS] = settings
+    app[KEY_CATALOG] = Catalog(settings.database_url)
+    app[KEY_REPORTS] = ReportWriter(settings.database_url, capacity=settings.report_buffer)
+    app[KEY_METRICS] = ApiMetrics()
+    app[KEY_LIMITER] = RateLimiter(rate=settings.rate_per_second, burst=settings.rate_burst)
+    app[KEY_AUTH] = TokenCache(settings.database_url, settings.token_cache_seconds)
+    app.router.add_post("/api/dev/self-heal", self_heal)
+    app.router.add_post("/api/dev/self-heal/reports", report_outcomes)
+    app.router.add_get("/api/dev/patches", list_patches)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.cleanup_ctx.append(_background)
+    return app
+
+
+async def _background(app: web.Application):
+    tasks = [asyncio.create_task(app[KEY_CATALOG].follow(), name="catalog"),
+             asyncio.create_task(app[KEY_REPORTS].run(), name="reports")]
+    yield
+    await app[KEY_REPORTS].flush()
+    app[KEY_REPORTS].stop()
+    tasks[0].cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

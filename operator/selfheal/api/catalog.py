@@ -1,0 +1,111 @@
+"""The servable patches, held in memory and refreshed by PostgreSQL LISTEN/NOTIFY.
+
+Lookups never touch the database. Any registry change notifies `selfheal_registry` (a trigger
+of the schema); the catalog then reloads the active, validated rows and swaps its index in one
+assignment. If PostgreSQL goes away, lookups keep serving the last good set while the listener
+reconnects with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg.rows import dict_row
+
+from selfheal.api.matching import Candidate, ErrorReport, Match, PatchIndex
+
+log = logging.getLogger("selfheal.api.catalog")
+
+# Only rows the operator validated are ever served (rows written by SQL start as pending).
+# Compiled operations travel to SDKs, never patch code: rows without them are not servable.
+_SERVABLE = """
+    SELECT r.*, extract(epoch FROM r.updated_at)::float8 AS updated_epoch
+    FROM sdk_self_healing_registry r
+    WHERE r.active AND r.validation_state = 'valid'
+"""
+
+
+@dataclass(frozen=True)
+class ServedPatch:
+    id: str
+    sdk_language: str
+    error_signature: str
+    description: str
+    severity: str
+    version: str
+    sequence: int
+    row: dict = field(repr=False)
+
+
+@dataclass
+class Snapshot:
+    index: PatchIndex
+    patches: dict[str, ServedPatch]
+    known_ids: frozenset[str]  # every registry id, active or not: reports may name any of them
+    loaded_at: float
+
+
+class Catalog:
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.snapshot: Snapshot | None = None
+        self.healthy = False
+
+    def knows(self, patch_id: str) -> bool:
+        return self.snapshot is not None and patch_id in self.snapshot.known_ids
+
+    def find(self, error: ErrorReport) -> tuple[ServedPatch, Match] | None:
+        snapshot = self.snapshot
+        if snapshot is None:
+            return None
+        match = snapshot.index.find(error)
+        return (snapshot.patches[match.candidate.id], match) if match else None
+
+    async def reload(self, conn: psycopg.AsyncConnection) -> None:
+        cursor = conn.cursor(row_factory=dict_row)
+        await cursor.execute(_SERVABLE)
+        rows = [row for row in await cursor.fetchall() if row.get("operations") is not None]
+        known = {row[0] for row in await (await conn.execute("SELECT id FROM sdk_self_healing_registry")).fetchall()}
+        patches = {
+            row["id"]: ServedPatch(id=row["id"], sdk_language=row["sdk_language"],
+                                   error_signature=row["error_signature"], description=row["description"],
+                                   severity=row["severity"], version=row["version"], sequence=row["sequence"], row=row)
+            for row in rows
+        }
+        index = PatchIndex(Candidate(id=p.id, sdk_language=p.sdk_language, error_signature=p.error_signature,
+                                     severity=p.severity, updated_at=p.row["updated_epoch"]) for p in patches.values())
+        self.snapshot = Snapshot(index=index, patches=patches, known_ids=frozenset(known), loaded_at=time.time())
+
+    async def follow(self, *, ready: asyncio.Event | None = None) -> None:
+        """Load, then reload on every notification; reconnect with backoff when the database is away."""
+        delay = 0.5
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.database_url, autocommit=True,
+                                                                 connect_timeout=3) as conn:
+                    await conn.execute("LISTEN selfheal_registry")
+                    await self.reload(conn)
+                    self.healthy, delay = True, 0.5
+                    if ready is not None:
+                        ready.set()
+                    log.info("catalog loaded: %d servable patches", len(self.snapshot.patches))
+                    async for _ in conn.notifies():
+                        await self._drain(conn)
+                        await self.reload(conn)
+            except psycopg.Error as error:
+                self.healthy = False
+                log.warning("catalog: registry unreachable, serving the last good set (%s); retry in %.1fs",
+                            str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+
+    @staticmethod
+    async def _drain(conn: psycopg.AsyncConnection) -> None:
+        # A burst of changes (a GitOps sync of many patches) costs one reload, not one per row.
+        await asyncio.sleep(0.05)
+        async for _ in conn.notifies(timeout=0.0):
+            pass

@@ -1,0 +1,117 @@
+"""Outcome reports from SDKs, buffered in memory and written to PostgreSQL with COPY.
+
+Reports are accepted into a bounded buffer and flushed in batches. While PostgreSQL is away
+the buffer holds them and the writer retries with backoff; when the buffer is full, `offer`
+refuses and the API answers 503 so the SDK keeps its reports. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+log = logging.getLogger("selfheal.api.reports")
+
+COLUMNS = ("patch_id", "developer_id", "sdk_language", "error_encountered", "success",
+           "rollback_triggered", "patch_applied", "context", "applied_at")
+
+
+@dataclass(frozen=True)
+class Application:
+    """One row of sdk_patch_applications."""
+
+    patch_id: str | None
+    developer_id: str
+    sdk_language: str
+    error_encountered: str
+    success: bool
+    rollback_triggered: bool
+    patch_applied: bool
+    context: dict
+    applied_at: datetime
+
+    def row(self) -> tuple:
+        return (self.patch_id, self.developer_id, self.sdk_language, self.error_encountered, self.success,
+                self.rollback_triggered, self.patch_applied, Jsonb(self.context), self.applied_at)
+
+
+class ReportWriter:
+    def __init__(self, database_url: str, *, capacity: int = 100_000, batch_size: int = 5_000,
+                 flush_interval: float = 0.2) -> None:
+        self.database_url = database_url
+        self.capacity, self.batch_size, self.flush_interval = capacity, batch_size, flush_interval
+        self._buffer: list[Application] = []
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.written = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def offer(self, applications: list[Application]) -> bool:
+        """Queue `applications` whole, or refuse them whole when the buffer cannot hold them."""
+        if len(self._buffer) + len(applications) > self.capacity:
+            return False
+        self._buffer.extend(applications)
+        if len(self._buffer) >= self.batch_size:
+            self._wake.set()
+        return True
+
+    async def run(self) -> None:
+        """Write batches until `stop()`; the last pass drains what it can."""
+        delay = 0.5
+        conn: psycopg.AsyncConnection | None = None
+        while not self._stopping:
+            # Not asyncio.wait_for: on 3.11 it can swallow a cancellation that races the event.
+            waiter = asyncio.ensure_future(self._wake.wait())
+            await asyncio.wait([waiter], timeout=self.flush_interval)
+            waiter.cancel()
+            self._wake.clear()
+            while self._buffer:
+                batch = self._buffer[: self.batch_size]
+                try:
+                    if conn is None or conn.closed:
+                        conn = await psycopg.AsyncConnection.connect(self.database_url, connect_timeout=3)
+                    await self._copy(conn, batch)
+                except psycopg.Error as error:
+                    # Keep the batch; the buffer (and 503s when full) protect the SDKs meanwhile.
+                    log.warning("reports: %d buffered, write failed (%s); retry in %.1fs", len(self._buffer),
+                                str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__,
+                                delay)
+                    if conn is not None:
+                        await conn.close()
+                    conn = None
+                    if self._stopping:
+                        log.error("reports: stopping with %d reports unwritten", len(self._buffer))
+                        return
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10)
+                    break
+                del self._buffer[: len(batch)]
+                self.written += len(batch)
+                delay = 0.5
+
+    async def flush(self, timeout: float = 10.0) -> None:
+        """Wait until the buffer is empty, at most `timeout` seconds."""
+        self._wake.set()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._buffer and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    @staticmethod
+    async def _copy(conn: psycopg.AsyncConnection, batch: list[Application]) -> None:
+        async with conn.transaction():
+            async with conn.cursor() as cursor:
+                async with cursor.copy(f"COPY sdk_patch_applications ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+                    for application in batch:
+                        await copy.write_row(application.row())

@@ -1,0 +1,48 @@
+"""Request bodies of the registry API (pure logic): bounded, and errors that name the field."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+MAX_ERROR_LENGTH = 2000
+MAX_REPORTS_PER_BATCH = 500
+
+
+class SelfHealRequest(BaseModel):
+    """The runbook's test body: {"sdk", "error", "status", "context"}; `code` is optional."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    sdk: Literal["node", "python"]
+    error: str = Field(min_length=1, max_length=MAX_ERROR_LENGTH)
+    status: int | None = Field(default=None, ge=100, le=599)
+    code: str | None = Field(default=None, min_length=1, max_length=200)
+    context: dict = Field(default_factory=dict)
+
+
+class Outcome(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    patch_id: str | None = Field(default=None, max_length=64)
+    sdk: Literal["node", "python"]
+    error: str = Field(max_length=MAX_ERROR_LENGTH)
+    success: bool
+    rollback_triggered: bool = False
+    patch_applied: bool = True
+    context: dict = Field(default_factory=dict)
+    applied_at: datetime | None = None
+
+
+class ReportBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reports: list[Outcome] = Field(min_length=1, max_length=MAX_REPORTS_PER_BATCH)
+
+
+def field_errors(error: ValidationError) -> list[dict]:
+    """[{field, reason}] for a 400 body: `reports.3.success`, `status`, …"""
+    return [{"field": ".".join(str(part) for part in item["loc"]) or "body",
+             "reason": item["msg"].removeprefix("Value error, ")} for item in error.errors(include_url=False)]

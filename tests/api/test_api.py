@@ -1,0 +1,99 @@
+"""The registry API over real HTTP against the real registry."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from tests.api.conftest import selfheal
+from tests.support import wait_until
+
+RUNBOOK_TEST_BODY = {"sdk": "node", "error": "401 Unauthorized", "status": 401, "context": {"test": True}}
+
+
+def test_public_routes_need_no_token(api_server):
+    assert api_server.request("GET", "/healthz")[0] == 200
+    assert api_server.request("GET", "/readyz")[0] == 200
+    status, headers, body = api_server.request("GET", "/metrics")
+    assert status == 200
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/api/dev/self-heal"), ("POST", "/api/dev/self-heal/reports"),
+                                               ("GET", "/api/dev/patches")])
+def test_every_private_route_needs_a_valid_token(api_server, method, path):
+    status, headers, body = api_server.request(method, path, body={})
+    assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
+    assert api_server.request(method, path, body={}, token="shk_nope_nope")[0] == 401
+
+
+def test_revoked_token_is_refused(api_server):
+    token = api_server.token("dev-revoked")
+    assert api_server.request("GET", "/api/dev/patches", token=token)[0] == 200
+    selfheal("token", "revoke", token, database_url=api_server.database_url)
+    # Revocation reaches the API within its token cache lifetime.
+    wait_until(lambda: api_server.request("GET", "/api/dev/patches", token=token)[0] == 401, timeout=15,
+               what="revoked token refused")
+
+
+def test_miss_is_404_and_recorded_for_the_unpatched_errors_report(api_server):
+    token = api_server.token("dev-miss")
+    status, _, body = api_server.request("POST", "/api/dev/self-heal", body=RUNBOOK_TEST_BODY, token=token)
+    assert status == 404 and body["error"] == "no_patch" and body["recorded"] is True
+
+    def recorded():
+        with psycopg.connect(api_server.database_url) as conn:
+            return conn.execute("SELECT developer_id, sdk_language, error_encountered, patch_applied, context"
+                                " FROM sdk_patch_applications WHERE developer_id = 'dev-miss'").fetchall()
+    rows = wait_until(recorded, what="miss recorded")
+    assert rows == [("dev-miss", "node", "401 Unauthorized", False, {"test": True})]
+    assert '"matched_by": "miss"' in api_server.log() and "self-heal" in api_server.log()
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"error": "x"}, "sdk"),
+    ({"sdk": "ruby", "error": "x"}, "sdk"),
+    ({"sdk": "node", "error": ""}, "error"),
+    ({"sdk": "node", "error": "x", "status": 999}, "status"),
+    ({"sdk": "node", "error": "x" * 2001}, "error"),
+])
+def test_bad_bodies_are_400_naming_the_field(api_server, body, field):
+    token = api_server.token("dev-bad")
+    status, _, answer = api_server.request("POST", "/api/dev/self-heal", body=body, token=token)
+    assert status == 400 and field in [f["field"] for f in answer["fields"]], answer
+
+
+def test_malformed_json_is_400_and_oversized_is_413(api_server):
+    token = api_server.token("dev-json")
+    assert api_server.request("POST", "/api/dev/self-heal", raw=b"{not json", token=token)[0] == 400
+    huge = b'{"sdk": "node", "error": "' + b"x" * (70 * 1024) + b'"}'
+    assert api_server.request("POST", "/api/dev/self-heal", raw=huge, token=token)[0] == 413
+
+
+def test_burst_gets_429_with_retry_after(api_server):
+    token = api_server.token("dev-burst")
+    answers = [api_server.request("GET", "/api/dev/patches", token=token) for _ in range(60)]
+    limited = [headers for status, headers, _ in answers if status == 429]
+    assert limited and int(limited[0]["Retry-After"]) >= 1
+    # Another token has its own bucket.
+    assert api_server.request("GET", "/api/dev/patches", token=api_server.token("dev-other"))[0] == 200
+
+
+def test_reports_take_the_developer_from_the_token(api_server):
+    token = api_server.token("dev-reporter")
+    batch = {"reports": [{"sdk": "python", "error": "KeyError: amount", "success": False, "patch_applied": False,
+                          "developer_id": "forged", "context": {"n": index}} for index in range(3)]}
+    status, _, body = api_server.request("POST", "/api/dev/self-heal/reports", body=batch, token=token)
+    assert (status, body) == (202, {"accepted": 3})
+
+    def rows():
+        with psycopg.connect(api_server.database_url) as conn:
+            return conn.execute("SELECT developer_id FROM sdk_patch_applications"
+                                " WHERE error_encountered = 'KeyError: amount'").fetchall()
+    assert wait_until(lambda: len(rows()) == 3 and rows()) == [("dev-reporter",)] * 3
+
+
+def test_reports_for_unknown_patches_are_refused(api_server):
+    token = api_server.token("dev-unknown")
+    batch = {"reports": [{"patch_id": "no-such-patch", "sdk": "node", "error": "x", "success": True}]}
+    status, _, body = api_server.request("POST", "/api/dev/self-heal/reports", body=batch, token=token)
+    assert status == 400 and body["error"] == "unknown_patch"

@@ -1,0 +1,67 @@
+import base64
+import json
+
+import pytest
+
+from selfheal.api.matching import Candidate, ErrorReport, PatchIndex, best_match
+from selfheal.api.signing import EnvelopeError, SigningKey, canonical_json, open_envelope, seal
+
+
+def c(id, signature, *, language="node", severity="medium", updated=0.0):
+    return Candidate(id=id, sdk_language=language, error_signature=signature, severity=severity, updated_at=updated)
+
+
+PATCHES = [
+    c("status", "401"), c("prefix", "401 Unauth"), c("exact", "401 Unauthorized"),
+    c("code", "ECONNREFUSED"), c("currency", "invalid_currency"), c("py", "ConnectionError", language="python"),
+]
+
+
+@pytest.mark.parametrize(("error", "expected", "kind"), [
+    (ErrorReport("node", "401 Unauthorized", 401), "exact", "exact"),
+    (ErrorReport("node", "401 Unauthorized: key revoked", 401), "exact", "prefix"),  # longest prefix
+    (ErrorReport("node", "401 Unauthenticated", 401), "prefix", "prefix"),
+    (ErrorReport("node", "Unauthorized", 401), "status", "status"),
+    (ErrorReport("node", "ECONNREFUSED 10.0.0.1:443"), "code", "code"),
+    (ErrorReport("node", "request failed", 400, code="invalid_currency"), "currency", "code"),
+    (ErrorReport("python", "ConnectionError: refused"), "py", "code"),
+])
+def test_most_specific_rule_wins(error, expected, kind):
+    for index in (PatchIndex(PATCHES), None):
+        match = index.find(error) if index else best_match(PATCHES, error)
+        assert (match.candidate.id, match.kind) == (expected, kind)
+        assert kind in match.rule
+
+
+def test_no_match_across_languages_or_unknown_errors():
+    index = PatchIndex(PATCHES)
+    assert index.find(ErrorReport("python", "401 Unauthorized", 401)) is None
+    assert index.find(ErrorReport("node", "ETIMEDOUT")) is None
+
+
+def test_ties_are_deterministic():
+    tied = [c("b", "429", severity="low"), c("a", "429", severity="low"), c("z", "429", severity="high")]
+    assert best_match(tied, ErrorReport("node", "429 Too Many Requests", 429)).candidate.id == "z"
+    tied = tied[:2]
+    assert best_match(tied, ErrorReport("node", "x", 429)).candidate.id == "a"
+    assert best_match(list(reversed(tied)), ErrorReport("node", "x", 429)).candidate.id == "a"
+
+
+def test_envelope_verifies_exact_bytes_and_refuses_tampering():
+    key, other = SigningKey.generate(), SigningKey.generate()
+    trusted = {key.key_id: key.private_key.public_key(), other.key_id: other.private_key.public_key()}
+    envelope = seal({"patch_id": "p", "version": "1.0.0", "operations": [{"op": "set", "value": "é"}]}, key=key)
+    assert open_envelope(envelope, trusted=trusted)["operations"][0]["value"] == "é"
+    assert base64.b64decode(envelope["payload"]) == canonical_json(json.loads(base64.b64decode(envelope["payload"])))
+    tampered = dict(envelope, payload=base64.b64encode(base64.b64decode(envelope["payload"]).replace(b"1.0.0", b"9.0.0")).decode())
+    with pytest.raises(EnvelopeError):
+        open_envelope(tampered, trusted=trusted)
+    with pytest.raises(EnvelopeError):
+        open_envelope(envelope, trusted={other.key_id: other.private_key.public_key()})
+    with pytest.raises(EnvelopeError):
+        open_envelope({"payload": "%%%"}, trusted=trusted)
+
+
+def test_signing_key_round_trips_through_pem():
+    key = SigningKey.generate()
+    assert SigningKey.from_pem(key.private_pem()).key_id == key.key_id
