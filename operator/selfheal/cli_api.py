@@ -31,9 +31,12 @@ def _database_url(function):
               envvar="SELFHEAL_API_RATE", help="Requests per second allowed per token (burst: twice that).")
 @click.option("--max-body", type=click.IntRange(1024, 10 * 1024 * 1024), default=64 * 1024, show_default=True,
               metavar="BYTES", help="Largest request body accepted; larger ones get 413.")
+@click.option("--patch-namespace", envvar="SELFHEAL_PATCH_NAMESPACE", default=None, metavar="NS",
+              help="Namespace where POST /api/dev/patches creates SelfHealPatch resources (cluster from the "
+                   "usual kubeconfig rules). Unset: that route answers 501. [env: SELFHEAL_PATCH_NAMESPACE]")
 @click.option("--migrate/--no-migrate", default=True, show_default=True, help="Apply the registry schema at start.")
 def api(database_url: str, signing_key_file: Path, host: str, port: int, envelope_ttl: int, rate: float,
-        max_body: int, migrate: bool) -> None:
+        max_body: int, patch_namespace: str | None, migrate: bool) -> None:
     """Serve the registry API: POST /api/dev/self-heal, reports, GET /api/dev/patches, /metrics.
 
     Patches are served from memory, refreshed by PostgreSQL LISTEN/NOTIFY; while PostgreSQL is
@@ -52,7 +55,8 @@ def api(database_url: str, signing_key_file: Path, host: str, port: int, envelop
     key = SigningKey.from_pem(signing_key_file.read_bytes())
     logging.getLogger("selfheal.api").info("signing with key id %s", key.key_id)
     settings = ApiSettings(database_url=database_url, signing_key=key, envelope_ttl_seconds=envelope_ttl,
-                           max_body_bytes=max_body, rate_per_second=rate, rate_burst=max(1, int(rate * 2)))
+                           max_body_bytes=max_body, rate_per_second=rate, rate_burst=max(1, int(rate * 2)),
+                           patch_namespace=patch_namespace)
     web.run_app(build_app(settings), host=host, port=port, print=None, access_log=None)
 
 

@@ -11,6 +11,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import uuid
+
+import kubernetes
 import pytest
 
 from tests.support import free_port, wait_until
@@ -23,6 +26,7 @@ class ApiServer:
     process: subprocess.Popen
     log_file: Path
     public_key_pem: str
+    patch_namespace: str
 
     def request(self, method: str, path: str, *, body: object = None, token: str | None = None,
                 raw: bytes | None = None) -> tuple[int, dict, dict]:
@@ -59,19 +63,22 @@ def selfheal(*args: str, database_url: str, check: bool = True) -> subprocess.Co
 
 
 @pytest.fixture(scope="module")
-def api_server(fresh_database, tmp_path_factory) -> ApiServer:
+def api_server(fresh_database, tmp_path_factory, devenv, kube_client) -> ApiServer:
     directory = tmp_path_factory.mktemp("api")
     key_file = directory / "signing.pem"
     public_pem = selfheal("keygen", "--out", str(key_file), database_url=fresh_database).stdout
     port = free_port()
     log_file = directory / "api.log"
-    env = {**os.environ, "SELFHEAL_DATABASE_URL": fresh_database, "SELFHEAL_SIGNING_KEY_FILE": str(key_file)}
+    namespace = f"devportal-{uuid.uuid4().hex[:8]}"
+    kubernetes.client.CoreV1Api(kube_client).create_namespace({"metadata": {"name": namespace}})
+    env = {**os.environ, "SELFHEAL_DATABASE_URL": fresh_database, "SELFHEAL_SIGNING_KEY_FILE": str(key_file),
+           "KUBECONFIG": str(devenv.kubeconfig)}
     with log_file.open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "selfheal", "api", "--host", "127.0.0.1",
-                                    "--port", str(port), "--rate", "20"],
+                                    "--port", str(port), "--rate", "20", "--patch-namespace", namespace],
                                    env=env, stdout=log, stderr=subprocess.STDOUT)
     server = ApiServer(url=f"http://127.0.0.1:{port}", database_url=fresh_database, process=process,
-                       log_file=log_file, public_key_pem=public_pem)
+                       log_file=log_file, public_key_pem=public_pem, patch_namespace=namespace)
 
     def ready():
         if process.poll() is not None:

@@ -9,12 +9,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+import kubernetes
 import psycopg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
-from selfheal.api import tokens
+from selfheal.api import patch_resources, tokens
 from selfheal.api.catalog import Catalog, ServedPatch
 from selfheal.api.matching import ErrorReport, Match
 from selfheal.api.metrics import ApiMetrics
@@ -22,6 +23,7 @@ from selfheal.api.ratelimit import RateLimiter
 from selfheal.api.reports import Application, ReportWriter
 from selfheal.api.schemas import ReportBatch, SelfHealRequest, field_errors
 from selfheal.api.signing import SigningKey, seal
+from selfheal.models import PatchSpec
 
 log = logging.getLogger("selfheal.api")
 
@@ -36,6 +38,7 @@ class ApiSettings:
     rate_burst: int = 100
     report_buffer: int = 100_000
     token_cache_seconds: float = 10.0
+    patch_namespace: str | None = None  # where POST /api/dev/patches creates SelfHealPatch resources
 
 
 KEY_SETTINGS = web.AppKey("settings", ApiSettings)
@@ -44,6 +47,7 @@ KEY_REPORTS = web.AppKey("reports", ReportWriter)
 KEY_METRICS = web.AppKey("metrics", ApiMetrics)
 KEY_LIMITER = web.AppKey("limiter", RateLimiter)
 KEY_AUTH = web.AppKey("auth", "TokenCache")
+KEY_KUBE = web.AppKey("kube", kubernetes.client.CustomObjectsApi)
 
 PUBLIC_ROUTES = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
 
@@ -221,6 +225,40 @@ async def list_patches(request: web.Request) -> web.Response:
          "description": p.description, "severity": p.severity, "version": p.version} for p in patches]})
 
 
+@requires("dev_admin")
+async def create_patch(request: web.Request) -> web.Response:
+    """The runbook's body (snake_case registry columns) → a SelfHealPatch in the patch namespace."""
+    principal, settings = request["principal"], request.app[KEY_SETTINGS]
+    try:
+        spec = PatchSpec.model_validate(await _json_body(request))
+    except ValidationError as error:
+        return _bad_request(error)
+    if settings.patch_namespace is None:
+        return problem(501, "not_configured", "this API was started without --patch-namespace")
+    body = patch_resources.resource_for(spec, created_by=f"devportal:{principal.developer_id}")
+    try:
+        created = await patch_resources.create_resource(request.app[KEY_KUBE], namespace=settings.patch_namespace,
+                                                        body=body)
+    except kubernetes.client.ApiException as error:
+        message = _kube_message(error)
+        if error.status == 409:
+            return problem(409, "conflict", f"a patch for this language and signature exists: {body['metadata']['name']}")
+        if error.status in (400, 422):
+            return problem(400, "invalid_patch", message)  # schema, CEL or the admission webhook said no
+        return problem(502, "kubernetes_error", message)
+    metadata = created["metadata"]
+    log.info("patch resource %s/%s created by %s", metadata["namespace"], metadata["name"], principal.developer_id)
+    return web.json_response({"name": metadata["name"], "namespace": metadata["namespace"], "uid": metadata["uid"],
+                              "status": "created; the operator validates and syncs it"}, status=201)
+
+
+def _kube_message(error: kubernetes.client.ApiException) -> str:
+    try:
+        return json.loads(error.body).get("message", str(error.reason))
+    except (TypeError, ValueError):
+        return str(error.reason)
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -247,9 +285,13 @@ def build_app(settings: ApiSettings) -> web.Application:
     app[KEY_METRICS] = ApiMetrics()
     app[KEY_LIMITER] = RateLimiter(rate=settings.rate_per_second, burst=settings.rate_burst)
     app[KEY_AUTH] = TokenCache(settings.database_url, settings.token_cache_seconds)
+    if settings.patch_namespace is not None:
+        from selfheal import kube
+        app[KEY_KUBE] = kube.custom_objects()
     app.router.add_post("/api/dev/self-heal", self_heal)
     app.router.add_post("/api/dev/self-heal/reports", report_outcomes)
     app.router.add_get("/api/dev/patches", list_patches)
+    app.router.add_post("/api/dev/patches", create_patch)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

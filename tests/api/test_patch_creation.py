@@ -1,0 +1,50 @@
+"""POST /api/dev/patches: the runbook's curl body becomes a SelfHealPatch (role dev_admin)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from selfheal import GROUP, PLURAL, VERSION
+
+RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "runbook.fr.md"
+
+
+def runbook_create_body() -> dict:
+    """The JSON body of the runbook's "Créer un nouveau patch / Via API" curl, verbatim."""
+    text = RUNBOOK.read_text(encoding="utf-8")
+    block = text[text.index("curl -X POST http://localhost:8140/api/dev/patches"):]
+    raw = re.search(r"-d '(\{.*?\})'", block, flags=re.S).group(1)
+    return json.loads(raw)
+
+
+def test_runbook_body_creates_the_resource(api_server, custom_api):
+    body = runbook_create_body()
+    admin = api_server.token("admin-1", role="dev_admin")
+    status, headers, answer = api_server.request("POST", "/api/dev/patches", body=body, token=admin)
+    assert status == 201, answer
+    created = custom_api.get_namespaced_custom_object(GROUP, VERSION, api_server.patch_namespace, PLURAL,
+                                                      answer["name"])
+    assert created["spec"]["patchCode"] == body["patch_code"]
+    assert (created["spec"]["sdkLanguage"], created["spec"]["errorSignature"], created["spec"]["severity"]) == (
+        "node", "ECONNREFUSED", "high")
+    assert created["metadata"]["annotations"]["selfheal.molam.io/created-by"] == "devportal:admin-1"
+    # The same body again names the same resource: a conflict, not a duplicate patch.
+    assert api_server.request("POST", "/api/dev/patches", body=body, token=admin)[0] == 409
+
+
+def test_creation_needs_dev_admin(api_server):
+    developer = api_server.token("dev-1")
+    assert api_server.request("POST", "/api/dev/patches", body=runbook_create_body(), token=developer)[0] == 403
+
+
+def test_invalid_bodies_name_the_field(api_server):
+    admin = api_server.token("admin-2", role="dev_admin")
+    body = {**runbook_create_body(), "severity": "urgent"}
+    status, _, answer = api_server.request("POST", "/api/dev/patches", body=body, token=admin)
+    assert status == 400 and answer["fields"][0]["field"] == "severity"
+    body = {**runbook_create_body(), "severity": "critical", "error_signature": "ETIMEDOUT"}
+    del body["rollback_code"]
+    status, _, answer = api_server.request("POST", "/api/dev/patches", body=body, token=admin)
+    assert status == 400 and "rollback" in answer["message"].lower()
