@@ -97,3 +97,19 @@ def test_reports_for_unknown_patches_are_refused(api_server):
     batch = {"reports": [{"patch_id": "no-such-patch", "sdk": "node", "error": "x", "success": True}]}
     status, _, body = api_server.request("POST", "/api/dev/self-heal/reports", body=batch, token=token)
     assert status == 400 and body["error"] == "unknown_patch"
+
+
+def test_openapi_document_is_served_kept_in_the_repository_and_lists_every_route(api_server):
+    import json
+    from pathlib import Path
+
+    from selfheal.api.app import ApiSettings, build_app
+    from selfheal.api.signing import SigningKey
+
+    status, _, served = api_server.request("GET", "/openapi.json")
+    committed = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text())
+    assert status == 200 and served == committed, "regenerate docs/openapi.json from selfheal.api.openapi"
+    app = build_app(ApiSettings(database_url="postgresql://unused", signing_key=SigningKey.generate()))
+    routes = {(route.resource.canonical, route.method.lower()) for route in app.router.routes()}
+    documented = {(path, method) for path, methods in committed["paths"].items() for method in methods}
+    assert routes - {(path, "head") for path, _ in routes} == documented

@@ -15,7 +15,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
-from selfheal.api import patch_resources, tokens
+from selfheal.api import openapi, patch_resources, tokens
 from selfheal.api.catalog import Catalog, ServedPatch
 from selfheal.api.matching import ErrorReport, Match
 from selfheal.api.metrics import ApiMetrics
@@ -271,6 +271,10 @@ async def readyz(request: web.Request) -> web.Response:
                               "registry_connected": catalog.healthy})
 
 
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.json_response(openapi.document())
+
+
 async def metrics(request: web.Request) -> web.Response:
     app = request.app
     app[KEY_METRICS].reports_buffered.set(app[KEY_REPORTS].pending)
@@ -295,6 +299,7 @@ def build_app(settings: ApiSettings) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi_document)
     app.cleanup_ctx.append(_background)
     return app
 
