@@ -20,6 +20,8 @@ REASON_INVALID_SPEC = "InvalidSpec"
 REASON_DEACTIVATED_IN_REGISTRY = "DeactivatedInRegistry"
 REASON_DELETED = "Deleted"
 REASON_REGISTRY_UNAVAILABLE = "RegistryUnavailable"
+REASON_AUTO_DEACTIVATED = "AutoDeactivated"  # the guard proved the patch bad
+REASON_MANUAL_KILL_SWITCH = "ManualKillSwitch"  # a person switched it off during an incident
 
 
 @dataclass(frozen=True)

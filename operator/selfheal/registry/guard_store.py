@@ -1,0 +1,213 @@
+"""The guard's reads and writes (psycopg 3, async): windows from rollups, state, deactivation.
+
+Rollups are kept by the database itself (0003_guard.sql), so one evaluation cycle reads a few
+buckets per patch with recent traffic, whatever the size of the history.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg.rows import dict_row
+
+from selfheal.guard.evaluate import Counts
+from selfheal.guard.rules import FINE_BUCKET_SECONDS, FINE_WINDOW_LIMIT, COARSE_BUCKET_SECONDS
+from selfheal.status import REASON_AUTO_DEACTIVATED, REASON_DEACTIVATED_IN_REGISTRY, REASON_MANUAL_KILL_SWITCH
+
+# Reasons a reactivation annotation or `selfheal enable` may undo; spec-driven ones need a new spec.
+REVERSIBLE_REASONS = (REASON_AUTO_DEACTIVATED, REASON_MANUAL_KILL_SWITCH, REASON_DEACTIVATED_IN_REGISTRY)
+
+# A window covers its current (partial) bucket and the window/width - 1 buckets before it; data
+# from before `since` (the patch came back) does not count.
+_WINDOWS_SQL = f"""
+WITH w (seconds, width) AS (
+    SELECT s, CASE WHEN s < {FINE_WINDOW_LIMIT} THEN {FINE_BUCKET_SECONDS} ELSE {COARSE_BUCKET_SECONDS} END
+    FROM unnest(%(windows)s::int[]) AS s
+),
+counts AS (
+    SELECT r.patch_id, w.seconds, sum(r.total) AS total, sum(r.failures) AS failures, sum(r.rollbacks) AS rollbacks
+    FROM w
+    JOIN sdk_patch_rollups r
+      ON r.width = w.width
+     AND r.bucket >= date_bin(make_interval(secs => w.width), %(now)s, timestamptz 'epoch')
+                     - make_interval(secs => w.seconds - w.width)
+     AND r.bucket <= %(now)s
+    LEFT JOIN sdk_guard_state g ON g.patch_id = r.patch_id
+    WHERE g.since IS NULL OR r.bucket >= g.since
+    GROUP BY r.patch_id, w.seconds
+),
+candidates AS (
+    SELECT patch_id FROM counts
+    UNION
+    SELECT patch_id FROM sdk_guard_state WHERE pending <> '{{}}'::jsonb
+)
+SELECT p.id, p.source_namespace, p.source_name, p.source_generation, coalesce(g.pending, '{{}}') AS pending,
+       coalesce((SELECT jsonb_agg(jsonb_build_array(c.seconds, c.total, c.failures, c.rollbacks))
+                 FROM counts c WHERE c.patch_id = p.id), '[]') AS windows
+FROM candidates x
+JOIN sdk_self_healing_registry p ON p.id = x.patch_id AND p.active
+LEFT JOIN sdk_guard_state g ON g.patch_id = p.id
+"""
+
+
+@dataclass(frozen=True)
+class PatchWindows:
+    """One active patch's counts per window and its persisted pending rules."""
+
+    id: str
+    namespace: str | None
+    name: str | None
+    generation: int | None
+    pending: dict[str, float]
+    windows: dict[int, Counts] = field(default_factory=dict)
+
+
+async def read_windows(conn: psycopg.AsyncConnection, *, now: datetime.datetime,
+                       windows: Iterable[int]) -> list[PatchWindows]:
+    """Active patches with traffic in any window or a pending rule, with their counts."""
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(_WINDOWS_SQL, {"now": now, "windows": sorted(set(windows))})
+    return [
+        PatchWindows(
+            id=row["id"], namespace=row["source_namespace"], name=row["source_name"],
+            generation=row["source_generation"], pending={k: float(v) for k, v in row["pending"].items()},
+            windows={int(s): Counts(int(t), int(f), int(r)) for s, t, f, r in row["windows"]},
+        )
+        for row in await cursor.fetchall()
+    ]
+
+
+async def save_pending(conn: psycopg.AsyncConnection, *, changes: Mapping[str, dict[str, float]]) -> None:
+    """Persist pending rules that changed (patch id -> rule -> pending since), in one statement."""
+    if not changes:
+        return
+    ids = list(changes)
+    await conn.execute(
+        """INSERT INTO sdk_guard_state AS g (patch_id, pending)
+           SELECT id, pending FROM unnest(%s::text[], %s::jsonb[]) AS c (id, pending)
+           WHERE EXISTS (SELECT 1 FROM sdk_self_healing_registry p WHERE p.id = c.id)
+           ON CONFLICT (patch_id) DO UPDATE SET pending = excluded.pending, updated_at = now()""",
+        (ids, [json.dumps(changes[i]) for i in ids]),
+    )
+
+
+@dataclass(frozen=True)
+class Deactivated:
+    id: str
+    namespace: str | None
+    name: str | None
+    version: str
+
+
+async def deactivate(conn: psycopg.AsyncConnection, *, patch_id: str, reason: str, message: str, actor: str,
+                     details: Mapping[str, object]) -> Deactivated | None:
+    """Switch a patch off with its reason and an audit row of figures, in one transaction.
+
+    None when it was already inactive (another writer got there first): nothing is written.
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT set_config('selfheal.actor', %s, true)", (actor,))
+        cursor = conn.cursor(row_factory=dict_row)
+        await cursor.execute(
+            """UPDATE sdk_self_healing_registry
+               SET active = false, deactivation_reason = %s, deactivation_message = %s
+               WHERE id = %s AND active
+               RETURNING id, source_namespace, source_name, version, revision, source_generation""",
+            (reason, message[:2000], patch_id),
+        )
+        row = await cursor.fetchone()
+        if row is None:
+            return None
+        await conn.execute(
+            """INSERT INTO sdk_patch_audit (patch_id, action, actor, version, revision, active, source_generation,
+                                            reason, details)
+               VALUES (%s, %s, %s, %s, %s, false, %s, %s, %s)""",
+            (patch_id, "guard" if reason == REASON_AUTO_DEACTIVATED else "kill-switch", actor, row["version"],
+             row["revision"], row["source_generation"], message[:2000], json.dumps(dict(details))),
+        )
+        await conn.execute(
+            """INSERT INTO sdk_guard_state AS g (patch_id, pending, verdict) VALUES (%s, '{}', 'Deactivated')
+               ON CONFLICT (patch_id) DO UPDATE SET pending = '{}', verdict = 'Deactivated', updated_at = now()""",
+            (patch_id,),
+        )
+    return Deactivated(row["id"], row["source_namespace"], row["source_name"], row["version"])
+
+
+async def reactivate(conn: psycopg.AsyncConnection, *, patch_id: str, actor: str, token: str | None) -> bool:
+    """Bring back a patch the guard, a kill switch or SQL turned off; remember the token used.
+
+    Spec-driven deactivations (spec.active false, invalid, deleted) are not undone here.
+    The registry trigger resets the guard's state (0003_guard.sql).
+    """
+    async with conn.transaction():
+        if token is not None:
+            # A token is used once, whoever uses it first (the CLI or the operator).
+            cursor = await conn.execute(
+                "SELECT reactivation_token FROM sdk_guard_state WHERE patch_id = %s FOR UPDATE", (patch_id,))
+            row = await cursor.fetchone()
+            if row is not None and row[0] == token:
+                return False
+        await conn.execute("SELECT set_config('selfheal.actor', %s, true)", (actor,))
+        cursor = await conn.execute(
+            """UPDATE sdk_self_healing_registry SET active = true
+               WHERE id = %s AND NOT active AND deactivation_reason = ANY(%s) AND validation_state = 'valid'""",
+            (patch_id, list(REVERSIBLE_REASONS)),
+        )
+        if token is not None:
+            await conn.execute(
+                """INSERT INTO sdk_guard_state AS g (patch_id, reactivation_token) VALUES (%s, %s)
+                   ON CONFLICT (patch_id) DO UPDATE SET reactivation_token = excluded.reactivation_token""",
+                (patch_id, token),
+            )
+        return cursor.rowcount == 1
+
+
+async def reactivation_tokens(conn: psycopg.AsyncConnection) -> dict[str, str]:
+    cursor = await conn.execute(
+        "SELECT patch_id, reactivation_token FROM sdk_guard_state WHERE reactivation_token IS NOT NULL")
+    return dict(await cursor.fetchall())
+
+
+async def patch_id_for(conn: psycopg.AsyncConnection, *, namespace: str, name: str) -> str | None:
+    cursor = await conn.execute(
+        "SELECT id FROM sdk_self_healing_registry WHERE source_namespace = %s AND source_name = %s",
+        (namespace, name))
+    row = await cursor.fetchone()
+    return row[0] if row else None
+
+
+async def figures_24h(conn: psycopg.AsyncConnection, *, now: datetime.datetime) -> dict[str, Counts]:
+    """Applications of the last 24 hours per patch (hourly rollups: the current hour and the 23 before)."""
+    cursor = await conn.execute(
+        """SELECT patch_id, sum(total), sum(failures), sum(rollbacks) FROM sdk_patch_rollups
+           WHERE width = 3600 AND bucket >= date_bin('1 hour', %(now)s, timestamptz 'epoch') - interval '23 hours'
+             AND bucket <= %(now)s
+           GROUP BY patch_id""",
+        {"now": now},
+    )
+    return {patch_id: Counts(int(t), int(f), int(r)) for patch_id, t, f, r in await cursor.fetchall()}
+
+
+async def maintain(conn: psycopg.AsyncConnection, *, now: datetime.datetime, days_ahead: int,
+                   retention_days: int) -> tuple[int, int]:
+    """Create daily partitions ahead, drop those past retention (0: keep all), prune old rollups."""
+    today = now.astimezone(datetime.timezone.utc).date()
+    async with conn.transaction():
+        created = (await (await conn.execute("SELECT selfheal_ensure_application_partitions(%s, %s)",
+                                             (today, today + datetime.timedelta(days=days_ahead)))).fetchone())[0]
+        dropped = 0
+        if retention_days > 0:
+            cutoff = today - datetime.timedelta(days=retention_days)
+            dropped = (await (await conn.execute("SELECT selfheal_drop_application_partitions(%s)",
+                                                 (cutoff,))).fetchone())[0]
+            await conn.execute("DELETE FROM sdk_patch_rollups WHERE width = 3600 AND bucket < %s", (cutoff,))
+        # Short buckets only serve the guard's windows (at most an hour).
+        await conn.execute(
+            """DELETE FROM sdk_patch_rollups WHERE (width = 5 AND bucket < %(now)s - interval '2 hours')
+                                                 OR (width = 60 AND bucket < %(now)s - interval '2 days')""",
+            {"now": now})
+    return created, dropped
