@@ -126,3 +126,13 @@ def _register_subcommands() -> None:
 
 
 _register_subcommands()
+
+
+def _register_patchlang_commands() -> None:
+    from selfheal.cli_patchlang import check_command, compile_command
+
+    main.add_command(compile_command)
+    main.add_command(check_command)
+
+
+_register_patchlang_commands()

@@ -1,8 +1,8 @@
 import pytest
 
 from selfheal.models import SpecError, parse_spec
-from selfheal.patchcode import check_code
-from selfheal.validation import row_problems, validate_spec
+from selfheal.patchlang import PatchCodeError, compile_patch
+from selfheal.validation import row_problems, validate_patch, validate_spec
 
 GOOD = {
     "sdkLanguage": "node", "errorSignature": "ECONNREFUSED",
@@ -35,6 +35,8 @@ def test_runbook_examples_are_valid():
     ({"patchCode": "this.baseUrl = ;"}, "spec.patchCode"),
     ({"rollbackCode": "this.baseUrl = ("}, "spec.rollbackCode"),
     ({"sdkLanguage": "python", "patchCode": "self.base_url = ", "rollbackCode": "self.base_url = None"}, "spec.patchCode"),
+    ({"patchCode": 'require("child_process").exec("id");'}, "spec.patchCode"),
+    ({"rollbackCode": 'this.baseUrl = "https://evil.example";'}, "spec.rollbackCode"),
 ])
 def test_bad_specs_name_the_field(change, field):
     raw = {key: value for key, value in {**GOOD, **change}.items() if value is not None}
@@ -50,17 +52,29 @@ def test_missing_required_fields_are_all_named():
     assert named == {"spec.sdkLanguage", "spec.errorSignature", "spec.patchCode", "spec.description"}
 
 
+def _problem(language: str, code: str) -> PatchCodeError:
+    with pytest.raises(PatchCodeError) as caught:
+        compile_patch(language=language, code=code)
+    return caught.value
+
+
 def test_code_problems_have_line_and_column():
-    [problem] = check_code(language="python", code="x = 1\ny = (\n")
+    problem = _problem("python", "self.timeout = 30\ny = (\n")
     assert problem.line == 2 and problem.column >= 1 and "syntax" in problem.reason
-    [problem] = check_code(language="node", code="a = 1;\nb = ;")
-    assert str(problem).startswith("2:")
+    assert str(_problem("node", "this.timeout = 1000;\nb = ;")).startswith("2:")
 
 
 def test_hostile_code_is_refused_not_crashing():
-    assert check_code(language="python", code="(" * 100_000)
-    assert check_code(language="node", code="[" * 100_000)
-    assert check_code(language="node", code="a\x00b")
+    assert _problem("python", "(" * 100_000)
+    assert _problem("node", "[" * 100_000)
+    assert _problem("node", "a\x00b")
+
+
+def test_valid_specs_carry_their_compiled_operations():
+    valid = validate_patch(GOOD)
+    assert [op["op"] for op in valid.operations["operations"]] == ["set", "log"]
+    assert valid.rollback_operations["operations"] == [{"op": "set", "setting": "base_url",
+                                                       "value": "https://api.molam.com"}]
 
 
 def test_registry_rows_are_checked_with_column_names():
