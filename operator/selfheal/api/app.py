@@ -68,8 +68,13 @@ class TokenCache:
         cached = self._cache.get(key)
         if cached and cached[1] > time.monotonic():
             return cached[0]
-        async with await psycopg.AsyncConnection.connect(self.database_url, connect_timeout=3) as conn:
-            principal = await tokens.authenticate(conn, token)
+        try:
+            async with await psycopg.AsyncConnection.connect(self.database_url, connect_timeout=3) as conn:
+                principal = await tokens.authenticate(conn, token)
+        except psycopg.Error:
+            if cached is not None:
+                return cached[0]  # the registry is away: a token known a moment ago stays known
+            raise
         if len(self._cache) > 100_000:
             self._cache.clear()
         self._cache[key] = (principal, time.monotonic() + self.ttl)

@@ -93,9 +93,9 @@ class Catalog:
                     if ready is not None:
                         ready.set()
                     log.info("catalog loaded: %d servable patches", len(self.snapshot.patches))
-                    async for _ in conn.notifies():
-                        await self._drain(conn)
-                        await self.reload(conn)
+                    while True:
+                        if await self._changed(conn):
+                            await self.reload(conn)
             except psycopg.Error as error:
                 self.healthy = False
                 log.warning("catalog: registry unreachable, serving the last good set (%s); retry in %.1fs",
@@ -104,8 +104,19 @@ class Catalog:
                 delay = min(delay * 2, 10)
 
     @staticmethod
-    async def _drain(conn: psycopg.AsyncConnection) -> None:
-        # A burst of changes (a GitOps sync of many patches) costs one reload, not one per row.
-        await asyncio.sleep(0.05)
-        async for _ in conn.notifies(timeout=0.0):
-            pass
+    async def _changed(conn: psycopg.AsyncConnection) -> bool:
+        """Wait for a registry notification; True once one (or a burst) arrived.
+
+        The query that follows must run outside `notifies()`, which holds the connection.
+        A burst of changes (a GitOps sync of many patches) costs one reload, not one per row.
+        """
+        arrived = False
+        async for _ in conn.notifies(timeout=30.0, stop_after=1):
+            arrived = True
+        if arrived:
+            await asyncio.sleep(0.05)
+            async for _ in conn.notifies(timeout=0.01):
+                pass
+        else:
+            await conn.execute("SELECT 1")  # a silent connection may be a dead one: find out
+        return arrived

@@ -276,7 +276,7 @@ def _wait_crd_usable(plane: ControlPlane, name: str, *, deadline: float, timeout
         status, crd = api_get(plane, f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
         established = status == 200 and any(
             c.get("type") == "Established" and c.get("status") == "True"
-            for c in crd.get("status", {}).get("conditions", [])
+            for c in (crd.get("status") or {}).get("conditions") or []
         )
         if established:
             group, plural = crd["spec"]["group"], crd["spec"]["names"]["plural"]
