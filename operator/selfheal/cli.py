@@ -6,6 +6,9 @@ from pathlib import Path
 
 import click
 
+from selfheal.cli_patchlang import allowed_hosts_option
+from selfheal.patchlang import AllowedHosts
+
 DATABASE_URL_HELP = "PostgreSQL URL of the registry, e.g. postgresql://user@host:5432/molam_connect."
 
 
@@ -58,8 +61,9 @@ def migrate(database_url: str) -> None:
 @click.option("--liveness-port", type=click.IntRange(0, 65535), default=0, envvar="SELFHEAL_LIVENESS_PORT",
               help="Serve kopf's liveness probe on http://0.0.0.0:PORT/healthz (0: off).")
 @click.option("--verbose", "-v", is_flag=True, help="Debug logging.")
+@allowed_hosts_option
 def operator(database_url: str, namespaces: tuple[str, ...], registry_poll_interval: float, migrate: bool,
-             liveness_port: int, verbose: bool) -> None:
+             liveness_port: int, verbose: bool, allowed_hosts: AllowedHosts) -> None:
     """Run the operator: validate SelfHealPatch resources and sync them into the registry.
 
     The cluster comes from the usual kubeconfig rules (KUBECONFIG, ~/.kube/config, then the
@@ -69,7 +73,7 @@ def operator(database_url: str, namespaces: tuple[str, ...], registry_poll_inter
     from selfheal.controller.run import run_operator
 
     config = OperatorConfig(database_url=database_url, registry_poll_seconds=registry_poll_interval,
-                            run_migrations=migrate)
+                            run_migrations=migrate, allowed_hosts=allowed_hosts)
     run_operator(config=config, namespaces=namespaces, liveness_port=liveness_port or None, debug=verbose)
 
 

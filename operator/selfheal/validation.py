@@ -30,6 +30,11 @@ class ValidPatch:
         return self.rollback.document() if self.rollback else None
 
 
+def operation_counts(valid: ValidPatch) -> dict[str, int]:
+    """What status shows: how many operations the patch and its rollback compile to."""
+    return {"patch": len(valid.patch.operations), "rollback": len(valid.rollback.operations) if valid.rollback else 0}
+
+
 def _compile(field: str, *, language: str, code: str, hosts: AllowedHosts,
              problems: list[str]) -> CompiledPatch | None:
     try:

@@ -70,7 +70,7 @@ def test_valid_patch_turned_invalid_is_switched_off(patches, registry, namespace
     row = registry.row(namespace, "regress")
     assert (row["active"], row["deactivation_reason"]) == (False, "InvalidSpec")
     assert row["patch_code"] != "this.baseUrl = (;"  # the bad code is not stored
-    patches.patch_spec("regress", patchCode='this.baseUrl = "https://api-backup-4.molam.com";')
+    patches.patch_spec("regress", patchCode='this.baseUrl = "https://api-backup.molam.com/v4";')
     patches.wait_condition("regress", "Active", status="True", generation=3)
     assert registry.row(namespace, "regress")["version"] == "1.0.1"
 

@@ -21,7 +21,7 @@ def test_spec_active_false_deactivates_and_true_brings_it_back(patches, registry
 def test_delete_leaves_an_inactive_row_with_its_history(patches, registry, namespace):
     patches.create("doomed")
     patches.wait_condition("doomed", "Ready", status="True")
-    patches.patch_spec("doomed", patchCode='this.baseUrl = "https://api-backup-3.molam.com";')
+    patches.patch_spec("doomed", patchCode='this.baseUrl = "https://api-backup.molam.com/v3";')
     patches.wait_condition("doomed", "Synced", status="True", generation=2)
     assert patches.get("doomed")["metadata"]["finalizers"] == ["selfheal.molam.io/registry"]
     patches.delete("doomed")

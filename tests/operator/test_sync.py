@@ -7,7 +7,7 @@ import subprocess
 
 import psycopg
 
-from selfheal.models import parse_spec
+from selfheal.validation import validate_patch
 from selfheal.registry import store
 from tests.support import wait_until
 
@@ -46,7 +46,7 @@ def test_kubectl_wait_and_columns(devenv, patches, registry, namespace):
 def test_every_spec_change_increments_the_version(patches, registry, namespace):
     patches.create("evolving")
     patches.wait_condition("evolving", "Ready", status="True", generation=1)
-    patches.patch_spec("evolving", patchCode='this.baseUrl = "https://api-backup-2.molam.com";')
+    patches.patch_spec("evolving", patchCode='this.baseUrl = "https://api-backup.molam.com/v2";')
     patches.wait_condition("evolving", "Synced", status="True", generation=2)
     assert registry.row(namespace, "evolving")["version"] == "1.0.1"
     patches.patch_spec("evolving", version="2.0.0", description="Fallback vers API de backup 2")
@@ -56,7 +56,7 @@ def test_every_spec_change_increments_the_version(patches, registry, namespace):
     history = registry.history(row["id"])
     assert [(h["revision"], h["version"], h["source_generation"]) for h in history] == [
         (1, "1.0.0", 1), (2, "1.0.1", 2), (3, "2.0.0", 3)]
-    assert history[1]["patch_code"] == 'this.baseUrl = "https://api-backup-2.molam.com";'
+    assert history[1]["patch_code"] == 'this.baseUrl = "https://api-backup.molam.com/v2";'
     assert patches.get("evolving")["status"]["registryVersion"] == "2.0.0"
 
 
@@ -75,22 +75,25 @@ def test_status_only_update_writes_nothing(patches, registry, namespace):
 
 def test_replayed_and_reordered_events_leave_one_row_at_latest_generation(registry, operator_database_url):
     """Drives the registry writer directly with events in a hostile order."""
-    spec_v1 = parse_spec({"sdkLanguage": "python", "errorSignature": "Timeout", "patchCode": "self.timeout = 30",
-                          "rollbackCode": "self.timeout = 10", "description": "timeout"})
-    spec_v2 = spec_v1.model_copy(update={"patch_code": "self.timeout = 60"})
+    raw_v1 = {"sdkLanguage": "python", "errorSignature": "Timeout", "patchCode": "self.timeout = 30",
+              "rollbackCode": "self.timeout = 10", "description": "timeout"}
+    v1, v2 = validate_patch(raw_v1), validate_patch({**raw_v1, "patchCode": "self.timeout = 60"})
     gen = lambda n: store.PatchSource(namespace="replay", name="timeout", uid="uid-1", generation=n)
+    sync = lambda conn, n, valid: store.sync_patch(conn, source=gen(n), spec=valid.spec, operations=valid.operations,
+                                                   rollback_operations=valid.rollback_operations)
 
     async def play():
         async with await psycopg.AsyncConnection.connect(operator_database_url) as conn:
-            first = await store.sync_patch(conn, source=gen(2), spec=spec_v2)
-            stale = await store.sync_patch(conn, source=gen(1), spec=spec_v1)   # arrives late
-            replay = await store.sync_patch(conn, source=gen(2), spec=spec_v2)  # duplicate
+            first = await sync(conn, 2, v2)
+            stale = await sync(conn, 1, v1)   # arrives late
+            replay = await sync(conn, 2, v2)  # duplicate
             return first, stale, replay
 
     first, stale, replay = asyncio.run(play())
     assert first.written and not stale.written and not replay.written
     [row] = registry.rows("replay", "timeout")
     assert (row["patch_code"], row["source_generation"], row["version"]) == ("self.timeout = 60", 2, "1.0.0")
+    assert row["operations"] == v2.operations
     assert len(registry.audit(row["id"])) == 1
 
 

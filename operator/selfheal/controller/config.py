@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from selfheal.patchlang import DEFAULT_HOSTS, AllowedHosts
+
 
 @dataclass(frozen=True)
 class OperatorConfig:
@@ -13,3 +15,5 @@ class OperatorConfig:
     # Ceiling of the exponential backoff while the registry is unreachable.
     max_retry_delay_seconds: float = 30.0
     run_migrations: bool = True
+    # Hosts a patch's base URL may point at (`--allowed-host`, SELFHEAL_ALLOWED_HOSTS).
+    allowed_hosts: AllowedHosts = DEFAULT_HOSTS

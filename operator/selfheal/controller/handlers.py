@@ -24,7 +24,7 @@ from selfheal.models import SpecError
 from selfheal.registry import store
 from selfheal.registry.migrate import migrate
 from selfheal.status import invalid_status, synced_status, unavailable_status
-from selfheal.validation import validate_spec
+from selfheal.validation import operation_counts, validate_patch
 
 PREFIX = "selfheal.molam.io"
 REGISTRY_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout, store.RegistryConflict)
@@ -98,17 +98,21 @@ async def reconcile(
     source = _source(meta)
     previous = dict(status)
     try:
-        parsed = validate_spec(dict(spec))
+        valid = validate_patch(dict(spec), allowed_hosts=memo.config.allowed_hosts)
     except SpecError as error:
         patch.status.update(invalid_status(previous, generation=source.generation, problems=error.problems, now=utc_now()))
+        patch.status["operations"] = None
         kopf.warn(body, reason="InvalidSpec", message="; ".join(error.problems)[:1000])
         await _registry_call(memo, retry, patch, previous, source,
                              lambda conn: store.mark_invalid(conn, source=source, problems=error.problems))
         return
 
     outcome = await _registry_call(memo, retry, patch, previous, source,
-                                   lambda conn: store.sync_patch(conn, source=source, spec=parsed))
+                                   lambda conn: store.sync_patch(conn, source=source, spec=valid.spec,
+                                                                 operations=valid.operations,
+                                                                 rollback_operations=valid.rollback_operations))
     patch.status.update(synced_status(previous, generation=source.generation, row=outcome.state, now=utc_now()))
+    patch.status["operations"] = operation_counts(valid)
     if outcome.written:
         kopf.info(body, reason="Synced", message=f"registry version {outcome.state.version} (id {outcome.state.id})")
 

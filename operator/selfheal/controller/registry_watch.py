@@ -20,7 +20,8 @@ from selfheal import kube
 from selfheal.clock import utc_now
 from selfheal.registry import store
 from selfheal.status import ACTIVE, registry_status
-from selfheal.validation import row_problems
+from selfheal.models import SpecError
+from selfheal.validation import validate_row
 
 log = logging.getLogger("selfheal.registry-watch")
 
@@ -40,8 +41,14 @@ async def watch_registry(*, memo: kopf.Memo) -> None:
 async def reflect_once(*, memo: kopf.Memo) -> None:
     async with memo.pool.connection() as conn:
         for row in await store.pending_rows(conn):
-            problems = row_problems(row.fields)
-            if await store.record_validation(conn, row=row, problems=problems):
+            # Valid rows get their compiled operations; until then they are never served.
+            try:
+                valid, problems = validate_row(row.fields, allowed_hosts=memo.config.allowed_hosts), []
+            except SpecError as error:
+                valid, problems = None, error.problems
+            if await store.record_validation(conn, row=row, problems=problems,
+                                             operations=valid.operations if valid else None,
+                                             rollback_operations=valid.rollback_operations if valid else None):
                 verdict = "invalid: " + "; ".join(problems) if problems else "valid"
                 log.info("registry row %s (revision %s) written outside the operator is %s", row.id, row.revision, verdict)
         rows = await store.sourced_rows(conn)

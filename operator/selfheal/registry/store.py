@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from selfheal.models import PatchSpec
 from selfheal.semver import next_registry_version
@@ -70,15 +71,22 @@ async def _current(conn: psycopg.AsyncConnection, source: PatchSource) -> dict |
     return await cursor.fetchone()
 
 
-async def sync_patch(conn: psycopg.AsyncConnection, *, source: PatchSource, spec: PatchSpec) -> SyncOutcome:
-    """Make the registry hold `spec` at `source.generation`: one row, history and audit by trigger."""
+async def sync_patch(conn: psycopg.AsyncConnection, *, source: PatchSource, spec: PatchSpec, operations: dict,
+                     rollback_operations: dict | None) -> SyncOutcome:
+    """Make the registry hold `spec` at `source.generation`: one row, history and audit by trigger.
+
+    `operations` and `rollback_operations` are what the code compiled to (patchlang documents):
+    they are stored beside the code, and they are what SDKs receive.
+    """
+    compiled = (Jsonb(operations), Jsonb(rollback_operations) if rollback_operations is not None else None)
     for _ in range(_OPTIMISTIC_ATTEMPTS):
         async with conn.transaction():
             await _as_operator(conn)
             row = await _current(conn, source)
             if row is not None and _holds(row, source):
                 return SyncOutcome(_state(row), written=False)
-            written = await (_insert(conn, source, spec) if row is None else _update(conn, source, spec, row))
+            written = await (_insert(conn, source, spec, compiled) if row is None
+                             else _update(conn, source, spec, compiled, row))
             if written is not None:
                 return SyncOutcome(_state(written), written=True)
     raise RegistryConflict(f"{source.namespace}/{source.name}: registry row kept changing during sync")
@@ -90,23 +98,25 @@ def _activity(spec: PatchSpec) -> tuple[bool, str | None, str | None]:
     return False, REASON_SPEC_INACTIVE, "spec.active is false"
 
 
-async def _insert(conn: psycopg.AsyncConnection, source: PatchSource, spec: PatchSpec) -> dict | None:
+async def _insert(conn: psycopg.AsyncConnection, source: PatchSource, spec: PatchSpec, compiled: tuple) -> dict | None:
     active, reason, message = _activity(spec)
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
         f"""INSERT INTO sdk_self_healing_registry
               ({", ".join(_CONTENT)}, version, active, deactivation_reason, deactivation_message,
-               source_namespace, source_name, source_uid, source_generation, validation_state)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'valid')
+               source_namespace, source_name, source_uid, source_generation, validation_state,
+               operations, rollback_operations)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'valid', %s, %s)
             ON CONFLICT (source_namespace, source_name) DO NOTHING
             RETURNING {_STATE_COLUMNS}""",
         (*(getattr(spec, column) for column in _CONTENT), spec.version, active, reason, message,
-         source.namespace, source.name, source.uid, source.generation),
+         source.namespace, source.name, source.uid, source.generation, *compiled),
     )
     return await cursor.fetchone()
 
 
-async def _update(conn: psycopg.AsyncConnection, source: PatchSource, spec: PatchSpec, row: dict) -> dict | None:
+async def _update(conn: psycopg.AsyncConnection, source: PatchSource, spec: PatchSpec, compiled: tuple,
+                  row: dict) -> dict | None:
     content_changed = any(getattr(spec, column) != row[column] for column in _CONTENT)
     version = next_registry_version(current=row["version"], declared=spec.version, content_changed=content_changed)
     active, reason, message = _activity(spec)
@@ -116,12 +126,12 @@ async def _update(conn: psycopg.AsyncConnection, source: PatchSource, spec: Patc
         f"""UPDATE sdk_self_healing_registry SET
               {", ".join(f"{column} = %s" for column in _CONTENT)}, version = %s, active = %s,
               deactivation_reason = %s, deactivation_message = %s, source_uid = %s, source_generation = %s,
-              validation_state = 'valid', validation_message = NULL
+              validation_state = 'valid', validation_message = NULL, operations = %s, rollback_operations = %s
             WHERE id = %s AND revision = %s AND active = %s
               AND source_uid IS NOT DISTINCT FROM %s AND source_generation IS NOT DISTINCT FROM %s
             RETURNING {_STATE_COLUMNS}""",
         (*(getattr(spec, column) for column in _CONTENT), version, active, reason, message,
-         source.uid, source.generation, row["id"], row["revision"], row["active"],
+         source.uid, source.generation, *compiled, row["id"], row["revision"], row["active"],
          row["source_uid"], row["source_generation"]),
     )
     return await cursor.fetchone()
@@ -195,8 +205,12 @@ async def pending_rows(conn: psycopg.AsyncConnection, *, limit: int = 500) -> li
     return [PendingRow(row.pop("id"), row.pop("revision"), row) for row in await cursor.fetchall()]
 
 
-async def record_validation(conn: psycopg.AsyncConnection, *, row: PendingRow, problems: list[str]) -> bool:
-    """Store the verdict for the revision that was checked; an invalid row is switched off."""
+async def record_validation(conn: psycopg.AsyncConnection, *, row: PendingRow, problems: list[str],
+                            operations: dict | None = None, rollback_operations: dict | None = None) -> bool:
+    """Store the verdict for the revision that was checked; an invalid row is switched off.
+
+    A valid row gets the operations its code compiled to (required: a valid row is servable).
+    """
     async with conn.transaction():
         await _as_operator(conn)
         if problems:
@@ -208,9 +222,13 @@ async def record_validation(conn: psycopg.AsyncConnection, *, row: PendingRow, p
                 (message, REASON_INVALID_SPEC, message, row.id, row.revision),
             )
         else:
+            if operations is None:
+                raise ValueError("a valid row needs its compiled operations")
             cursor = await conn.execute(
-                """UPDATE sdk_self_healing_registry SET validation_state = 'valid', validation_message = NULL
+                """UPDATE sdk_self_healing_registry SET validation_state = 'valid', validation_message = NULL,
+                     operations = %s, rollback_operations = %s
                    WHERE id = %s AND revision = %s AND validation_state = 'pending'""",
-                (row.id, row.revision),
+                (Jsonb(operations), Jsonb(rollback_operations) if rollback_operations is not None else None,
+                 row.id, row.revision),
             )
         return cursor.rowcount == 1
