@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from selfheal.guard.spec import GuardSpec
 from selfheal.semver import is_semver
 
 MAX_CODE_LENGTH = 8192
@@ -35,6 +36,8 @@ class PatchSpec(BaseModel):
     severity: Severity = "medium"
     version: str = Field(default="1.0.0", max_length=64)
     active: bool = True
+    # Per-patch overrides of the guard (spec.guard); the operator never writes spec.
+    guard: GuardSpec | None = None
 
     @field_validator("error_signature")
     @classmethod

@@ -19,6 +19,7 @@ from selfheal import GROUP, PLURAL, VERSION
 from selfheal.clock import utc_now
 from selfheal.controller.backoff import retry_delay
 from selfheal.controller.config import OperatorConfig
+from selfheal.controller import guard_loop
 from selfheal.controller.registry_watch import watch_registry
 from selfheal.models import SpecError
 from selfheal.registry import store
@@ -71,6 +72,7 @@ async def start(
     await memo.pool.open(wait=False)
     memo.seen = patches_seen  # a live view, kept current by kopf
     memo.watch = asyncio.create_task(watch_registry(memo=memo), name="selfheal-registry-watch")
+    memo.guard = guard_loop.start(memo=memo, index=_["guard_seen"])
 
 
 @kopf.on.cleanup()

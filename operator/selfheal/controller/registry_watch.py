@@ -35,7 +35,20 @@ async def watch_registry(*, memo: kopf.Memo) -> None:
             log.warning("registry watch: registry unreachable, will retry: %s", str(error).strip()[:200])
         except Exception:  # the loop must outlive any single bad row or API hiccup
             log.exception("registry watch: pass failed, will retry")
-        await asyncio.sleep(interval)
+        await _pause(memo, interval)
+
+
+async def _pause(memo: kopf.Memo, seconds: float) -> None:
+    """Sleep, or less when the guard says it just changed the registry (`memo.registry_changed`)."""
+    changed = getattr(memo, "registry_changed", None)
+    if changed is None:
+        await asyncio.sleep(seconds)
+        return
+    try:
+        await asyncio.wait_for(changed.wait(), seconds)
+    except TimeoutError:
+        pass
+    changed.clear()
 
 
 async def reflect_once(*, memo: kopf.Memo) -> None:
@@ -86,5 +99,6 @@ async def _reflect(row: store.SourcedRow, seen: dict) -> None:
     await kube.post_event(
         namespace=row.namespace, name=row.name, uid=seen.get("uid"),
         type="Normal" if row.state.active else "Warning", reason=new_status["reason"],
-        message=f"registry row {row.state.id} is {state}",
+        message=f"registry row {row.state.id} is {state}"
+                + (f": {row.state.deactivation_message}" if not row.state.active and row.state.deactivation_message else ""),
     )
