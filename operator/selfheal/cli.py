@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from selfheal.cli_patchlang import allowed_hosts_option
+from selfheal.cli_patchlang import allowed_hosts_option, webhook_options
+from selfheal.controller.config import WebhookConfig
 from selfheal.patchlang import AllowedHosts
 
 from selfheal.cli_guard import disable, enable, guard_config, guard_options
@@ -64,9 +65,11 @@ def migrate(database_url: str) -> None:
               help="Serve kopf's liveness probe on http://0.0.0.0:PORT/healthz (0: off).")
 @click.option("--verbose", "-v", is_flag=True, help="Debug logging.")
 @allowed_hosts_option
+@webhook_options
 @guard_options
 def operator(database_url: str, namespaces: tuple[str, ...], registry_poll_interval: float, migrate: bool,
-             liveness_port: int, verbose: bool, allowed_hosts: AllowedHosts, **guard) -> None:
+             liveness_port: int, verbose: bool, allowed_hosts: AllowedHosts,
+             webhook: WebhookConfig | None, **guard) -> None:
     """Run the operator: validate SelfHealPatch resources and sync them into the registry.
 
     The cluster comes from the usual kubeconfig rules (KUBECONFIG, ~/.kube/config, then the
@@ -76,7 +79,8 @@ def operator(database_url: str, namespaces: tuple[str, ...], registry_poll_inter
     from selfheal.controller.run import run_operator
 
     config = OperatorConfig(database_url=database_url, registry_poll_seconds=registry_poll_interval,
-                            run_migrations=migrate, allowed_hosts=allowed_hosts, guard=guard_config(**guard))
+                            run_migrations=migrate, allowed_hosts=allowed_hosts,
+                            webhook=webhook, guard=guard_config(**guard))
     run_operator(config=config, namespaces=namespaces, liveness_port=liveness_port or None, debug=verbose)
 
 

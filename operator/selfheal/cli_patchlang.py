@@ -6,6 +6,7 @@ admission webhook, so a GitOps pull request fails where the cluster would.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,3 +94,48 @@ def _yaml_files(path: Path) -> Iterator[Path]:
     else:
         yield path
 
+
+
+_WEBHOOK_OPTIONS = (
+    click.option("--webhook-port", type=click.IntRange(0, 65535), default=0, envvar="SELFHEAL_WEBHOOK_PORT",
+                 help="Serve the validating admission webhook on HTTPS at this port (0: off)."),
+    click.option("--webhook-host", default="127.0.0.1", show_default=True, envvar="SELFHEAL_WEBHOOK_HOST",
+                 help="Name or IP the API server calls the webhook at (in a cluster: the Service's DNS name)."),
+    click.option("--webhook-listen", default="0.0.0.0", show_default=True, metavar="ADDRESS",
+                 help="Address the webhook listens on."),
+    click.option("--webhook-cert", type=click.Path(exists=True, dir_okay=False), envvar="SELFHEAL_WEBHOOK_CERT",
+                 help="Serving certificate (PEM). Without it and --webhook-key, a private CA and certificate "
+                      "for --webhook-host are generated at start."),
+    click.option("--webhook-key", type=click.Path(exists=True, dir_okay=False), envvar="SELFHEAL_WEBHOOK_KEY",
+                 help="Private key of --webhook-cert (PEM)."),
+    click.option("--webhook-ca", type=click.Path(exists=True, dir_okay=False), envvar="SELFHEAL_WEBHOOK_CA",
+                 help="CA bundle the API server trusts for the webhook (default: --webhook-cert)."),
+    click.option("--webhook-configuration", metavar="NAME", envvar="SELFHEAL_WEBHOOK_CONFIGURATION",
+                 help="Create or update this ValidatingWebhookConfiguration at start, pointed at this operator "
+                      "(SelfHealPatch only, failurePolicy Fail). It stays when the operator stops, so "
+                      "SelfHealPatch writes fail loudly while the webhook is down. Default: managed elsewhere."),
+    click.option("--webhook-timeout", type=click.IntRange(1, 30), default=5, show_default=True, metavar="SECONDS",
+                 help="timeoutSeconds of the webhook configuration."),
+)
+
+
+def webhook_options(function):
+    """The `--webhook-*` options, passed on as one `webhook` argument (a WebhookConfig, or None when off)."""
+    @functools.wraps(function)
+    def with_webhook(*args, webhook_port: int, webhook_host: str, webhook_listen: str, webhook_cert: str | None,
+                     webhook_key: str | None, webhook_ca: str | None, webhook_configuration: str | None,
+                     webhook_timeout: int, **kwargs):
+        from selfheal.controller.config import WebhookConfig
+
+        if bool(webhook_cert) != bool(webhook_key):
+            raise click.UsageError("--webhook-cert and --webhook-key go together")
+        webhook = WebhookConfig(
+            port=webhook_port, host=webhook_host, listen_address=webhook_listen, cert_file=webhook_cert,
+            key_file=webhook_key, ca_file=webhook_ca, configuration_name=webhook_configuration,
+            timeout_seconds=webhook_timeout,
+        ) if webhook_port else None
+        return function(*args, webhook=webhook, **kwargs)
+
+    for option in reversed(_WEBHOOK_OPTIONS):
+        with_webhook = option(with_webhook)
+    return with_webhook

@@ -30,6 +30,10 @@ def core() -> kubernetes.client.CoreV1Api:
     return kubernetes.client.CoreV1Api(_api_client())
 
 
+def admission_registration() -> kubernetes.client.AdmissionregistrationV1Api:
+    return kubernetes.client.AdmissionregistrationV1Api(_api_client())
+
+
 async def patch_status(*, namespace: str, name: str, status: dict[str, Any]) -> None:
     await asyncio.to_thread(
         custom_objects().patch_namespaced_custom_object_status,

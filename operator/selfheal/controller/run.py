@@ -7,7 +7,7 @@ from collections.abc import Collection
 
 import kopf
 
-from selfheal.controller import handlers  # noqa: F401  (registers the handlers)
+from selfheal.controller import admission, handlers  # noqa: F401  (registers the handlers)
 from selfheal.controller.config import OperatorConfig
 
 
@@ -15,6 +15,8 @@ def run_operator(*, config: OperatorConfig, namespaces: Collection[str] = (), li
                  stop_flag: asyncio.Event | None = None, ready_flag: asyncio.Event | None = None,
                  debug: bool = False) -> None:
     kopf.configure(debug=debug)
+    if config.webhook is not None:
+        admission.enable(webhook=config.webhook, namespaces=tuple(namespaces))
     kopf.run(
         standalone=True,  # one replica (Recreate); no peering objects needed
         clusterwide=not namespaces,
