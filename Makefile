@@ -11,6 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e sdk/python
 	touch $@
 
 # kube-apiserver, etcd and kubectl from Go modules; cached, so only the first run takes minutes.

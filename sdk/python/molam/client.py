@@ -1,0 +1,295 @@
+"""MolamClient: the payments API over HTTP, healed by signed patches when a known error occurs.
+
+    client = MolamClient(api_key=..., secret_key=..., enable_self_healing=True,
+                         selfheal_token=..., trusted_keys={key_id: public_key_pem, ...},
+                         on_patch_applied=lambda patch: print("Patch appliqué:", patch.description))
+    client.create_payment(amount=5000, currency="XOF", country="SN")
+    client.get_patch_history()
+
+Payments API (JSON; signed as described in `molam.signing`):
+    POST /v1/payments        create_payment(amount=, currency=None, **fields)
+    GET  /v1/payments/{id}   get_payment(id)
+    POST /v1/refunds         refund(payment_id, amount=None, **fields)
+POST calls carry an `Idempotency-Key` shared by every attempt of the call, so a retry after a
+timeout cannot charge twice. `Molam-Version` carries `api_version` when set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from molam import signing
+from molam.envelope import TrustedKeys
+from molam.errors import ApiError, ConfigurationError, MolamConnectionError, MolamError, MolamTimeout
+from molam.healing import AppliedPatch, Healer
+from molam.operations import ApplyContext
+from molam.registry import RegistryClient
+from molam.reports import ReportQueue
+from molam.state import ClientState, StateCell
+from molam.transport import exchange
+
+log = logging.getLogger("molam")
+
+__version__ = "0.1.0"
+USER_AGENT = f"molam-python/{__version__}"
+DEFAULT_BASE_URL = "https://api.molam.com"
+DEFAULT_ALLOWED_HOSTS = frozenset({"api.molam.com", "api-backup.molam.com"})
+MAX_RESPONSE_BYTES = 1024 * 1024
+
+# The runbook's six corrections, plus connection errors (its ConnectionError example).
+HEALABLE_STATUSES = frozenset({400, 401, 429})
+HEALABLE_CODES = frozenset({"invalid_currency", "invalid_signature"})
+
+
+def healable(error: MolamError) -> bool:
+    if isinstance(error, (MolamTimeout, MolamConnectionError)):
+        return True
+    return isinstance(error, ApiError) and (error.status in HEALABLE_STATUSES or error.code in HEALABLE_CODES)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One logical API call. Every attempt is built and signed afresh from the current state."""
+
+    operation: str
+    method: str
+    path: str
+    route: str  # the path without ids, for reports
+    fields: Mapping[str, Any] | None = None  # JSON body fields as the caller gave them
+    idempotency_key: str | None = None
+
+    def body(self, state: ClientState) -> bytes | None:
+        if self.fields is None:
+            return None
+        # The caller's values win; then the patched default currency; then filled defaults.
+        fields = {**state.filled_fields, **{k: v for k, v in self.fields.items() if v is not None}}
+        if "currency" in self.fields and self.fields.get("currency") is None and state.default_currency:
+            fields["currency"] = state.default_currency
+        return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    def without_currency(self) -> "Call":
+        return replace(self, fields={**(self.fields or {}), "currency": None})
+
+
+class MolamClient:
+    def __init__(self, *, api_key: str, secret_key: str, enable_self_healing: bool = True,
+                 on_patch_applied: Callable[[AppliedPatch], object] | None = None,
+                 base_url: str = DEFAULT_BASE_URL, timeout: float = 10.0, api_version: str | None = None,
+                 selfheal_url: str | None = None, selfheal_token: str | None = None,
+                 trusted_keys: Mapping[str, str | bytes] | None = None,
+                 fallback_credentials: Mapping[str, str] | None = None,
+                 allowed_hosts: frozenset[str] | set[str] | None = None,
+                 max_envelope_bytes: int = 64 * 1024, report_interval: float = 1.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        """`selfheal_url` and `selfheal_token` default to MOLAM_SELFHEAL_URL / MOLAM_SELFHEAL_TOKEN.
+        `fallback_credentials` maps names to values; by default names are environment variables.
+        `allowed_hosts`: hosts a patch may move `base_url` to (default: Molam's API hosts and the
+        initial base URL's). `clock` is the wall clock used to sign requests (a test seam)."""
+        if not api_key or not secret_key:
+            raise ConfigurationError("api_key and secret_key are required")
+        if not 0 < timeout <= 120:
+            raise ConfigurationError("timeout must be between 0 and 120 seconds")
+        self._api_key, self._secret_key, self._clock = api_key, secret_key, clock
+        self._fallback = fallback_credentials
+        self._cell = StateCell(ClientState(base_url=base_url.rstrip("/"), timeout_ms=round(timeout * 1000),
+                                           api_version=api_version))
+        self._allowed_hosts = frozenset(allowed_hosts or DEFAULT_ALLOWED_HOSTS | {urlsplit(base_url).hostname or ""})
+        self._rng = random.Random()
+        self._reports: ReportQueue | None = None
+        self._healer: Healer | None = None
+        token = selfheal_token or os.environ.get("MOLAM_SELFHEAL_TOKEN")
+        trusted = TrustedKeys(trusted_keys or {})
+        if enable_self_healing and token and trusted:
+            registry = RegistryClient(url=selfheal_url or os.environ.get("MOLAM_SELFHEAL_URL") or base_url,
+                                      token=token, max_envelope_bytes=max_envelope_bytes, user_agent=USER_AGENT)
+            self._reports = ReportQueue(lambda batch: registry.send_reports(batch, timeout=5.0),
+                                        interval=report_interval)
+            self._healer = Healer(registry=registry, trusted=trusted, reports=self._reports,
+                                  on_patch_applied=on_patch_applied, clock=clock)
+        elif enable_self_healing:
+            # Fail closed: without a token and pinned keys no patch could be fetched and verified.
+            log.warning("Molam SDK: self-healing disabled: it needs selfheal_token and trusted_keys")
+
+    # --- Settings a patch may change (read-only here: patches change them) ---------------------
+
+    @property
+    def state(self) -> ClientState:
+        return self._cell.get()
+
+    @property
+    def base_url(self) -> str:
+        return self.state.base_url
+
+    @property
+    def timeout(self) -> float:
+        return self.state.timeout
+
+    @property
+    def max_retries(self) -> int:
+        return self.state.max_retries
+
+    @property
+    def default_currency(self) -> str | None:
+        return self.state.default_currency
+
+    @property
+    def api_version(self) -> str | None:
+        return self.state.api_version
+
+    @property
+    def clock_skew_seconds(self) -> int:
+        return self.state.clock_skew_seconds
+
+    @property
+    def self_healing(self) -> bool:
+        return self._healer is not None
+
+    def get_patch_history(self) -> list[AppliedPatch]:
+        return self._healer.history() if self._healer else []
+
+    @property
+    def pending_reports(self) -> int:
+        return self._reports.pending if self._reports else 0
+
+    def flush_reports(self) -> bool:
+        """Send buffered reports now (they are sent in the background anyway); True if none are left."""
+        return self._reports.flush() if self._reports else True
+
+    def close(self) -> None:
+        if self._reports is not None:
+            self._reports.close()
+
+    def __enter__(self) -> "MolamClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- Payments --------------------------------------------------------------------------
+
+    def create_payment(self, *, amount: int, currency: str | None = None, **fields: Any) -> dict[str, Any]:
+        return self._call(Call("create_payment", "POST", "/v1/payments", "/v1/payments",
+                               {"amount": amount, "currency": currency, **fields}, str(uuid.uuid4())))
+
+    def get_payment(self, payment_id: str) -> dict[str, Any]:
+        return self._call(Call("get_payment", "GET", f"/v1/payments/{quote(payment_id, safe='')}",
+                               "/v1/payments/{id}"))
+
+    def refund(self, payment_id: str, *, amount: int | None = None, **fields: Any) -> dict[str, Any]:
+        body = {"payment_id": payment_id, **({"amount": amount} if amount is not None else {}), **fields}
+        return self._call(Call("refund", "POST", "/v1/refunds", "/v1/refunds", body, str(uuid.uuid4())))
+
+    # --- The call, its retries and its healing ---------------------------------------------
+
+    def _call(self, call: Call) -> dict[str, Any]:
+        try:
+            return self._attempts(call)
+        except MolamError as error:
+            if self._healer is None or not healable(error):
+                raise
+            context = {"operation": call.operation, "method": call.method, "path": call.route,
+                       "sdk_version": __version__}
+            return self._healer.heal(error, context=context, cell=self._cell, apply_context=self._apply_context(error),
+                                     retry=lambda: self._attempts(self._retry_of(call, error)))
+
+    def _apply_context(self, error: MolamError) -> ApplyContext:
+        return ApplyContext(now=self._clock(), server_time=error.server_time if isinstance(error, ApiError) else None,
+                            has_credential=lambda name: self._credential_value(name) is not None,
+                            allowed_hosts=self._allowed_hosts)
+
+    def _retry_of(self, call: Call, error: MolamError) -> Call:
+        # After invalid_currency, a patched default currency replaces the one the API refused.
+        if error.code == "invalid_currency" and self._cell.get().default_currency:
+            return call.without_currency()
+        return call
+
+    def _attempts(self, call: Call) -> dict[str, Any]:
+        """Send, retrying 429 answers `max_retries` times with the state's backoff."""
+        attempt = 0
+        while True:
+            state = self._cell.get()
+            try:
+                return self._send(call, state)
+            except ApiError as error:
+                if error.status != 429 or attempt >= state.max_retries:
+                    raise
+                wait = state.backoff.delay(attempt, retry_after=error.retry_after, rng=self._rng)
+                if wait is None:
+                    raise
+                time.sleep(wait)
+                attempt += 1
+
+    def _send(self, call: Call, state: ClientState) -> dict[str, Any]:
+        body = call.body(state)
+        timestamp = int(self._clock()) + state.clock_skew_seconds
+        headers = {
+            "Authorization": f"Bearer {self._api_key_for(state)}",
+            "Molam-Timestamp": str(timestamp),
+            "Molam-Signature": signing.signature(secret_key=self._secret_key, timestamp=timestamp,
+                                                 method=call.method, path=call.path, body=body or b""),
+            "Accept": "application/json", "User-Agent": USER_AGENT,
+        }
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if call.idempotency_key:
+            headers["Idempotency-Key"] = call.idempotency_key
+        if state.api_version:
+            headers["Molam-Version"] = state.api_version
+        response = exchange(state.base_url + call.path, method=call.method, headers=headers, body=body,
+                            timeout=state.timeout, max_bytes=MAX_RESPONSE_BYTES)
+        if 200 <= response.status < 300:
+            try:
+                return json.loads(response.body) if response.body else {}
+            except ValueError:
+                raise MolamError(f"{response.status} answer from the API is not JSON") from None
+        raise _api_error(response.status, response.reason, response.headers, response.body)
+
+    def _credential_value(self, name: str) -> str | None:
+        return (self._fallback.get(name) if self._fallback is not None else os.environ.get(name)) or None
+
+    def _api_key_for(self, state: ClientState) -> str:
+        if state.credential is None:
+            return self._api_key
+        value = self._credential_value(state.credential)
+        if value is None:
+            raise ConfigurationError(f"fallback credential {state.credential} is no longer configured")
+        return value
+
+
+def _api_error(status: int, reason: str, headers: Mapping[str, str], body: bytes) -> ApiError:
+    try:
+        detail = json.loads(body)
+    except ValueError:
+        detail = None
+    detail = detail if isinstance(detail, dict) else {}
+    code = detail.get("error") if isinstance(detail.get("error"), str) else None
+    message = detail.get("message") if isinstance(detail.get("message"), str) else body[:200].decode("utf-8", "replace")
+    return ApiError(status=status, reason=reason, code=code, message=message,
+                    retry_after=_retry_after(headers.get("retry-after")), server_time=_http_date(headers.get("date")),
+                    field=detail.get("field") if isinstance(detail.get("field"), str) else None)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    moment = _http_date(value)
+    return max(0.0, moment - time.time()) if moment is not None else None
+
+
+def _http_date(value: str | None) -> float | None:
+    try:
+        return parsedate_to_datetime(value).timestamp() if value else None
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,189 @@
+"""Signed patch envelopes: verify the exact bytes first, parse them only then.
+
+    {"format": "selfheal.patch.v1",
+     "payload": "<base64 of the payload's JSON bytes>",
+     "signatures": [{"alg": "Ed25519", "keyId": "<16 hex>", "signature": "<base64>"}]}
+
+The payload is base64 so nothing is re-serialised before verifying: the signature covers the
+bytes received. A payload is accepted only if a pinned key signed it, it has not expired, it
+is for this SDK's language, and neither its version nor its sequence number is lower than one
+already accepted for the same patch (an old, validly signed envelope replayed is refused).
+Anything else raises PatchRefused: no patch is better than an unverified one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from molam.errors import ConfigurationError, PatchRefused
+
+ENVELOPE_FORMAT = "selfheal.patch.v1"
+MAX_SIGNATURES = 4  # current and next key, with room; bounds the verification work
+LANGUAGE = "python"
+
+
+def key_id(public_key_pem: str | bytes) -> str:
+    """The registry's key id: the first 16 hex digits of SHA-256 of the raw public key."""
+    raw = _load_public_key(public_key_pem).public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _load_public_key(pem: str | bytes) -> Ed25519PublicKey:
+    key = serialization.load_pem_public_key(pem.encode() if isinstance(pem, str) else pem)
+    if not isinstance(key, Ed25519PublicKey):
+        raise ConfigurationError("trusted key: not an Ed25519 public key")
+    return key
+
+
+class TrustedKeys:
+    """The pinned public keys (current and next), by key id."""
+
+    def __init__(self, keys: Mapping[str, str | bytes]) -> None:
+        self._keys: dict[str, Ed25519PublicKey] = {}
+        for given_id, pem in keys.items():
+            if key_id(pem) != given_id:
+                raise ConfigurationError(f"trusted key {given_id!r}: the id does not match the key "
+                                         f"(its id is {key_id(pem)})")
+            self._keys[given_id] = _load_public_key(pem)
+
+    def __bool__(self) -> bool:
+        return bool(self._keys)
+
+    def get(self, kid: object) -> Ed25519PublicKey | None:
+        return self._keys.get(kid) if isinstance(kid, str) else None
+
+
+@dataclass(frozen=True)
+class VerifiedPatch:
+    id: str
+    version: str
+    sequence: int
+    description: str
+    severity: str
+    error_signature: str
+    operations: dict[str, Any]
+    rollback_operations: dict[str, Any] | None
+    issued_at: datetime
+    expires_at: datetime
+
+
+def verified_payload(envelope: Any, *, trusted: TrustedKeys) -> bytes:
+    """The payload bytes, if a trusted key signed exactly them."""
+    if not isinstance(envelope, dict) or envelope.get("format") != ENVELOPE_FORMAT:
+        raise PatchRefused(f"not a {ENVELOPE_FORMAT} envelope")
+    signatures = envelope.get("signatures")
+    if not isinstance(signatures, list) or not 1 <= len(signatures) <= MAX_SIGNATURES:
+        raise PatchRefused(f"an envelope carries 1 to {MAX_SIGNATURES} signatures")
+    payload = _base64(envelope.get("payload"), "payload")
+    for entry in signatures:
+        if not isinstance(entry, dict) or entry.get("alg") != "Ed25519":
+            continue
+        public_key = trusted.get(entry.get("keyId"))
+        if public_key is None:
+            continue
+        try:
+            public_key.verify(_base64(entry.get("signature"), "signature"), payload)
+        except (InvalidSignature, PatchRefused):
+            continue
+        return payload
+    raise PatchRefused("no valid signature from a trusted key")
+
+
+def _base64(value: Any, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise PatchRefused(f"envelope {what} is not base64 text")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise PatchRefused(f"envelope {what} is not valid base64") from None
+
+
+def open_envelope(envelope: Any, *, trusted: TrustedKeys, now: datetime, replay: "ReplayGuard") -> VerifiedPatch:
+    """Verify, then parse, then check expiry, language and replay; remember what was accepted."""
+    payload = verified_payload(envelope, trusted=trusted)
+    try:
+        document = json.loads(payload)
+        patch = _patch(document)
+    except (ValueError, TypeError, KeyError) as error:
+        raise PatchRefused(f"signed payload is malformed: {error}") from None
+    if document.get("sdk_language") != LANGUAGE:
+        raise PatchRefused(f"patch {patch.id} is for {document.get('sdk_language')!r}, not {LANGUAGE}")
+    if patch.expires_at <= now:
+        raise PatchRefused(f"patch {patch.id} envelope expired at {patch.expires_at.isoformat()}")
+    replay.accept(patch)
+    return patch
+
+
+def _patch(document: Any) -> VerifiedPatch:
+    if not isinstance(document, dict):
+        raise ValueError("payload is not an object")
+    strings = {key: document[key] for key in ("patch_id", "version", "description", "severity", "error_signature")}
+    if not all(isinstance(value, str) for value in strings.values()):
+        raise ValueError("patch_id, version, description, severity and error_signature must be strings")
+    sequence = document["sequence"]
+    if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 0:
+        raise ValueError("sequence must be a non-negative integer")
+    semver_key(strings["version"])
+    rollback = document.get("rollback_operations")
+    if not isinstance(document["operations"], dict) or not (rollback is None or isinstance(rollback, dict)):
+        raise ValueError("operations must be an object, rollback_operations an object or null")
+    return VerifiedPatch(
+        id=strings["patch_id"], version=strings["version"], sequence=sequence, description=strings["description"],
+        severity=strings["severity"], error_signature=strings["error_signature"],
+        operations=document["operations"], rollback_operations=rollback,
+        issued_at=_instant(document["issued_at"]), expires_at=_instant(document["expires_at"]))
+
+
+def _instant(value: Any) -> datetime:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    if moment is None or moment.tzinfo is None:
+        raise ValueError(f"{value!r} is not a time with a UTC offset")
+    return moment
+
+
+_SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?")
+
+
+def semver_key(version: str) -> tuple:
+    """Order of semantic versions (a release after its pre-releases), as the registry orders them."""
+    match = _SEMVER.fullmatch(version)
+    if match is None:
+        raise ValueError(f"version {version!r} is not a semantic version")
+    major, minor, patch, pre = match.groups()
+    pre_key: tuple = (1,) if pre is None else (0, *(
+        (0, int(part), "") if part.isdigit() else (1, 0, part) for part in pre.split(".")))
+    return (int(major), int(minor), int(patch), pre_key)
+
+
+class ReplayGuard:
+    """The highest version and sequence accepted per patch id, for this client's lifetime."""
+
+    def __init__(self, seen: Mapping[str, tuple[str, int]] | None = None) -> None:
+        self._seen: dict[str, tuple[str, int]] = dict(seen or {})
+        self._lock = threading.Lock()
+
+    def accept(self, patch: VerifiedPatch) -> None:
+        with self._lock:
+            previous = self._seen.get(patch.id)
+            if previous is not None:
+                version, sequence = previous
+                if semver_key(patch.version) < semver_key(version):
+                    raise PatchRefused(f"patch {patch.id} version {patch.version} is older than {version}, seen before")
+                if patch.sequence < sequence:
+                    raise PatchRefused(f"patch {patch.id} sequence {patch.sequence} is lower than {sequence}, "
+                                       "seen before")
+            # Both are at least what was seen, so they become the new floor.
+            self._seen[patch.id] = (patch.version, patch.sequence)

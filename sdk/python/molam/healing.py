@@ -1,0 +1,157 @@
+"""The self-healing loop: ask the registry, verify, apply, retry, roll back, tell, report.
+
+One failing call gets at most one patch. The patch changes the client's state in memory (the
+whole document or nothing); if the retried call still fails, the rollback document is applied
+at once (or, without one, the state from before the patch comes back). Every step that could
+let an unverified or malformed patch through fails closed: the caller then gets the original
+error, exactly as from an SDK without self-healing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from molam.envelope import ReplayGuard, TrustedKeys, VerifiedPatch, open_envelope
+from molam.errors import MolamError, PatchRefused
+from molam.operations import ApplyContext, apply_document
+from molam.registry import RegistryClient, RegistryUnavailable
+from molam.reports import ReportQueue
+from molam.state import StateCell
+
+log = logging.getLogger("molam")
+
+T = TypeVar("T")
+SDK = "python"
+LOOKUP_TIMEOUT_CAP = 5.0  # seconds; the caller's own timeout when smaller
+MAX_CACHED_ERRORS = 256
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+@dataclass(frozen=True)
+class AppliedPatch:
+    """What `on_patch_applied` receives and `get_patch_history()` lists."""
+
+    id: str
+    version: str
+    description: str
+    severity: str
+    error_signature: str
+    error: str  # the error it answered
+    success: bool  # the retried call succeeded
+    rollback_triggered: bool
+    applied_at: datetime
+
+
+class Healer:
+    def __init__(self, *, registry: RegistryClient, trusted: TrustedKeys, reports: ReportQueue,
+                 on_patch_applied: Callable[[AppliedPatch], object] | None, clock: Callable[[], float],
+                 history_size: int = 1000) -> None:
+        self._registry, self._trusted, self._reports = registry, trusted, reports
+        self._on_patch_applied, self._clock = on_patch_applied, clock
+        self._replay = ReplayGuard()
+        # Last verified patch per error, for when the registry is unreachable.
+        self._last_verified: dict[tuple[int | None, str | None], VerifiedPatch] = {}
+        self._history: deque[AppliedPatch] = deque(maxlen=history_size)
+
+    def history(self) -> list[AppliedPatch]:
+        return list(self._history)
+
+    def heal(self, error: MolamError, *, context: dict[str, Any], cell: StateCell, retry: Callable[[], T],
+             apply_context: ApplyContext) -> T:
+        """The retried call's result once a patch healed it; otherwise raises (original error if no patch)."""
+        patch = self._patch_for(error, context, timeout=min(cell.get().timeout, LOOKUP_TIMEOUT_CAP))
+        if patch is None:
+            raise error
+        before = cell.get()
+        try:
+            applied = apply_document(patch.operations, before, apply_context)
+        except PatchRefused as refusal:
+            log.warning("Molam SDK refused self-healing patch %s v%s: %s", patch.id, patch.version, refusal)
+            self._report(patch.id, error, context, success=False, patch_applied=False, reason=str(refusal))
+            raise error
+        cell.set(applied.state)
+        for level, message in applied.logs:
+            log.log(_LEVELS[level], message)
+        log.warning("⚡ Molam SDK applied self-healing patch %s v%s (%s) for %s", patch.id, patch.version,
+                    patch.description, error.error_text)
+        try:
+            result = retry()
+        except MolamError:
+            self._roll_back(patch, cell, before, apply_context)
+            self._record(patch, error, context, success=False, rollback=True)
+            raise
+        self._record(patch, error, context, success=True, rollback=False)
+        return result
+
+    def _patch_for(self, error: MolamError, context: dict[str, Any], *, timeout: float) -> VerifiedPatch | None:
+        key = (error.status, error.code)
+        body: dict[str, Any] = {"sdk": SDK, "error": error.error_text[:2000], "context": context}
+        if error.status is not None:
+            body["status"] = error.status
+        if error.code:
+            body["code"] = error.code[:200]
+        try:
+            envelope = self._registry.lookup(body, timeout=timeout)
+        except RegistryUnavailable as why:
+            cached = self._last_verified.get(key)
+            log.warning("Molam SDK: self-heal registry unreachable (%s); %s", why,
+                        f"using last verified patch {cached.id}" if cached else "no patch for this error")
+            if cached is None:  # the registry never saw this miss: report it for the coverage query
+                self._report(None, error, context, success=False, patch_applied=False, reason="registry unreachable")
+            return cached
+        except PatchRefused as why:
+            log.warning("Molam SDK: no self-healing patch: %s", why)
+            return None
+        if envelope is None:
+            self._last_verified.pop(key, None)  # switched off or gone: stop using it
+            return None
+        try:
+            patch = open_envelope(envelope, trusted=self._trusted, replay=self._replay,
+                                  now=datetime.fromtimestamp(self._clock(), timezone.utc))
+        except PatchRefused as why:
+            log.warning("Molam SDK refused a self-healing envelope: %s", why)
+            self._report(None, error, context, success=False, patch_applied=False, reason=str(why))
+            return None
+        if key in self._last_verified or len(self._last_verified) < MAX_CACHED_ERRORS:
+            self._last_verified[key] = patch
+        return patch
+
+    def _roll_back(self, patch: VerifiedPatch, cell: StateCell, before, apply_context: ApplyContext) -> None:
+        if patch.rollback_operations is None:
+            cell.set(before)
+        else:
+            try:
+                cell.set(apply_document(patch.rollback_operations, cell.get(), apply_context).state)
+            except PatchRefused as refusal:
+                # A rollback that cannot apply must still undo the patch.
+                log.error("Molam SDK: rollback of %s refused (%s); restoring the previous settings", patch.id, refusal)
+                cell.set(before)
+        log.warning("Molam SDK rolled back self-healing patch %s v%s: the retried call failed", patch.id, patch.version)
+
+    def _record(self, patch: VerifiedPatch, error: MolamError, context: dict[str, Any], *, success: bool,
+                rollback: bool) -> None:
+        applied = AppliedPatch(id=patch.id, version=patch.version, description=patch.description,
+                               severity=patch.severity, error_signature=patch.error_signature,
+                               error=error.error_text, success=success, rollback_triggered=rollback,
+                               applied_at=datetime.now(timezone.utc))
+        self._history.append(applied)
+        self._report(patch.id, error, context, success=success, rollback=rollback)
+        if self._on_patch_applied is not None:
+            try:
+                self._on_patch_applied(applied)
+            except Exception:  # the caller's callback must not turn a healed call into a failure
+                log.exception("Molam SDK: on_patch_applied raised")
+
+    def _report(self, patch_id: str | None, error: MolamError, context: dict[str, Any], *, success: bool,
+                rollback: bool = False, patch_applied: bool = True, reason: str | None = None) -> None:
+        self._reports.offer({
+            "patch_id": patch_id, "sdk": SDK, "error": error.error_text[:2000], "success": success,
+            "rollback_triggered": rollback, "patch_applied": patch_applied,
+            "context": {**context, "reason": reason[:300]} if reason else context,
+            "applied_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        })
