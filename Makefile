@@ -10,7 +10,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/pip install --quiet -e sdk/python
 	touch $@
 
@@ -27,6 +27,7 @@ test: controlplane
 
 bench: controlplane
 	$(BIN)/python bench/sync_bench.py
+	$(BIN)/python bench/guard_bench.py
 
 down: install
 	$(BIN)/selfheal dev down
