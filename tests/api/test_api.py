@@ -83,7 +83,7 @@ def test_reports_take_the_developer_from_the_token(api_server):
     batch = {"reports": [{"sdk": "python", "error": "KeyError: amount", "success": False, "patch_applied": False,
                           "developer_id": "forged", "context": {"n": index}} for index in range(3)]}
     status, _, body = api_server.request("POST", "/api/dev/self-heal/reports", body=batch, token=token)
-    assert (status, body) == (202, {"accepted": 3})
+    assert (status, body) == (202, {"accepted": 3, "rejected": []})
 
     def rows():
         with psycopg.connect(api_server.database_url) as conn:
@@ -97,6 +97,11 @@ def test_reports_for_unknown_patches_are_refused(api_server):
     batch = {"reports": [{"patch_id": "no-such-patch", "sdk": "node", "error": "x", "success": True}]}
     status, _, body = api_server.request("POST", "/api/dev/self-heal/reports", body=batch, token=token)
     assert status == 400 and body["error"] == "unknown_patch"
+    mixed = {"reports": [{"sdk": "node", "error": "known-less miss", "success": False, "patch_applied": False},
+                         {"patch_id": "no-such-patch", "sdk": "node", "error": "x", "success": True}]}
+    status, _, body = api_server.request("POST", "/api/dev/self-heal/reports", body=mixed, token=token)
+    assert status == 202 and body["accepted"] == 1
+    assert body["rejected"] == [{"index": 1, "field": "reports.1.patch_id", "reason": "unknown patch id"}]
 
 
 def test_openapi_document_is_served_kept_in_the_repository_and_lists_every_route(api_server):

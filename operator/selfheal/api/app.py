@@ -47,6 +47,7 @@ KEY_REPORTS = web.AppKey("reports", ReportWriter)
 KEY_METRICS = web.AppKey("metrics", ApiMetrics)
 KEY_LIMITER = web.AppKey("limiter", RateLimiter)
 KEY_AUTH = web.AppKey("auth", "TokenCache")
+KEY_ANSWERS = web.AppKey("answers", "ResponseCache")
 KEY_KUBE = web.AppKey("kube", kubernetes.client.CustomObjectsApi)
 
 PUBLIC_ROUTES = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
@@ -141,7 +142,7 @@ def _bad_request(error: ValidationError) -> web.Response:
     return problem(400, "invalid_request", "; ".join(f"{f['field']}: {f['reason']}" for f in fields), fields=fields)
 
 
-def envelope_for(patch: ServedPatch, match: Match, settings: ApiSettings, *, now: datetime) -> dict:
+def envelope_for(patch: ServedPatch, settings: ApiSettings, *, now: datetime) -> dict:
     row = patch.row
     payload = {
         "patch_id": patch.id, "version": patch.version, "sequence": patch.sequence,
@@ -152,6 +153,35 @@ def envelope_for(patch: ServedPatch, match: Match, settings: ApiSettings, *, now
         "expires_at": (now + timedelta(seconds=settings.envelope_ttl_seconds)).isoformat(timespec="seconds"),
     }
     return seal(payload, key=settings.signing_key)
+
+
+class ResponseCache:
+    """Signed answers per (patch, sequence, rule), re-signed after a tenth of the envelope's lifetime.
+
+    Signing and serialising once per patch and interval instead of once per request keeps a
+    lookup at the cost of a dict access; a registry change has a new sequence, hence a new key.
+    """
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self.settings = settings
+        self.refresh_seconds = settings.envelope_ttl_seconds / 10
+        self._answers: dict[tuple[str, int, str], tuple[bytes, float]] = {}
+
+    def answer(self, patch: ServedPatch, match: Match) -> bytes:
+        key = (patch.id, patch.sequence, match.kind)
+        cached = self._answers.get(key)
+        now = time.time()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        body = json.dumps({
+            "patch": {"id": patch.id, "version": patch.version, "description": patch.description,
+                      "severity": patch.severity, "matched_by": match.kind, "rule": match.rule},
+            "envelope": envelope_for(patch, self.settings, now=datetime.fromtimestamp(now, timezone.utc)),
+        }).encode()
+        if len(self._answers) > 200_000:
+            self._answers.clear()
+        self._answers[key] = (body, now + self.refresh_seconds)
+        return body
 
 
 async def self_heal(request: web.Request) -> web.Response:
@@ -177,11 +207,7 @@ async def self_heal(request: web.Request) -> web.Response:
     patch, match = found
     app[KEY_METRICS].lookups.labels(outcome="hit").inc()
     _log_self_heal(principal, body, patch, match, started, recorded=True)
-    return web.json_response({
-        "patch": {"id": patch.id, "version": patch.version, "description": patch.description,
-                  "severity": patch.severity, "matched_by": match.kind, "rule": match.rule},
-        "envelope": envelope_for(patch, match, app[KEY_SETTINGS], now=now),
-    })
+    return web.Response(body=app[KEY_ANSWERS].answer(patch, match), content_type="application/json")
 
 
 def _log_self_heal(principal, body, patch, match, started, *, recorded: bool) -> None:
@@ -201,17 +227,19 @@ async def report_outcomes(request: web.Request) -> web.Response:
     except ValidationError as error:
         return _bad_request(error)
     catalog = app[KEY_CATALOG]
-    unknown = sorted({r.patch_id for r in batch.reports if r.patch_id is not None and not catalog.knows(r.patch_id)})
-    if unknown:
-        return problem(400, "unknown_patch", f"reports.patch_id: unknown patch ids {unknown[:5]}",
-                       fields=[{"field": "reports.patch_id", "reason": "unknown patch id"}])
+    # A stale id must not cost the good reports of its batch: those are refused one by one.
+    rejected = [{"index": index, "field": f"reports.{index}.patch_id", "reason": "unknown patch id"}
+                for index, r in enumerate(batch.reports) if r.patch_id is not None and not catalog.knows(r.patch_id)]
+    refused = {item["index"] for item in rejected}
     now = datetime.now(timezone.utc)
     applications = [Application(
         patch_id=r.patch_id, developer_id=principal.developer_id,  # from the token, never the body
         sdk_language=r.sdk, error_encountered=r.error, success=r.success, rollback_triggered=r.rollback_triggered,
         patch_applied=r.patch_applied, context=r.context,
         applied_at=min(r.applied_at, now) if r.applied_at and r.applied_at.tzinfo else now,
-    ) for r in batch.reports]
+    ) for index, r in enumerate(batch.reports) if index not in refused]
+    if not applications:
+        return problem(400, "unknown_patch", "every report names an unknown patch id", fields=rejected)
     if not app[KEY_REPORTS].offer(applications):
         response = problem(503, "buffer_full", "reports are buffered while the registry is away; keep and retry")
         response.headers["Retry-After"] = "5"
@@ -219,7 +247,7 @@ async def report_outcomes(request: web.Request) -> web.Response:
     for application in applications:
         app[KEY_METRICS].record_outcome(patch_id=application.patch_id, applied=application.patch_applied,
                                         success=application.success, rollback=application.rollback_triggered)
-    return web.json_response({"accepted": len(applications)}, status=202)
+    return web.json_response({"accepted": len(applications), "rejected": rejected}, status=202)
 
 
 async def list_patches(request: web.Request) -> web.Response:
@@ -290,6 +318,7 @@ def build_app(settings: ApiSettings) -> web.Application:
     app = web.Application(middlewares=[guard_requests], client_max_size=settings.max_body_bytes)
     app[KEY_SETTINGS] = settings
     app[KEY_CATALOG] = Catalog(settings.database_url)
+    app[KEY_ANSWERS] = ResponseCache(settings)
     app[KEY_REPORTS] = ReportWriter(settings.database_url, capacity=settings.report_buffer)
     app[KEY_METRICS] = ApiMetrics()
     app[KEY_LIMITER] = RateLimiter(rate=settings.rate_per_second, burst=settings.rate_burst)

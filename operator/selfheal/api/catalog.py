@@ -20,6 +20,9 @@ from selfheal.api.matching import Candidate, ErrorReport, Match, PatchIndex
 
 log = logging.getLogger("selfheal.api.catalog")
 
+# Beyond this many changed ids in one burst, a full reload is cheaper than a partial one.
+_INCREMENTAL_LIMIT = 2_000
+
 # Only rows the operator validated are ever served (rows written by SQL start as pending).
 # Compiled operations travel to SDKs, never patch code: rows without them are not servable.
 _SERVABLE = """
@@ -39,6 +42,7 @@ class ServedPatch:
     version: str
     sequence: int
     row: dict = field(repr=False)
+    candidate: Candidate = field(repr=False)
 
 
 @dataclass
@@ -65,19 +69,22 @@ class Catalog:
         match = snapshot.index.find(error)
         return (snapshot.patches[match.candidate.id], match) if match else None
 
-    async def reload(self, conn: psycopg.AsyncConnection) -> None:
+    async def reload(self, conn: psycopg.AsyncConnection, *, changed: set[str] | None = None) -> None:
+        """Load every servable row, or only the `changed` ids on top of the current snapshot."""
         cursor = conn.cursor(row_factory=dict_row)
-        await cursor.execute(_SERVABLE)
-        rows = [row for row in await cursor.fetchall() if row.get("operations") is not None]
-        known = {row[0] for row in await (await conn.execute("SELECT id FROM sdk_self_healing_registry")).fetchall()}
-        patches = {
-            row["id"]: ServedPatch(id=row["id"], sdk_language=row["sdk_language"],
-                                   error_signature=row["error_signature"], description=row["description"],
-                                   severity=row["severity"], version=row["version"], sequence=row["sequence"], row=row)
-            for row in rows
-        }
-        index = PatchIndex(Candidate(id=p.id, sdk_language=p.sdk_language, error_signature=p.error_signature,
-                                     severity=p.severity, updated_at=p.row["updated_epoch"]) for p in patches.values())
+        if changed is None or self.snapshot is None or len(changed) > _INCREMENTAL_LIMIT:
+            await cursor.execute(_SERVABLE)
+            patches: dict[str, ServedPatch] = {}
+            known_cursor = await conn.execute("SELECT id FROM sdk_self_healing_registry")
+            known = {row[0] for row in await known_cursor.fetchall()}
+        else:
+            await cursor.execute(_SERVABLE + " AND r.id = ANY(%s)", (list(changed),))
+            patches = {id: patch for id, patch in self.snapshot.patches.items() if id not in changed}
+            known = self.snapshot.known_ids | changed
+        for row in await cursor.fetchall():
+            if row.get("operations") is not None:
+                patches[row["id"]] = _served(row)
+        index = PatchIndex(patch.candidate for patch in patches.values())
         self.snapshot = Snapshot(index=index, patches=patches, known_ids=frozenset(known), loaded_at=time.time())
 
     async def follow(self, *, ready: asyncio.Event | None = None) -> None:
@@ -94,8 +101,9 @@ class Catalog:
                         ready.set()
                     log.info("catalog loaded: %d servable patches", len(self.snapshot.patches))
                     while True:
-                        if await self._changed(conn):
-                            await self.reload(conn)
+                        changed = await self._changed(conn)
+                        if changed:
+                            await self.reload(conn, changed=changed)
             except psycopg.Error as error:
                 self.healthy = False
                 log.warning("catalog: registry unreachable, serving the last good set (%s); retry in %.1fs",
@@ -104,19 +112,28 @@ class Catalog:
                 delay = min(delay * 2, 10)
 
     @staticmethod
-    async def _changed(conn: psycopg.AsyncConnection) -> bool:
-        """Wait for a registry notification; True once one (or a burst) arrived.
+    async def _changed(conn: psycopg.AsyncConnection) -> set[str]:
+        """Wait for registry notifications; the ids changed by one (or a burst of) them.
 
         The query that follows must run outside `notifies()`, which holds the connection.
         A burst of changes (a GitOps sync of many patches) costs one reload, not one per row.
         """
-        arrived = False
-        async for _ in conn.notifies(timeout=30.0, stop_after=1):
-            arrived = True
-        if arrived:
-            await asyncio.sleep(0.05)
-            async for _ in conn.notifies(timeout=0.01):
-                pass
+        changed: set[str] = set()
+        async for notify in conn.notifies(timeout=30.0, stop_after=1):
+            changed.add(notify.payload)
+        if changed:
+            await asyncio.sleep(0.02)
+            async for notify in conn.notifies(timeout=0.01):
+                changed.add(notify.payload)
         else:
             await conn.execute("SELECT 1")  # a silent connection may be a dead one: find out
-        return arrived
+        return changed
+
+
+def _served(row: dict) -> ServedPatch:
+    return ServedPatch(id=row["id"], sdk_language=row["sdk_language"], error_signature=row["error_signature"],
+                       description=row["description"], severity=row["severity"], version=row["version"],
+                       sequence=row["sequence"], row=row,
+                       candidate=Candidate(id=row["id"], sdk_language=row["sdk_language"],
+                                           error_signature=row["error_signature"], severity=row["severity"],
+                                           updated_at=row["updated_epoch"]))
