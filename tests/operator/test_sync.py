@@ -37,9 +37,11 @@ def test_kubectl_wait_and_columns(devenv, patches, registry, namespace):
     assert waited.returncode == 0, waited.stderr
     table = subprocess.run([*kubectl, "get", "selfhealpatches"], capture_output=True, text=True, check=True).stdout
     header, line = table.splitlines()[:2]
-    assert header.split() == ["NAME", "LANGUAGE", "SIGNATURE", "SEVERITY", "VERSION", "STATE", "REASON", "AGE"]
+    assert header.split() == ["NAME", "LANGUAGE", "SIGNATURE", "SEVERITY", "VERSION", "STATE", "REASON",
+                              "SUCCESS%", "ROLLBACK%", "AGE"]
     assert line.split()[:7] == ["wait-me", "node", "ECONNREFUSED", "medium", "1.0.0", "Active", "Synced"]
     wide = subprocess.run([*kubectl, "get", "shp", "-o", "wide"], capture_output=True, text=True, check=True).stdout
+    assert "GUARD" in wide and "APPLICATIONS-24H" in wide
     assert "REGISTRY-VERSION" in wide and "REGISTRY-ID" in wide and registry.row(namespace, "wait-me")["id"] in wide
 
 
