@@ -51,7 +51,8 @@ def test_runbook_test_call_gets_a_signed_envelope(api_server):
     # What was signed is what was sent: the payload bytes are canonical JSON.
     raw = base64.b64decode(answer["envelope"]["payload"])
     assert raw == json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    log_line = next(line for line in api_server.log().splitlines() if '"patch": "p-401"' in line)
+    log_line = wait_until(lambda: next((line for line in api_server.log().splitlines()
+                                         if '"patch": "p-401"' in line), None), what="self-heal log line")
     assert "self-heal" in log_line and '"developer": "dev-heal"' in log_line and '"version": "1.0.0"' in log_line
 
 

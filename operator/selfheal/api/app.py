@@ -20,6 +20,7 @@ from selfheal.api.catalog import Catalog, ServedPatch
 from selfheal.api.matching import ErrorReport, Match
 from selfheal.api.metrics import ApiMetrics
 from selfheal.api.ratelimit import RateLimiter
+from selfheal.api.request_log import RequestLog
 from selfheal.api.reports import Application, ReportWriter
 from selfheal.api.schemas import ReportBatch, SelfHealRequest, field_errors
 from selfheal.api.signing import SigningKey, seal
@@ -47,6 +48,7 @@ KEY_REPORTS = web.AppKey("reports", ReportWriter)
 KEY_METRICS = web.AppKey("metrics", ApiMetrics)
 KEY_LIMITER = web.AppKey("limiter", RateLimiter)
 KEY_AUTH = web.AppKey("auth", "TokenCache")
+KEY_REQUEST_LOG = web.AppKey("request_log", RequestLog)
 KEY_ANSWERS = web.AppKey("answers", "ResponseCache")
 KEY_KUBE = web.AppKey("kube", kubernetes.client.CustomObjectsApi)
 
@@ -201,23 +203,23 @@ async def self_heal(request: web.Request) -> web.Response:
             patch_id=None, developer_id=principal.developer_id, sdk_language=body.sdk,
             error_encountered=body.error, success=False, rollback_triggered=False, patch_applied=False,
             context=body.context, applied_at=now)])
-        _log_self_heal(principal, body, None, None, started, recorded=accepted)
+        _log_self_heal(app[KEY_REQUEST_LOG], principal, body, None, None, started, recorded=accepted)
         return problem(404, "no_patch", f"no active patch for {body.sdk} error {body.error[:100]!r}",
                        recorded=accepted)
     patch, match = found
     app[KEY_METRICS].lookups.labels(outcome="hit").inc()
-    _log_self_heal(principal, body, patch, match, started, recorded=True)
+    _log_self_heal(app[KEY_REQUEST_LOG], principal, body, patch, match, started, recorded=True)
     return web.Response(body=app[KEY_ANSWERS].answer(patch, match), content_type="application/json")
 
 
-def _log_self_heal(principal, body, patch, match, started, *, recorded: bool) -> None:
+def _log_self_heal(request_log: RequestLog, principal, body, patch, match, started, *, recorded: bool) -> None:
     # One structured line per request: `kubectl logs devportal-api | grep "self-heal"` finds it.
-    log.info("self-heal %s", json.dumps({
+    request_log.self_heal({
         "developer": principal.developer_id, "sdk": body.sdk, "error": body.error[:200],
         "patch": patch.id if patch else None, "version": patch.version if patch else None,
         "matched_by": match.kind if match else "miss", "recorded": recorded,
         "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-    }, ensure_ascii=False))
+    })
 
 
 async def report_outcomes(request: web.Request) -> web.Response:
@@ -319,6 +321,7 @@ def build_app(settings: ApiSettings) -> web.Application:
     app[KEY_SETTINGS] = settings
     app[KEY_CATALOG] = Catalog(settings.database_url)
     app[KEY_ANSWERS] = ResponseCache(settings)
+    app[KEY_REQUEST_LOG] = RequestLog()
     app[KEY_REPORTS] = ReportWriter(settings.database_url, capacity=settings.report_buffer)
     app[KEY_METRICS] = ApiMetrics()
     app[KEY_LIMITER] = RateLimiter(rate=settings.rate_per_second, burst=settings.rate_burst)
@@ -340,9 +343,11 @@ def build_app(settings: ApiSettings) -> web.Application:
 
 async def _background(app: web.Application):
     tasks = [asyncio.create_task(app[KEY_CATALOG].follow(), name="catalog"),
-             asyncio.create_task(app[KEY_REPORTS].run(), name="reports")]
+             asyncio.create_task(app[KEY_REPORTS].run(), name="reports"),
+             asyncio.create_task(app[KEY_REQUEST_LOG].run(), name="request-log")]
     yield
     await app[KEY_REPORTS].flush()
     app[KEY_REPORTS].stop()
     tasks[0].cancel()
+    tasks[2].cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -9,6 +9,7 @@ reconnects with backoff.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from dataclasses import dataclass, field
@@ -86,6 +87,9 @@ class Catalog:
                 patches[row["id"]] = _served(row)
         index = PatchIndex(patch.candidate for patch in patches.values())
         self.snapshot = Snapshot(index=index, patches=patches, known_ids=frozenset(known), loaded_at=time.time())
+        # Tens of thousands of long-lived objects: keep them out of the cyclic collector's full
+        # passes, which otherwise stall lookups (refcounting still frees old snapshots).
+        gc.freeze()
 
     async def follow(self, *, ready: asyncio.Event | None = None) -> None:
         """Load, then reload on every notification; reconnect with backoff when the database is away."""
