@@ -48,3 +48,28 @@ def test_invalid_bodies_name_the_field(api_server):
     del body["rollback_code"]
     status, _, answer = api_server.request("POST", "/api/dev/patches", body=body, token=admin)
     assert status == 400 and "rollback" in answer["message"].lower()
+
+
+def test_delete_is_the_kill_switch(api_server):
+    from tests.api.test_serving import insert_served_patch
+    from tests.support import wait_until
+
+    insert_served_patch(api_server.database_url, "p-kill", "E_KILL")
+    admin, developer = api_server.token("admin-3", role="dev_admin"), api_server.token("dev-3")
+    body = {"sdk": "node", "error": "E_KILL"}
+    wait_until(lambda: api_server.request("POST", "/api/dev/self-heal", body=body, token=developer)[0] == 200,
+               what="patch served")
+    assert api_server.request("DELETE", "/api/dev/patches/p-kill", token=developer)[0] == 403
+    # The runbook's "Désactiver un patch / Via API", verbatim but for the id.
+    status, _, answer = api_server.request("DELETE", "/api/dev/patches/p-kill", token=admin)
+    assert status == 200 and answer["active"] is False and answer["already_inactive"] is False
+    wait_until(lambda: api_server.request("POST", "/api/dev/self-heal", body=body, token=developer)[0] == 404,
+               timeout=5, what="kill switch served")
+    import psycopg
+    with psycopg.connect(api_server.database_url) as conn:
+        reason, = conn.execute("SELECT deactivation_reason FROM sdk_self_healing_registry WHERE id = 'p-kill'").fetchone()
+        action, actor = conn.execute("SELECT action, actor FROM sdk_patch_audit WHERE patch_id = 'p-kill'"
+                                     " ORDER BY id DESC LIMIT 1").fetchone()
+    assert (reason, action, actor) == ("ManualKillSwitch", "kill-switch", "devportal:admin-3")
+    assert api_server.request("DELETE", "/api/dev/patches/p-kill", token=admin)[2]["already_inactive"] is True
+    assert api_server.request("DELETE", "/api/dev/patches/nope", token=admin)[0] == 404

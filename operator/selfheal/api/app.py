@@ -15,7 +15,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
-from selfheal.api import openapi, patch_resources, tokens
+from selfheal.api import kill_switch, openapi, patch_resources, tokens
 from selfheal.api.catalog import Catalog, ServedPatch
 from selfheal.api.matching import ErrorReport, Match
 from selfheal.api.metrics import ApiMetrics
@@ -287,6 +287,34 @@ async def create_patch(request: web.Request) -> web.Response:
                               "status": "created; the operator validates and syncs it"}, status=201)
 
 
+@requires("dev_admin")
+async def delete_patch(request: web.Request) -> web.Response:
+    """The runbook's "Désactiver un patch / Via API": switch the patch off now, keep its history."""
+    principal, app = request["principal"], request.app
+    patch_id = request.match_info["patch_id"]
+    actor = f"devportal:{principal.developer_id}"
+    reason = request.query.get("reason", "disabled through the registry API")[:500]
+    try:
+        result = await kill_switch.switch_off(app[KEY_SETTINGS].database_url, patch_id=patch_id, actor=actor,
+                                              reason=reason)
+    except psycopg.Error:
+        return problem(503, "registry_unavailable", "the registry is unreachable; the patch is unchanged, retry")
+    if not result.found:
+        return problem(404, "no_such_patch", f"no patch with id {patch_id!r}")
+    annotated = False
+    if result.source is not None and KEY_KUBE in app:
+        try:
+            await kill_switch.annotate_disabled(app[KEY_KUBE], namespace=result.source[0], name=result.source[1],
+                                                reason=reason)
+            annotated = True
+        except kubernetes.client.ApiException as error:
+            log.warning("kill switch: registry row %s is off, but annotating %s/%s failed: %s", patch_id,
+                        *result.source, _kube_message(error))
+    log.info("kill switch: patch %s switched off by %s (%s)", patch_id, principal.developer_id, reason)
+    return web.json_response({"id": patch_id, "active": False, "reason": "ManualKillSwitch",
+                              "already_inactive": not result.switched_off, "resource_annotated": annotated})
+
+
 def _kube_message(error: kubernetes.client.ApiException) -> str:
     try:
         return json.loads(error.body).get("message", str(error.reason))
@@ -333,6 +361,7 @@ def build_app(settings: ApiSettings) -> web.Application:
     app.router.add_post("/api/dev/self-heal/reports", report_outcomes)
     app.router.add_get("/api/dev/patches", list_patches)
     app.router.add_post("/api/dev/patches", create_patch)
+    app.router.add_delete("/api/dev/patches/{patch_id}", delete_patch)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -55,6 +55,13 @@ def document() -> dict:
                          "requestBody": {"required": True, **_json("PatchBody")},
                          "responses": {"201": {"description": "Resource created; the operator syncs it"},
                                        **_errors(400, 401, 403, 409, 413, 429)}}},
+            "/api/dev/patches/{patch_id}": {"delete": {
+                "summary": "Kill switch (role dev_admin): stop serving the patch now; history kept, spec untouched",
+                "security": bearer,
+                "parameters": [{"name": "patch_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                               {"name": "reason", "in": "query", "required": False, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "Switched off (or already off)"},
+                              **_errors(401, 403, 404, 429, 503)}}},
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "Alive"}}}},
             "/readyz": {"get": {"summary": "Readiness: the patch catalog is loaded",
                                 "responses": {"200": {"description": "Ready"}, "503": {"description": "Not ready"}}}},
