@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tests.api.conftest import selfheal
+from tests.api_server import selfheal
 from tests.support import wait_until
 
 RUNBOOK_TEST_BODY = {"sdk": "node", "error": "401 Unauthorized", "status": 401, "context": {"test": True}}

@@ -1,0 +1,200 @@
+"""The whole loop with every real part: kubectl → API server → operator → PostgreSQL → registry API →
+Python SDK → local payments server, and back through reports to the guard."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import threading
+import urllib.request
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import kubernetes
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from molam import ApiError, MolamClient
+from selfheal.api.signing import key_id
+from tests.api_server import start_api_server
+from tests.sdk.payments_server import PaymentsServer
+from tests.support import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def loop_namespace(kube_client) -> str:
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    kubernetes.client.CoreV1Api(kube_client).create_namespace({"metadata": {"name": name}})
+    return name
+
+
+@pytest.fixture(scope="module")
+def registry_api(operator, operator_database_url, devenv, loop_namespace, tmp_path_factory):
+    server = start_api_server(database_url=operator_database_url, kubeconfig=devenv.kubeconfig,
+                              patch_namespace=loop_namespace, directory=tmp_path_factory.mktemp("e2e-api"))
+    yield server
+    server.stop()
+
+
+def kubectl(devenv, *args: str) -> str:
+    result = subprocess.run([str(devenv.bin_dir / "kubectl"), "--kubeconfig", str(devenv.kubeconfig), *args],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def trusted_keys(registry_api) -> dict[str, str]:
+    public_key = serialization.load_pem_public_key(registry_api.public_key_pem.encode())
+    return {key_id(public_key): registry_api.public_key_pem}
+
+
+def client_for(payments: PaymentsServer, *, selfheal_url: str, token: str, trusted: dict, applied: list,
+               fallback: str = "pk_fallback") -> MolamClient:
+    return MolamClient(api_key="pk_primary", secret_key=payments.behaviour.secret_key, base_url=payments.url,
+                       timeout=2.0, selfheal_url=selfheal_url, selfheal_token=token, trusted_keys=trusted,
+                       fallback_credentials={"MOLAM_FALLBACK_API_KEY": fallback},
+                       on_patch_applied=applied.append, report_interval=0.05)
+
+
+def test_patch_applied_with_kubectl_heals_a_failing_call(devenv, registry_api, loop_namespace, patches_in):
+    kubectl(devenv, "apply", "-n", loop_namespace, "-f", str(ROOT / "samples/python-401-fallback-key.yaml"))
+    kubectl(devenv, "wait", "-n", loop_namespace, "--for=condition=Ready", "shp/python-401-fallback-key",
+            "--timeout=60s")
+    token = registry_api.token("dev-e2e")
+    applied: list = []
+    with PaymentsServer() as payments:
+        payments.behaviour.revoked_keys = {"pk_primary"}
+        with client_for(payments, selfheal_url=registry_api.url, token=token, trusted=trusted_keys(registry_api),
+                        applied=applied) as client:
+            payment = wait_until(lambda: _try(client.create_payment, amount=5000, currency="XOF", country="SN"),
+                                 what="a healed payment")
+            assert payment["status"] == "succeeded"
+            client.flush_reports()
+    [patch] = applied
+    row = patches_in(loop_namespace, "python-401-fallback-key")
+    assert (patch.id, patch.version, patch.success) == (row["id"], row["version"], True)
+
+    def reported():
+        with __import__("psycopg").connect(registry_api.database_url) as conn:
+            return conn.execute("SELECT developer_id, success, patch_applied FROM sdk_patch_applications"
+                                " WHERE patch_id = %s", (row["id"],)).fetchall()
+    assert ("dev-e2e", True, True) in wait_until(reported, what="the outcome reported")
+
+
+def test_tampered_envelope_is_refused(registry_api, loop_namespace, patches_in):
+    patches_in(loop_namespace, "python-401-fallback-key")  # served by the first test
+    token = registry_api.token("dev-tamper")
+    applied: list = []
+    with TamperingProxy(registry_api.url) as proxy, PaymentsServer() as payments:
+        payments.behaviour.revoked_keys = {"pk_primary"}
+        with client_for(payments, selfheal_url=proxy.url, token=token, trusted=trusted_keys(registry_api),
+                        applied=applied) as client:
+            with pytest.raises(ApiError) as caught:
+                client.create_payment(amount=5000, currency="XOF", country="SN")
+    assert caught.value.status == 401 and applied == []
+    assert proxy.tampered >= 1
+
+
+def test_reported_failures_switch_a_bad_patch_off_and_the_sdk_stops_receiving_it(
+        devenv, registry_api, loop_namespace, patches_in, custom_api):
+    """The fallback key named by the patch is revoked too: every healed call fails and rolls back."""
+    name = "python-401-fallback-key"
+    patches_in(loop_namespace, name)
+    token = registry_api.token("dev-guard")
+    applied: list = []
+    with PaymentsServer() as payments:
+        payments.behaviour.revoked_keys = {"pk_primary", "pk_fallback"}
+        with client_for(payments, selfheal_url=registry_api.url, token=token, trusted=trusted_keys(registry_api),
+                        applied=applied) as client:
+            for _ in range(40):
+                with pytest.raises(ApiError):
+                    client.create_payment(amount=5000, currency="XOF", country="SN")
+            client.flush_reports()
+            assert applied and all(patch.rollback_triggered for patch in applied)
+
+            def switched_off():
+                status = custom_api.get_namespaced_custom_object(
+                    "selfheal.molam.io", "v1alpha1", loop_namespace, "selfhealpatches", name).get("status", {})
+                active = next((c for c in status.get("conditions", []) if c["type"] == "Active"), {})
+                return active.get("reason") == "AutoDeactivated" and active
+            condition = wait_until(switched_off, timeout=60, what="the guard's deactivation")
+            assert "rollback" in condition["message"].lower() or "fail" in condition["message"].lower()
+            served = len(applied)
+            wait_until(lambda: registry_api.request("POST", "/api/dev/self-heal", token=token, body={
+                "sdk": "python", "error": "401 Unauthorized: api_key_revoked", "status": 401})[0] == 404,
+                timeout=5, what="the registry API stops serving it")
+            with pytest.raises(ApiError):
+                client.create_payment(amount=5000, currency="XOF", country="SN")
+            assert len(applied) == served  # no patch applied any more
+    assert patches_in(loop_namespace, name)["active"] is False
+
+
+@pytest.fixture()
+def patches_in(operator_database_url):
+    import psycopg
+    from psycopg.rows import dict_row
+
+    def row(namespace: str, name: str) -> dict:
+        with psycopg.connect(operator_database_url, row_factory=dict_row) as conn:
+            found = conn.execute("SELECT * FROM sdk_self_healing_registry WHERE source_namespace = %s"
+                                 " AND source_name = %s", (namespace, name)).fetchone()
+        assert found is not None, f"{namespace}/{name} not in the registry"
+        return found
+    return row
+
+
+def _try(call, **kwargs):
+    try:
+        return call(**kwargs)
+    except ApiError:
+        return None  # the registry API may not have loaded the patch yet
+
+
+class TamperingProxy:
+    """Forwards to the registry API and flips one byte of every envelope payload it passes on."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream, self.tampered = upstream, 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                request = urllib.request.Request(proxy.upstream + self.path, data=body, method="POST",
+                                                 headers={k: v for k, v in self.headers.items()
+                                                          if k.lower() in ("authorization", "content-type")})
+                try:
+                    with urllib.request.urlopen(request, timeout=5) as response:
+                        status, answer = response.status, response.read()
+                except urllib.error.HTTPError as error:
+                    status, answer = error.code, error.read()
+                if status == 200 and self.path == "/api/dev/self-heal":
+                    document = json.loads(answer)
+                    payload = bytearray(base64.b64decode(document["envelope"]["payload"]))
+                    payload[payload.index(b'"severity":"') + 12] ^= 0x01  # critical → britical
+                    document["envelope"]["payload"] = base64.b64encode(bytes(payload)).decode()
+                    answer = json.dumps(document).encode()
+                    proxy.tampered += 1
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> "TamperingProxy":
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
