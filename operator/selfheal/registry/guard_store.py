@@ -41,16 +41,20 @@ counts AS (
     WHERE g.since IS NULL OR r.bucket >= g.since
     GROUP BY r.patch_id, w.seconds
 ),
+per_patch AS (
+    SELECT patch_id, jsonb_agg(jsonb_build_array(seconds, total, failures, rollbacks)) AS windows
+    FROM counts GROUP BY patch_id
+),
 candidates AS (
-    SELECT patch_id FROM counts
+    SELECT patch_id FROM per_patch
     UNION
     SELECT patch_id FROM sdk_guard_state WHERE pending <> '{{}}'::jsonb
 )
 SELECT p.id, p.source_namespace, p.source_name, p.source_generation, coalesce(g.pending, '{{}}') AS pending,
-       coalesce((SELECT jsonb_agg(jsonb_build_array(c.seconds, c.total, c.failures, c.rollbacks))
-                 FROM counts c WHERE c.patch_id = p.id), '[]') AS windows
+       coalesce(w.windows, '[]') AS windows
 FROM candidates x
 JOIN sdk_self_healing_registry p ON p.id = x.patch_id AND p.active
+LEFT JOIN per_patch w ON w.patch_id = p.id
 LEFT JOIN sdk_guard_state g ON g.patch_id = p.id
 """
 
