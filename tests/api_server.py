@@ -61,7 +61,8 @@ def selfheal(*args: str, database_url: str, check: bool = True) -> subprocess.Co
                           check=check, timeout=60)
 
 
-def start_api_server(*, database_url: str, kubeconfig: Path, patch_namespace: str, directory: Path) -> ApiServer:
+def start_api_server(*, database_url: str, kubeconfig: Path, patch_namespace: str, directory: Path,
+                     rate: float = 20) -> ApiServer:
     key_file = directory / "signing.pem"
     public_pem = selfheal("keygen", "--out", str(key_file), database_url=database_url).stdout
     port = free_port()
@@ -70,7 +71,7 @@ def start_api_server(*, database_url: str, kubeconfig: Path, patch_namespace: st
            "KUBECONFIG": str(kubeconfig)}
     with log_file.open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "selfheal", "api", "--host", "127.0.0.1",
-                                    "--port", str(port), "--rate", "20", "--patch-namespace", patch_namespace],
+                                    "--port", str(port), "--rate", str(rate), "--patch-namespace", patch_namespace],
                                    env=env, stdout=log, stderr=subprocess.STDOUT)
     server = ApiServer(url=f"http://127.0.0.1:{port}", database_url=database_url, process=process,
                        log_file=log_file, public_key_pem=public_pem, patch_namespace=patch_namespace)

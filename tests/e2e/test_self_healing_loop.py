@@ -35,7 +35,8 @@ def loop_namespace(kube_client) -> str:
 @pytest.fixture(scope="module")
 def registry_api(operator, operator_database_url, devenv, loop_namespace, tmp_path_factory):
     server = start_api_server(database_url=operator_database_url, kubeconfig=devenv.kubeconfig,
-                              patch_namespace=loop_namespace, directory=tmp_path_factory.mktemp("e2e-api"))
+                              patch_namespace=loop_namespace, directory=tmp_path_factory.mktemp("e2e-api"),
+                              rate=1000)  # the loop's SDK must not meet the rate limit
     yield server
     server.stop()
 
@@ -101,10 +102,21 @@ def test_tampered_envelope_is_refused(registry_api, loop_namespace, patches_in):
 
 def test_reported_failures_switch_a_bad_patch_off_and_the_sdk_stops_receiving_it(
         devenv, registry_api, loop_namespace, patches_in, custom_api):
-    """The fallback key named by the patch is revoked too: every healed call fails and rolls back."""
-    name = "python-401-fallback-key"
-    patches_in(loop_namespace, name)
-    token = registry_api.token("dev-guard")
+    """The fallback key named by the patch is revoked too: every healed call fails and rolls back.
+
+    The patch matches the error's code (`api_key_revoked`), which outranks any `401` patch other
+    tests left in the shared registry; once it is off, other patches may still answer, but never it.
+    """
+    name = "e2e-guarded-fallback-key"
+    sample = (ROOT / "samples/python-401-fallback-key.yaml").read_text()
+    manifest = sample.replace("name: python-401-fallback-key", f"name: {name}").replace(
+        'errorSignature: "401"', "errorSignature: api_key_revoked")
+    assert manifest != sample and "api_key_revoked" in manifest
+    subprocess.run([str(devenv.bin_dir / "kubectl"), "--kubeconfig", str(devenv.kubeconfig), "apply", "-n",
+                    loop_namespace, "-f", "-"], input=manifest, text=True, check=True, capture_output=True)
+    kubectl(devenv, "wait", "-n", loop_namespace, "--for=condition=Ready", f"shp/{name}", "--timeout=60s")
+    ours = patches_in(loop_namespace, name)["id"]
+    token, probe = registry_api.token("dev-guard"), registry_api.token("dev-guard-probe")
     applied: list = []
     with PaymentsServer() as payments:
         payments.behaviour.revoked_keys = {"pk_primary", "pk_fallback"}
@@ -114,7 +126,8 @@ def test_reported_failures_switch_a_bad_patch_off_and_the_sdk_stops_receiving_it
                 with pytest.raises(ApiError):
                     client.create_payment(amount=5000, currency="XOF", country="SN")
             client.flush_reports()
-            assert applied and all(patch.rollback_triggered for patch in applied)
+            assert [patch.id for patch in applied if patch.id == ours]
+            assert all(patch.rollback_triggered for patch in applied)
 
             def switched_off():
                 status = custom_api.get_namespaced_custom_object(
@@ -123,13 +136,18 @@ def test_reported_failures_switch_a_bad_patch_off_and_the_sdk_stops_receiving_it
                 return active.get("reason") == "AutoDeactivated" and active
             condition = wait_until(switched_off, timeout=60, what="the guard's deactivation")
             assert "rollback" in condition["message"].lower() or "fail" in condition["message"].lower()
+
+            def served_patch() -> str | None:
+                status, _, answer = registry_api.request("POST", "/api/dev/self-heal", token=probe, body={
+                    "sdk": "python", "error": "401 Unauthorized: api_key_revoked", "status": 401,
+                    "code": "api_key_revoked"})
+                assert status in (200, 404), (status, answer)
+                return answer["patch"]["id"] if status == 200 else None
+            wait_until(lambda: served_patch() != ours, timeout=5, what="the registry API stops serving it")
             served = len(applied)
-            wait_until(lambda: registry_api.request("POST", "/api/dev/self-heal", token=token, body={
-                "sdk": "python", "error": "401 Unauthorized: api_key_revoked", "status": 401})[0] == 404,
-                timeout=5, what="the registry API stops serving it")
             with pytest.raises(ApiError):
                 client.create_payment(amount=5000, currency="XOF", country="SN")
-            assert len(applied) == served  # no patch applied any more
+            assert ours not in [patch.id for patch in applied[served:]]
     assert patches_in(loop_namespace, name)["active"] is False
 
 
