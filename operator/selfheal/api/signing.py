@@ -15,12 +15,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from selfheal.patchlang import operations
+
 ENVELOPE_FORMAT = "selfheal.patch.v1"
 
 
 def canonical_json(document: object) -> bytes:
-    """One byte string per document: sorted keys, no spaces, UTF-8."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """The payload bytes: the operation documents' canonical serialisation, as UTF-8."""
+    return operations.canonical_json(document).encode("utf-8")
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
