@@ -151,3 +151,12 @@ _register_patchlang_commands()
 
 main.add_command(disable)
 main.add_command(enable)
+
+
+def _register_report_commands() -> None:
+    from selfheal.cli_report import report
+
+    main.add_command(report)
+
+
+_register_report_commands()
