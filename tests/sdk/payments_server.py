@@ -161,3 +161,62 @@ def _handler(server: PaymentsServer) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+# --- As a process, for SDKs in other languages: `python -m tests.sdk.payments_server --port N` ---
+#
+# Prints its URL on the first line of stdout and serves until stdin closes or it is terminated.
+# Test-only control routes beside the API (never recorded as requests):
+#   GET  /_test/state      {"requests": [{method, path, headers}], "payments": [ids], "finished": n}
+#   POST /_test/behaviour  {field: value, ...} sets Behaviour fields (lists become sets/tuples)
+#   POST /_test/reset      a fresh Behaviour, no payments, no requests
+
+class ControlledPaymentsServer(PaymentsServer):
+    def __init__(self, port: int = 0) -> None:
+        super().__init__()
+        if port:
+            self._server.server_close()
+            self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
+            self._server.daemon_threads = True
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                            name="payments-server", daemon=True)
+        self.control_requests = 0  # `finished` counts them too; they are taken out of what /_test/state says
+
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, dict]:
+        if not path.startswith("/_test/"):
+            return super().handle(method, path, headers, body)
+        with self.lock:
+            self.control_requests += 1
+            if path == "/_test/state":
+                # This request is not finished yet; every earlier control request is.
+                return 200, {"requests": [{"method": r["method"], "path": r["path"], "headers": r["headers"]}
+                                          for r in self.requests],
+                             "payments": list(self.payments),
+                             "finished": self.finished - (self.control_requests - 1)}, {}
+            if path == "/_test/reset":
+                self.behaviour, self.payments, self.idempotent, self.requests = Behaviour(), {}, {}, []
+                self.finished, self.control_requests = 0, 1  # this reset finishes after the counts restart
+                return 200, {}, {}
+            if path == "/_test/behaviour":
+                for name, value in json.loads(body).items():
+                    current = getattr(self.behaviour, name)  # AttributeError: an unknown field fails loudly
+                    setattr(self.behaviour, name, type(current)(value) if isinstance(current, (set, frozenset, tuple))
+                            else value)
+                return 200, {}, {}
+        return 404, {"error": "not_found", "message": f"no test route {path}"}, {}
+
+
+def main() -> None:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="The local payments test server, as a process.")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: a free one)")
+    port = parser.parse_args().port
+    with ControlledPaymentsServer(port) as server:
+        print(server.url, flush=True)
+        sys.stdin.read()  # until the parent closes our stdin (or terminates us)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+'use strict';
+// The self-healing loop: ask the registry, verify, apply, retry, roll back, tell, report.
+//
+// One failing call gets at most one patch. The patch changes the client's state in memory (the
+// whole document or nothing); if the retried call still fails, the rollback document is applied
+// at once (or, without one, the state from before the patch comes back). Every step that could
+// let an unverified or malformed patch through fails closed: the caller then gets the original
+// error, exactly as from an SDK without self-healing.
+
+const { ReplayGuard, openEnvelope } = require('./envelope');
+const { MolamError, PatchRefused } = require('./errors');
+const { applyDocument } = require('./operations');
+const { RegistryUnavailable } = require('./registry');
+
+const SDK = 'node';
+const LOOKUP_TIMEOUT_CAP_MS = 5000; // the caller's own timeout when smaller
+const MAX_CACHED_ERRORS = 256;
+const LOG_METHODS = { debug: 'debug', info: 'info', warning: 'warn', error: 'error' };
+
+function emit(logger, level, message) {
+  const method = LOG_METHODS[level];
+  if (typeof logger[method] === 'function') logger[method](message);
+}
+
+class Healer {
+  constructor({ registry, trusted, reports, onPatchApplied, clock, logger, historySize = 1000 }) {
+    this.registry = registry;
+    this.trusted = trusted;
+    this.reports = reports;
+    this.onPatchApplied = onPatchApplied;
+    this.clock = clock; // epoch milliseconds
+    this.logger = logger;
+    this.historySize = historySize;
+    this.replay = new ReplayGuard();
+    this.lastVerified = new Map(); // "status|code" → the last verified patch, for when the registry is away
+    this.applied = [];
+  }
+
+  history() {
+    return [...this.applied];
+  }
+
+  /**
+   * The retried call's result once a patch healed it; otherwise rejects (with the original
+   * error when no patch applied). `cell`: {get(), set(state)}; `retry`: async () => result.
+   */
+  async heal(error, { context, cell, retry, applyContext }) {
+    const patch = await this.patchFor(error, context, {
+      timeoutMs: Math.min(cell.get().timeout_ms, LOOKUP_TIMEOUT_CAP_MS) });
+    if (patch === null) throw error;
+    const before = cell.get();
+    let applied;
+    try {
+      applied = applyDocument(patch.operations, before, applyContext);
+    } catch (refusal) {
+      if (!(refusal instanceof PatchRefused)) throw refusal;
+      this.logger.warn(`Molam SDK refused self-healing patch ${patch.id} v${patch.version}: ${refusal.message}`);
+      this.report(patch.id, error, context, { success: false, patchApplied: false, reason: refusal.message });
+      throw error;
+    }
+    cell.set(applied.state);
+    for (const [level, message] of applied.logs) emit(this.logger, level, message);
+    this.logger.warn(`⚡ Molam SDK applied self-healing patch ${patch.id} v${patch.version} (${patch.description}) `
+      + `for ${error.errorText}`);
+    let result;
+    try {
+      result = await retry();
+    } catch (failure) {
+      if (!(failure instanceof MolamError)) throw failure;
+      this.rollBack(patch, cell, before, applyContext);
+      this.record(patch, error, context, { success: false, rollback: true });
+      throw failure;
+    }
+    this.record(patch, error, context, { success: true, rollback: false });
+    return result;
+  }
+
+  async patchFor(error, context, { timeoutMs }) {
+    const key = `${error.status}|${error.code}`;
+    const body = { sdk: SDK, error: error.errorText.slice(0, 2000), context };
+    if (error.status != null) body.status = error.status;
+    if (error.code) body.code = String(error.code).slice(0, 200);
+    let envelope;
+    try {
+      envelope = await this.registry.lookup(body, { timeoutMs });
+    } catch (why) {
+      if (why instanceof RegistryUnavailable) {
+        const cached = this.lastVerified.get(key) || null;
+        this.logger.warn(`Molam SDK: self-heal registry unreachable (${why.message}); `
+          + `${cached ? `using last verified patch ${cached.id}` : 'no patch for this error'}`);
+        if (cached === null) { // the registry never saw this miss: report it for the coverage query
+          this.report(null, error, context, { success: false, patchApplied: false, reason: 'registry unreachable' });
+        }
+        return cached;
+      }
+      if (why instanceof PatchRefused) {
+        this.logger.warn(`Molam SDK: no self-healing patch: ${why.message}`);
+        return null;
+      }
+      throw why;
+    }
+    if (envelope === null) {
+      this.lastVerified.delete(key); // switched off or gone: stop using it
+      return null;
+    }
+    let patch;
+    try {
+      patch = openEnvelope(envelope, { trusted: this.trusted, replay: this.replay, now: this.clock() });
+    } catch (why) {
+      if (!(why instanceof PatchRefused)) throw why;
+      this.logger.warn(`Molam SDK refused a self-healing envelope: ${why.message}`);
+      this.report(null, error, context, { success: false, patchApplied: false, reason: why.message });
+      return null;
+    }
+    if (this.lastVerified.has(key) || this.lastVerified.size < MAX_CACHED_ERRORS) this.lastVerified.set(key, patch);
+    return patch;
+  }
+
+  rollBack(patch, cell, before, applyContext) {
+    if (patch.rollbackOperations === null) {
+      cell.set(before);
+    } else {
+      try {
+        cell.set(applyDocument(patch.rollbackOperations, cell.get(), applyContext).state);
+      } catch (refusal) {
+        // A rollback that cannot apply must still undo the patch.
+        this.logger.error(`Molam SDK: rollback of ${patch.id} refused (${refusal.message}); `
+          + 'restoring the previous settings');
+        cell.set(before);
+      }
+    }
+    this.logger.warn(`Molam SDK rolled back self-healing patch ${patch.id} v${patch.version}: the retried call failed`);
+  }
+
+  record(patch, error, context, { success, rollback }) {
+    const applied = Object.freeze({
+      id: patch.id, version: patch.version, description: patch.description, severity: patch.severity,
+      errorSignature: patch.errorSignature, error: error.errorText, success, rollbackTriggered: rollback,
+      appliedAt: new Date(),
+    });
+    this.applied.push(applied);
+    if (this.applied.length > this.historySize) this.applied.shift();
+    this.report(patch.id, error, context, { success, rollback });
+    if (typeof this.onPatchApplied === 'function') {
+      try {
+        const outcome = this.onPatchApplied(applied);
+        if (outcome && typeof outcome.catch === 'function') {
+          outcome.catch((failure) => this.logger.error(`Molam SDK: onPatchApplied rejected: ${failure}`));
+        }
+      } catch (failure) { // the caller's callback must not turn a healed call into a failure
+        this.logger.error(`Molam SDK: onPatchApplied threw: ${failure && failure.stack ? failure.stack : failure}`);
+      }
+    }
+  }
+
+  report(patchId, error, context, { success, rollback = false, patchApplied = true, reason = null }) {
+    this.reports.offer({
+      patch_id: patchId, sdk: SDK, error: error.errorText.slice(0, 2000), success,
+      rollback_triggered: rollback, patch_applied: patchApplied,
+      context: reason ? { ...context, reason: reason.slice(0, 300) } : context,
+      applied_at: new Date().toISOString(),
+    });
+  }
+}
+
+module.exports = { Healer, SDK, LOOKUP_TIMEOUT_CAP_MS };

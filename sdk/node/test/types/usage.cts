@@ -1,0 +1,8 @@
+// Type-checked by `npm test` (tsc --noEmit): the package's types, required from CommonJS.
+import { MolamClient, MolamError } from '@molam/sdk';
+
+const client = new MolamClient({ apiKey: 'pk', secretKey: 'sk', enableSelfHealing: false });
+client.createPayment({ amount: 1, currency: null }).catch((error: unknown) => {
+  if (error instanceof MolamError) console.log(error.errorText, error.status);
+});
+export const history = client.getPatchHistory().map((patch) => patch.rollbackTriggered);
