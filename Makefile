@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install controlplane demo test bench down lint
+.PHONY: install controlplane demo test bench down lint node-sdk
 
 install: $(VENV)/.installed
 
@@ -21,9 +21,17 @@ controlplane: install
 demo: controlplane
 	hack/demo.sh
 
-test: controlplane
+test: controlplane node-sdk
 	$(BIN)/lint-imports
 	$(BIN)/pytest
+	cd sdk/node && PYTHON=$(abspath $(BIN))/python npm test
+
+# The Node SDK's development tools (typescript, @types/node: types checked by its tests), from its lock file.
+node-sdk: sdk/node/node_modules/.installed
+
+sdk/node/node_modules/.installed: sdk/node/package-lock.json
+	cd sdk/node && npm ci --no-audit --no-fund
+	touch $@
 
 bench: controlplane
 	$(BIN)/python bench/sync_bench.py

@@ -8,37 +8,18 @@ import json
 import subprocess
 import threading
 import urllib.request
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import kubernetes
 import pytest
 from cryptography.hazmat.primitives import serialization
 
 from molam import ApiError, MolamClient
 from selfheal.api.signing import key_id
-from tests.api_server import start_api_server
 from tests.sdk.payments_server import PaymentsServer
 from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def loop_namespace(kube_client) -> str:
-    name = f"e2e-{uuid.uuid4().hex[:8]}"
-    kubernetes.client.CoreV1Api(kube_client).create_namespace({"metadata": {"name": name}})
-    return name
-
-
-@pytest.fixture(scope="module")
-def registry_api(operator, operator_database_url, devenv, loop_namespace, tmp_path_factory):
-    server = start_api_server(database_url=operator_database_url, kubeconfig=devenv.kubeconfig,
-                              patch_namespace=loop_namespace, directory=tmp_path_factory.mktemp("e2e-api"),
-                              rate=1000)  # the loop's SDK must not meet the rate limit
-    yield server
-    server.stop()
 
 
 def kubectl(devenv, *args: str) -> str:
@@ -149,20 +130,6 @@ def test_reported_failures_switch_a_bad_patch_off_and_the_sdk_stops_receiving_it
                 client.create_payment(amount=5000, currency="XOF", country="SN")
             assert ours not in [patch.id for patch in applied[served:]]
     assert patches_in(loop_namespace, name)["active"] is False
-
-
-@pytest.fixture()
-def patches_in(operator_database_url):
-    import psycopg
-    from psycopg.rows import dict_row
-
-    def row(namespace: str, name: str) -> dict:
-        with psycopg.connect(operator_database_url, row_factory=dict_row) as conn:
-            found = conn.execute("SELECT * FROM sdk_self_healing_registry WHERE source_namespace = %s"
-                                 " AND source_name = %s", (namespace, name)).fetchone()
-        assert found is not None, f"{namespace}/{name} not in the registry"
-        return found
-    return row
 
 
 def _try(call, **kwargs):
