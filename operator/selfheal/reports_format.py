@@ -158,7 +158,7 @@ def percent(numerator: int, denominator: int) -> float | None:
 
 
 def kpis(figures: WindowFigures) -> list[Kpi]:
-    """The runbook's five KPIs (README, "Reports and KPIs", defines each)."""
+    """The runbook's five KPIs; docs/runbook.en.md ("KPIs") defines each."""
     f = figures
     return [
         Kpi("application_rate", percent(f.successful, f.applied), "%", f.successful, f.applied,

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-import subprocess
-import urllib.request
-import json
 
 import pytest
 
+from tests.prometheus_server import prometheus as prometheus_server
 from tests.reports.conftest import QUIET_DAY, report
-from tests.support import free_port, wait_until
+from tests.support import free_port
 
 
 def _items(rows):
@@ -76,32 +74,9 @@ groups:
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory):
-    """A real Prometheus evaluating a rule that fires at once (Debian's `prometheus` package)."""
-    directory = tmp_path_factory.mktemp("prometheus")
-    (directory / "rules.yml").write_text(RULES)
-    (directory / "prometheus.yml").write_text("global:\n  evaluation_interval: 1s\nrule_files:\n  - rules.yml\n")
-    port = free_port()
-    log = (directory / "prometheus.log").open("wb")
-    process = subprocess.Popen(["prometheus", f"--config.file={directory / 'prometheus.yml'}",
-                                f"--storage.tsdb.path={directory / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-                               stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-
-    def firing():
-        assert process.poll() is None, (directory / "prometheus.log").read_text()
-        try:
-            with urllib.request.urlopen(url + "/api/v1/alerts", timeout=2) as response:
-                return any(a["state"] == "firing" for a in json.load(response)["data"]["alerts"])
-        except OSError:
-            return False
-
-    try:
-        wait_until(firing, timeout=60, what="Prometheus alert firing")
+    """A real Prometheus evaluating a rule that fires at once."""
+    with prometheus_server(tmp_path_factory.mktemp("prometheus"), RULES, wait_for_firing=True) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def test_firing_selfheal_alerts_fail_the_checklist(seeded, prometheus):
