@@ -62,7 +62,7 @@ def selfheal(*args: str, database_url: str, check: bool = True) -> subprocess.Co
 
 
 def start_api_server(*, database_url: str, kubeconfig: Path, patch_namespace: str, directory: Path,
-                     rate: float = 20) -> ApiServer:
+                     rate: float = 20, extra_args: tuple[str, ...] = ()) -> ApiServer:
     key_file = directory / "signing.pem"
     public_pem = selfheal("keygen", "--out", str(key_file), database_url=database_url).stdout
     port = free_port()
@@ -71,7 +71,8 @@ def start_api_server(*, database_url: str, kubeconfig: Path, patch_namespace: st
            "KUBECONFIG": str(kubeconfig)}
     with log_file.open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "selfheal", "api", "--host", "127.0.0.1",
-                                    "--port", str(port), "--rate", str(rate), "--patch-namespace", patch_namespace],
+                                    "--port", str(port), "--rate", str(rate), "--patch-namespace", patch_namespace,
+                                    *extra_args],
                                    env=env, stdout=log, stderr=subprocess.STDOUT)
     server = ApiServer(url=f"http://127.0.0.1:{port}", database_url=database_url, process=process,
                        log_file=log_file, public_key_pem=public_pem, patch_namespace=patch_namespace)

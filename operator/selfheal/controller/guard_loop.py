@@ -113,7 +113,9 @@ class GuardLoop:
             started = time.monotonic()
             try:
                 await self.once(now=time.time())
+                guard_metrics.registry_up.set(1)
             except DB_ERRORS as error:
+                guard_metrics.registry_up.set(0)
                 guard_metrics.cycle_errors.labels(kind="registry").inc()
                 log.warning("guard: registry unreachable, no verdict this cycle: %s", str(error).strip()[:200])
             except Exception:  # the guard must outlive any single bad object or API hiccup

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Enum, Gauge, Histogram, start_http_server
 
+from selfheal.guard.rules import DEFAULT_RULES
+
 STATES = ["Healthy", "Inconclusive", "Pending", "Warning", "Firing", "Deactivated", "Disabled"]
 _PATCH = ["namespace", "name", "patch_id"]
 
@@ -18,6 +20,14 @@ success_ratio = Gauge("selfheal_guard_success_ratio", "Successful applications /
 rollback_ratio = Gauge("selfheal_guard_rollback_ratio", "Rolled back applications / applications, last 24 hours",
                        _PATCH)
 state = Enum("selfheal_guard_state", "The guard's verdict on the patch", _PATCH, states=STATES)
+# The operator's health, for the alerts in manifests/components/monitoring/prometheusrule.yaml.
+sync_failures = Counter("selfheal_sync_failures_total", "Registry writes of a SelfHealPatch that failed (retried)",
+                        ["reason"])
+registry_up = Gauge("selfheal_registry_up", "1 when the last guard cycle reached the registry, else 0")
+# Series present from the start: increase() misses a counter's first sample, so an alert on the
+# first auto-deactivation needs the zero before it.
+for _rule in DEFAULT_RULES:  # the volume rule deactivates too with --guard-volume-deactivates
+    deactivations.labels(reason="AutoDeactivated", rule=_rule.name)
 
 
 def serve(*, port: int) -> None:

@@ -19,7 +19,7 @@ from selfheal import GROUP, PLURAL, VERSION
 from selfheal.clock import utc_now
 from selfheal.controller.backoff import retry_delay
 from selfheal.controller.config import OperatorConfig
-from selfheal.controller import guard_loop
+from selfheal.controller import guard_loop, guard_metrics
 from selfheal.controller.registry_watch import watch_registry
 from selfheal.models import SpecError
 from selfheal.registry import store
@@ -40,7 +40,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
         prefix=PREFIX, key="last-handled-configuration",
     )
     settings.persistence.finalizer = f"{PREFIX}/registry"
-    # Events are posted on purpose (kopf.info/warn below), not for every log line.
+    # Events are posted on purpose (kopf.event/warn below), not for every log line.
     settings.posting.level = logging.WARNING
     # Watches can go silent without these.
     settings.watching.server_timeout = 300
@@ -116,7 +116,9 @@ async def reconcile(
     patch.status.update(synced_status(previous, generation=source.generation, row=outcome.state, now=utc_now()))
     patch.status["operations"] = operation_counts(valid)
     if outcome.written:
-        kopf.info(body, reason="Synced", message=f"registry version {outcome.state.version} (id {outcome.state.id})")
+        # kopf.event, not kopf.info: posting.level (WARNING, above) drops kopf.info events.
+        kopf.event(body, type="Normal", reason="Synced",
+                   message=f"registry version {outcome.state.version} (id {outcome.state.id})")
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
@@ -139,6 +141,7 @@ async def _registry_call(memo, retry, patch, previous, source, action):
         async with memo.pool.connection() as conn:
             return await action(conn)
     except REGISTRY_ERRORS as error:
+        guard_metrics.sync_failures.labels(reason=type(error).__name__).inc()
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         patch.status.update(unavailable_status(previous, generation=source.generation, error=reason, now=utc_now()))
         raise kopf.TemporaryError(f"registry unavailable: {reason}",
