@@ -149,7 +149,19 @@ def patch(world):
                SELECT %s, 'runbook-dev', 'node', '401 Unauthorized', false, k <= 3, '{"test": true}',
                       now() - k * interval '1 minute'
                FROM generate_series(1, 8) k""", (patch_id,))
-    return patch_id
+    yield patch_id
+    # The registry is the session's: later tests must not be answered by the walkthrough's patches.
+    kubectl(world, "delete", "shp", "--all", "-n", world["namespace"], "--timeout=60s")
+    kubectl(world, "delete", "shp", "python-connectionerror-backup-api", "-n", "default", "--ignore-not-found",
+            "--timeout=60s")
+    with psycopg.connect(world["db"], autocommit=True) as conn:
+        conn.execute("""UPDATE sdk_self_healing_registry SET active = false
+                        WHERE source_name IS NULL AND description = 'Fallback API backup pour Python'""")
+        eventually(lambda: conn.execute(
+            """SELECT count(*) FROM sdk_self_healing_registry
+               WHERE active AND (source_namespace = %s OR source_name = 'python-connectionerror-backup-api'
+                                 OR description = 'Fallback API backup pour Python')""",
+            (world["namespace"],)).fetchone()[0] == 0, "walkthrough patches off")
 
 
 def test_setup_exports_what_the_commands_use(world):
