@@ -49,6 +49,7 @@ class ReportWriter:
         self._wake = asyncio.Event()
         self._stopping = False
         self.written = 0
+        self.refused = 0  # rows the database rejected (logged one by one)
 
     @property
     def pending(self) -> int:
@@ -79,23 +80,45 @@ class ReportWriter:
                     if conn is None or conn.closed:
                         conn = await psycopg.AsyncConnection.connect(self.database_url, connect_timeout=3)
                     await self._copy(conn, batch)
+                except (psycopg.DataError, psycopg.IntegrityError) as error:
+                    # A row the database refuses must not hold back the others: write them one by
+                    # one and report each refused row, loudly, instead of retrying it forever.
+                    self.refused += await self._write_one_by_one(conn, batch, error)
                 except psycopg.Error as error:
                     # Keep the batch; the buffer (and 503s when full) protect the SDKs meanwhile.
                     log.warning("reports: %d buffered, write failed (%s); retry in %.1fs", len(self._buffer),
-                                str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__,
-                                delay)
+                                _first_line(error), delay)
                     if conn is not None:
                         await conn.close()
                     conn = None
                     if self._stopping:
                         log.error("reports: stopping with %d reports unwritten", len(self._buffer))
                         return
-                    await asyncio.sleep(delay)
+                    await self._sleep_unless_stopped(delay)
                     delay = min(delay * 2, 10)
                     break
                 del self._buffer[: len(batch)]
                 self.written += len(batch)
                 delay = 0.5
+
+    async def _sleep_unless_stopped(self, seconds: float) -> None:
+        waiter = asyncio.ensure_future(self._wake.wait())
+        await asyncio.wait([waiter], timeout=seconds)
+        waiter.cancel()
+
+    async def _write_one_by_one(self, conn: psycopg.AsyncConnection, batch: list[Application],
+                                error: psycopg.Error) -> int:
+        refused = 0
+        for application in batch:
+            try:
+                await self._copy(conn, [application])
+            except (psycopg.DataError, psycopg.IntegrityError) as row_error:
+                refused += 1
+                log.error("reports: refused by the database, not written (%s): developer %s, patch %s, error %r",
+                          _first_line(row_error), application.developer_id, application.patch_id,
+                          application.error_encountered[:100])
+        log.warning("reports: batch of %d split after %s; %d refused", len(batch), _first_line(error), refused)
+        return refused
 
     async def flush(self, timeout: float = 10.0) -> None:
         """Wait until the buffer is empty, at most `timeout` seconds."""
@@ -115,3 +138,8 @@ class ReportWriter:
                 async with cursor.copy(f"COPY sdk_patch_applications ({', '.join(COLUMNS)}) FROM STDIN") as copy:
                     for application in batch:
                         await copy.write_row(application.row())
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -5,10 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import json
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 MAX_ERROR_LENGTH = 2000
 MAX_REPORTS_PER_BATCH = 500
+
+
+def _no_nul(value: object) -> object:
+    """PostgreSQL text and jsonb cannot hold U+0000: refuse it here, naming the field, not at write time."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    if "\x00" in text or "\\u0000" in text:
+        raise ValueError("must not contain the NUL character (U+0000)")
+    return value
 
 
 class SelfHealRequest(BaseModel):
@@ -22,6 +32,8 @@ class SelfHealRequest(BaseModel):
     code: str | None = Field(default=None, min_length=1, max_length=200)
     context: dict = Field(default_factory=dict)
 
+    _text_without_nul = field_validator("error", "code", "context")(_no_nul)
+
 
 class Outcome(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -34,6 +46,8 @@ class Outcome(BaseModel):
     patch_applied: bool = True
     context: dict = Field(default_factory=dict)
     applied_at: datetime | None = None
+
+    _text_without_nul = field_validator("patch_id", "error", "context")(_no_nul)
 
 
 class ReportBatch(BaseModel):
