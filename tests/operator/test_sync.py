@@ -108,7 +108,8 @@ def test_operator_restart_resumes_without_duplicate_writes(operator, patches, re
     operator.restart()
     # A change made after the restart proves the operator is handling events again.
     patches.patch_spec("resume-b", description="changed after restart")
-    patches.wait_condition("resume-b", "Synced", status="True", generation=2)
+    # Late in a test session the restarted operator resumes hundreds of objects first.
+    patches.wait_condition("resume-b", "Synced", status="True", generation=2, timeout=120)
     assert registry.row(namespace, "resume-a")["tuple_version"] == rows["resume-a"]["tuple_version"]
     assert registry.audit(rows["resume-a"]["id"]) == audits["resume-a"]
     assert len(registry.audit(rows["resume-b"]["id"])) == len(audits["resume-b"]) + 1
