@@ -157,11 +157,19 @@ def patch(world):
     with psycopg.connect(world["db"], autocommit=True) as conn:
         conn.execute("""UPDATE sdk_self_healing_registry SET active = false
                         WHERE source_name IS NULL AND description = 'Fallback API backup pour Python'""")
-        eventually(lambda: conn.execute(
-            """SELECT count(*) FROM sdk_self_healing_registry
-               WHERE active AND (source_namespace = %s OR source_name = 'python-connectionerror-backup-api'
-                                 OR description = 'Fallback API backup pour Python')""",
-            (world["namespace"],)).fetchone()[0] == 0, "walkthrough patches off")
+        def still_active():
+            rows = conn.execute(
+                """SELECT id, source_namespace, source_name, description, validation_state
+                   FROM sdk_self_healing_registry
+                   WHERE active AND (source_namespace = %s
+                                     OR (source_namespace, source_name) = ('default', 'python-connectionerror-backup-api')
+                                     OR (source_name IS NULL AND description = 'Fallback API backup pour Python'))""",
+                (world["namespace"],)).fetchall()
+            return rows == [] or rows
+        try:
+            eventually(lambda: still_active() is True, "walkthrough patches off")
+        except AssertionError:
+            raise AssertionError(f"walkthrough patches still active: {still_active()}") from None
 
 
 def test_setup_exports_what_the_commands_use(world):
@@ -265,8 +273,15 @@ def test_disable_with_the_kill_switch_then_the_api_then_sql(world, patch):
 
 
 def _enable(world):
-    subprocess.run(["selfheal", "enable", world["env"]["PATCH"]], env=world["env"], check=True, capture_output=True)
-    eventually(lambda: row(world)["active"], "patch active again")
+    result = subprocess.run(["selfheal", "enable", world["env"]["PATCH"]], env=world["env"], check=True,
+                            capture_output=True, text=True)
+    try:
+        eventually(lambda: row(world)["active"], "patch active again")
+    except AssertionError:
+        with psycopg.connect(world["db"]) as conn:
+            audit = conn.execute("SELECT action, actor, active, reason, at FROM sdk_patch_audit WHERE patch_id = %s "
+                                 "ORDER BY id", (world["env"]["PATCH_ID"],)).fetchall()
+        raise AssertionError(f"{result.stdout}\naudit: {audit}")
 
 
 def test_show_code(world, patch):
