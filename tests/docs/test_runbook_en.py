@@ -147,8 +147,10 @@ def patch(world):
             """INSERT INTO sdk_patch_applications (patch_id, developer_id, sdk_language, error_encountered, success,
                                                    rollback_triggered, context, applied_at)
                SELECT %s, 'runbook-dev', 'node', '401 Unauthorized', false, k <= 3, '{"test": true}',
-                      now() - k * interval '1 minute'
+                      now() - k * interval '1 millisecond'
                FROM generate_series(1, 8) k""", (patch_id,))
+        # Milliseconds, not minutes: the runbook's rollback query keeps the 20 newest rows of the shared
+        # registry, and earlier tests leave rollbacks of their own from the last few minutes.
     yield patch_id
     # The registry is the session's: later tests must not be answered by the walkthrough's patches.
     kubectl(world, "delete", "shp", "--all", "-n", world["namespace"], "--timeout=60s")

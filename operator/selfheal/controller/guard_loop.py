@@ -162,7 +162,8 @@ class GuardLoop:
                 continue
             condition = _active_condition(entry)
             if entry["disable"] is not None:
-                if condition is None or condition.get("status") != "False":
+                if (condition is None or condition.get("status") != "False") \
+                        and await _still_disabled(namespace, name):
                     reason = entry["disable"] or "no reason given"
                     done = await guard_store.deactivate(
                         conn, patch_id=patch_id, reason=REASON_MANUAL_KILL_SWITCH, actor=ACTOR,
@@ -258,3 +259,16 @@ class GuardLoop:
         return set_condition(conditions, type=VOLUME_CONDITION, status=warned, reason=VOLUME_RULE,
                              message=message, generation=generation or 0, now=as_datetime(time.time())
                              .strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+async def _still_disabled(namespace: str, name: str) -> bool:
+    """Ask the API server, not the index: a view that lags behind `selfheal enable` (annotation
+    removed, registry row already back on) must not switch the patch off again."""
+    try:
+        body = await asyncio.to_thread(kube.custom_objects().get_namespaced_custom_object,
+                                       GROUP, VERSION, namespace, PLURAL, name)
+    except kubernetes.client.ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return ANNOTATION_DISABLE in ((body.get("metadata") or {}).get("annotations") or {})
