@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Iterable
 from pathlib import Path
 
 RUNBOOK = Path(__file__).resolve().parents[1] / "docs" / "runbook.fr.md"
@@ -23,8 +24,13 @@ def sql_statements() -> list[str]:
 
 def psql_commands() -> list[list[str]]:
     """Every `psql …` command of the runbook's ```bash blocks, as argv (shell quoting undone)."""
+    return psql_argvs(_blocks("bash"))
+
+
+def psql_argvs(blocks: Iterable[str]) -> list[list[str]]:
+    """Every command line starting with `psql ` in `blocks`, as argv, output redirection dropped."""
     commands = []
-    for block in _blocks("bash"):
+    for block in blocks:
         lines = block.splitlines()
         for start, line in enumerate(lines):
             if not line.startswith("psql "):

@@ -14,7 +14,6 @@ import io
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 import uuid
@@ -27,7 +26,7 @@ import yaml
 from molam.envelope import key_id
 from tests.api_server import start_api_server
 from tests.prometheus_server import prometheus
-from tests.runbook import psql_commands, sql_statements
+from tests.runbook import psql_argvs, psql_commands, sql_statements
 from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,20 +50,7 @@ def _words(sql: str) -> str:
 
 
 def _english_psql_queries() -> set[str]:
-    queries = set()
-    for language, body in CHECKED.values():
-        lines = body.splitlines()
-        for start, line in enumerate(lines):
-            if not line.startswith("psql "):
-                continue
-            for end in range(start + 1, len(lines) + 1):
-                try:
-                    argv = shlex.split("\n".join(lines[start:end]))
-                except ValueError:
-                    continue
-                queries.add(_words(argv[argv.index("-c") + 1]))
-                break
-    return queries
+    return {_words(argv[argv.index("-c") + 1]) for argv in psql_argvs(body for _, body in CHECKED.values())}
 
 
 def test_every_query_of_the_french_runbook_is_in_the_english_one():
