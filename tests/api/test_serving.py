@@ -91,3 +91,23 @@ def test_database_outage_keeps_serving_and_buffers_reports(api_server, devenv):
             return conn.execute("SELECT count(*) FROM sdk_patch_applications WHERE developer_id = 'dev-outage'"
                                 " AND patch_id = 'p-418'").fetchone()[0] == 1
     wait_until(written, timeout=30, what="buffered report written after the outage")
+
+
+def test_metrics_carry_the_runbook_names_per_patch(api_server):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    insert_served_patch(api_server.database_url, "p-metrics", "E_METRICS")
+    token = api_server.token("dev-metrics")
+    wait_until(lambda: api_server.request("POST", "/api/dev/self-heal", token=token,
+                                          body={"sdk": "node", "error": "E_METRICS"})[0] == 200, what="served")
+    reports = [{"patch_id": "p-metrics", "sdk": "node", "error": "E_METRICS", "success": index != 0,
+                "rollback_triggered": index == 0} for index in range(3)]
+    assert api_server.request("POST", "/api/dev/self-heal/reports", token=token, body={"reports": reports})[0] == 202
+    import urllib.request
+    text = urllib.request.urlopen(api_server.url + "/metrics").read().decode()
+    samples = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+               for family in text_string_to_metric_families(text) for sample in family.samples}
+    assert samples[("self_heal_patch_applications_total", (("patch_id", "p-metrics"),))] == 3
+    assert samples[("self_heal_patch_failures_total", (("patch_id", "p-metrics"),))] == 1
+    assert samples[("self_heal_patches_total", ())] >= 3 and samples[("self_heal_rollbacks_total", ())] >= 1
+    assert 0 < samples[("self_heal_success_rate", ())] <= 1

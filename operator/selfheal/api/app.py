@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import kubernetes
 import psycopg
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 
 from selfheal.api import kill_switch, openapi, patch_resources, tokens
@@ -341,7 +341,7 @@ async def openapi_document(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     app = request.app
     app[KEY_METRICS].reports_buffered.set(app[KEY_REPORTS].pending)
-    return web.Response(body=generate_latest(app[KEY_METRICS].registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(body=app[KEY_METRICS].exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def build_app(settings: ApiSettings) -> web.Application:
