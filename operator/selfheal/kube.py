@@ -34,11 +34,25 @@ def admission_registration() -> kubernetes.client.AdmissionregistrationV1Api:
     return kubernetes.client.AdmissionregistrationV1Api(_api_client())
 
 
-async def patch_status(*, namespace: str, name: str, status: dict[str, Any]) -> None:
-    await asyncio.to_thread(
-        custom_objects().patch_namespaced_custom_object_status,
-        GROUP, VERSION, namespace, PLURAL, name, {"status": status},
-    )
+async def patch_status(*, namespace: str, name: str, status: dict[str, Any],
+                       resource_version: str | None = None) -> bool:
+    """Merge `status` in; with `resource_version`, only if the object has not changed since.
+
+    Loops that rewrite the conditions list from a cached view pass the view's resourceVersion:
+    a handler's newer status must win over a stale copy. False when that precondition failed.
+    """
+    body: dict[str, Any] = {"status": status}
+    if resource_version is not None:
+        body["metadata"] = {"resourceVersion": resource_version}
+    try:
+        await asyncio.to_thread(
+            custom_objects().patch_namespaced_custom_object_status, GROUP, VERSION, namespace, PLURAL, name, body,
+        )
+    except kubernetes.client.ApiException as error:
+        if error.status == 409 and resource_version is not None:
+            return False  # the view was stale; the next pass sees the object as it is now
+        raise
+    return True
 
 
 async def post_event(*, namespace: str, name: str, uid: str | None, type: str, reason: str, message: str) -> None:

@@ -46,7 +46,7 @@ def guard_seen(namespace: str, name: str, spec: kopf.Spec, meta: kopf.Meta, stat
     return {(namespace, name): {
         "uid": meta.get("uid"), "generation": meta.get("generation"), "guard": spec.get("guard"),
         "disable": annotations.get(ANNOTATION_DISABLE), "reactivate": annotations.get(ANNOTATION_REACTIVATE),
-        "status": dict(status),
+        "status": dict(status), "resource_version": meta.get("resourceVersion"),
     }}
 
 
@@ -236,7 +236,9 @@ class GuardLoop:
                 patch["conditions"] = conditions
             if patch:
                 try:
-                    await kube.patch_status(namespace=namespace, name=name, status=patch)
+                    # Conditions come from the cached view: only write them over that very version.
+                    await kube.patch_status(namespace=namespace, name=name, status=patch,
+                                            resource_version=entry["resource_version"] if conditions else None)
                 except kubernetes.client.ApiException as error:
                     if error.status != 404:
                         log.warning("%s/%s: could not write guard status: %s", namespace, name, error.reason)

@@ -131,7 +131,8 @@ async def release(meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo:
 @kopf.index(GROUP, VERSION, PLURAL)
 def patches_seen(namespace: str, name: str, meta: kopf.Meta, status: kopf.Status, **_: Any) -> dict:
     # The registry watch compares the registry with what every SelfHealPatch last showed.
-    return {(namespace, name): {"generation": meta.get("generation"), "uid": meta.get("uid"), "status": dict(status)}}
+    return {(namespace, name): {"generation": meta.get("generation"), "uid": meta.get("uid"), "status": dict(status),
+                                "resource_version": meta.get("resourceVersion")}}
 
 
 async def _registry_call(memo, retry, patch, previous, source, action):

@@ -88,7 +88,9 @@ async def _reflect(row: store.SourcedRow, seen: dict) -> None:
         return
     new_status = registry_status(status, generation=seen["generation"], row=row.state, now=utc_now())
     try:
-        await kube.patch_status(namespace=row.namespace, name=row.name, status=new_status)
+        if not await kube.patch_status(namespace=row.namespace, name=row.name, status=new_status,
+                                       resource_version=seen["resource_version"]):
+            return
     except kubernetes.client.ApiException as error:
         if error.status == 404:
             return
