@@ -15,7 +15,7 @@ import pytest
 
 from selfheal.devenv import environment
 from selfheal.registry.migrate import migrate
-from tests.support import OperatorProcess, Patches, Registry
+from tests.support import OperatorProcess, Patches, Registry, new_namespace
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,10 +79,7 @@ def operator(devenv, operator_database_url, tmp_path_factory):
 
 @pytest.fixture()
 def namespace(kube_client) -> str:
-    # Fresh names: without a controller-manager, deleted namespaces never finish terminating.
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    kubernetes.client.CoreV1Api(kube_client).create_namespace({"metadata": {"name": name}})
-    return name
+    return new_namespace(kube_client, "t")
 
 
 @pytest.fixture()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,6 +32,13 @@ def wait_until(predicate: Callable[[], Any], *, timeout: float = DEFAULT_TIMEOUT
             return last
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+def new_namespace(kube_client: kubernetes.client.ApiClient, prefix: str) -> str:
+    """A namespace of a fresh name: without a controller-manager, deleted ones never finish terminating."""
+    name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    kubernetes.client.CoreV1Api(kube_client).create_namespace({"metadata": {"name": name}})
+    return name
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ import kubernetes
 import pytest
 import yaml
 
-from tests.support import OperatorProcess, free_port, patch_body, wait_until
+from tests.support import OperatorProcess, free_port, new_namespace, patch_body, wait_until
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 EVIL_HOST = 'this.baseUrl = "https://api.molam.com.evil.com";'
@@ -21,9 +21,7 @@ DENIED = 'admission webhook "patch-code.selfheal.molam.io" denied the request'
 @pytest.fixture(scope="module")
 def guarded(kube_client) -> str:
     """A namespace of its own: the webhook of a namespaced operator guards only its namespaces."""
-    name = f"t-adm-{uuid.uuid4().hex[:8]}"
-    kubernetes.client.CoreV1Api(kube_client).create_namespace({"metadata": {"name": name}})
-    return name
+    return new_namespace(kube_client, "t-adm")
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +146,6 @@ def test_with_the_webhook_down_only_selfhealpatches_are_blocked(webhook, custom_
     assert caught.value.status == 500
     assert 'failed calling webhook "patch-code.selfheal.molam.io"' in _message(caught.value)
     # Another namespace is not guarded by this (namespaced) operator's webhook.
-    other = f"t-{uuid.uuid4().hex[:10]}"
-    core.create_namespace({"metadata": {"name": other}})
+    other = new_namespace(kube_client, "t")
     custom_api.create_namespaced_custom_object("selfheal.molam.io", "v1alpha1", other, "selfhealpatches",
                                                patch_body("elsewhere"))

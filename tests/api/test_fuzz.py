@@ -7,15 +7,13 @@ dev_admin so that every route is reached past authentication.
 
 from __future__ import annotations
 
-import uuid
-
-import kubernetes
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
 from selfheal.api.openapi import document
 from tests.api_server import start_api_server
+from tests.support import new_namespace
 
 schema = schemathesis.openapi.from_dict(document())
 schema.config.generation.update(modes=list(schemathesis.GenerationMode))  # valid and invalid inputs
@@ -23,8 +21,7 @@ schema.config.generation.update(modes=list(schemathesis.GenerationMode))  # vali
 
 @pytest.fixture(scope="module")
 def fuzzed_api(fresh_database, tmp_path_factory, devenv, kube_client):
-    namespace = f"fuzz-{uuid.uuid4().hex[:8]}"
-    kubernetes.client.CoreV1Api(kube_client).create_namespace({"metadata": {"name": namespace}})
+    namespace = new_namespace(kube_client, "fuzz")
     server = start_api_server(database_url=fresh_database, kubeconfig=devenv.kubeconfig, patch_namespace=namespace,
                               directory=tmp_path_factory.mktemp("fuzz-api"), rate=10_000)
     server.admin_token = server.token("fuzzer", role="dev_admin")

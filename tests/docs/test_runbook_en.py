@@ -27,7 +27,7 @@ from molam.envelope import key_id
 from tests.api_server import start_api_server
 from tests.prometheus_server import prometheus
 from tests.runbook import psql_argvs, psql_commands, sql_statements
-from tests.support import wait_until
+from tests.support import new_namespace, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOK_EN = ROOT / "docs" / "runbook.en.md"
@@ -64,10 +64,7 @@ def test_every_query_of_the_french_runbook_is_in_the_english_one():
 
 @pytest.fixture(scope="module")
 def world(operator, operator_database_url, devenv, kube_client, tmp_path_factory):
-    import kubernetes
-
-    namespace = f"runbook-{uuid.uuid4().hex[:6]}"
-    kubernetes.client.CoreV1Api(kube_client).create_namespace({"metadata": {"name": namespace}})
+    namespace = new_namespace(kube_client, "runbook")
     directory = tmp_path_factory.mktemp("runbook-en")
     server = start_api_server(database_url=operator_database_url, kubeconfig=devenv.kubeconfig,
                               patch_namespace=namespace, directory=tmp_path_factory.mktemp("api"), rate=1000)

@@ -6,19 +6,15 @@ session's operator and registry database.
 
 from __future__ import annotations
 
-import uuid
-
-import kubernetes
 import pytest
 
 from tests.api_server import start_api_server
+from tests.support import new_namespace
 
 
 @pytest.fixture(scope="module")
 def loop_namespace(kube_client) -> str:
-    name = f"e2e-{uuid.uuid4().hex[:8]}"
-    kubernetes.client.CoreV1Api(kube_client).create_namespace({"metadata": {"name": name}})
-    return name
+    return new_namespace(kube_client, "e2e")
 
 
 @pytest.fixture(scope="module")
