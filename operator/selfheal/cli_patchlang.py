@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
-import yaml
 
 from selfheal.patchlang import DEFAULT_ALLOWED_HOSTS, MAX_CODE_CHARS, AllowedHosts, PatchCodeError, compile_patch
 from selfheal.patchlang.operations import canonical_json

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from selfheal.validation import validate_patch
-from tests.support import patch_body, wait_until
+from tests.support import wait_until
 
 
 def test_synced_patch_stores_its_operations_and_counts_them_in_status(patches, registry, namespace):

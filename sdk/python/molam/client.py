@@ -199,8 +199,10 @@ class MolamClient:
                 raise
             context = {"operation": call.operation, "method": call.method, "path": call.route,
                        "sdk_version": __version__}
-            return self._healer.heal(error, context=context, cell=self._cell, apply_context=self._apply_context(error),
-                                     retry=lambda: self._attempts(self._retry_of(call, error)))
+            failure = error  # `error` is unbound once the except block ends; the retry must not depend on that
+            return self._healer.heal(failure, context=context, cell=self._cell,
+                                     apply_context=self._apply_context(failure),
+                                     retry=lambda: self._attempts(self._retry_of(call, failure)))
 
     def _apply_context(self, error: MolamError) -> ApplyContext:
         return ApplyContext(now=self._clock(), server_time=error.server_time if isinstance(error, ApiError) else None,
