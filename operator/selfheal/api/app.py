@@ -15,15 +15,16 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 
-from selfheal.api import kill_switch, openapi, patch_resources, tokens
+from selfheal.api import kill_switch, openapi, patch_resources
 from selfheal.api.catalog import Catalog, ServedPatch
-from selfheal.api.matching import ErrorReport, Match
+from selfheal.api.matching import Match
 from selfheal.api.metrics import ApiMetrics
 from selfheal.api.ratelimit import RateLimiter
 from selfheal.api.request_log import RequestLog
-from selfheal.api.reports import Application, ReportWriter
-from selfheal.api.schemas import ReportBatch, SelfHealRequest, field_errors
+from selfheal.api.reports import Application, ReportWriter, context_json
+from selfheal.api.schemas import ReportBatch, SelfHealRequest, field_errors, may_hold_nul, nul_fields
 from selfheal.api.signing import SigningKey, seal
+from selfheal.api.token_cache import TokenCache
 from selfheal.models import PatchSpec
 
 log = logging.getLogger("selfheal.api")
@@ -47,74 +48,55 @@ KEY_CATALOG = web.AppKey("catalog", Catalog)
 KEY_REPORTS = web.AppKey("reports", ReportWriter)
 KEY_METRICS = web.AppKey("metrics", ApiMetrics)
 KEY_LIMITER = web.AppKey("limiter", RateLimiter)
-KEY_AUTH = web.AppKey("auth", "TokenCache")
+KEY_AUTH = web.AppKey("auth", TokenCache)
 KEY_REQUEST_LOG = web.AppKey("request_log", RequestLog)
 KEY_ANSWERS = web.AppKey("answers", "ResponseCache")
 KEY_KUBE = web.AppKey("kube", kubernetes.client.CustomObjectsApi)
-
-PUBLIC_ROUTES = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
-
 
 def problem(status: int, error: str, message: str, **extra: object) -> web.Response:
     return web.json_response({"error": error, "message": message, **extra}, status=status)
 
 
-class TokenCache:
-    """Token digests → principals, for a few seconds: lookups must not wait on the database."""
-
-    def __init__(self, database_url: str, ttl: float) -> None:
-        self.database_url, self.ttl = database_url, ttl
-        self._cache: dict[str, tuple[tokens.Principal | None, float]] = {}
-
-    async def principal(self, token: str) -> tokens.Principal | None:
-        key = tokens.digest(token)
-        cached = self._cache.get(key)
-        if cached and cached[1] > time.monotonic():
-            return cached[0]
-        try:
-            async with await psycopg.AsyncConnection.connect(self.database_url, connect_timeout=3) as conn:
-                principal = await tokens.authenticate(conn, token)
-        except psycopg.Error:
-            if cached is not None:
-                return cached[0]  # the registry is away: a token known a moment ago stays known
-            raise
-        if len(self._cache) > 100_000:
-            self._cache.clear()
-        self._cache[key] = (principal, time.monotonic() + self.ttl)
-        return principal
-
-
-@web.middleware
-async def guard_requests(request: web.Request, handler) -> web.StreamResponse:
-    """Authentication, role, rate limit and latency for every route but the public ones."""
+async def _authorise(request: web.Request, role: str) -> web.Response | None:
+    """The token's principal into request["principal"], or the refusal: 401, 403, 429 or 503."""
     app = request.app
-    started = time.perf_counter()
-    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer ") or not header[7:].strip():
+        return _unauthorized("missing bearer token")
     try:
-        if request.path in PUBLIC_ROUTES:
-            return await handler(request)
-        header = request.headers.get("Authorization", "")
-        if not header.startswith("Bearer ") or not header[7:].strip():
-            return _unauthorized("missing bearer token")
+        principal = await app[KEY_AUTH].principal(header[7:].strip())
+    except psycopg.Error:
+        return problem(503, "registry_unavailable", "cannot check the token now; retry")
+    if principal is None:
+        return _unauthorized("unknown or revoked token")
+    if role == "dev_admin" and principal.role != "dev_admin":
+        return problem(403, "forbidden", "this route needs the dev_admin role")
+    wait = app[KEY_LIMITER].acquire(principal.token_id, now=time.monotonic())
+    if wait:
+        response = problem(429, "rate_limited", "too many requests for this token")
+        response.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
+        return response
+    request["principal"] = principal
+    return None
+
+
+def _serve(handler, *, timer, role: str | None):
+    """`handler` behind authentication (unless public: role None), its latency observed.
+
+    A wrapper per route rather than an aiohttp middleware: the middleware chain cost a lookup
+    more than everything the route itself does.
+    """
+    async def serve(request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
         try:
-            principal = await app[KEY_AUTH].principal(header[7:].strip())
-        except psycopg.Error:
-            return problem(503, "registry_unavailable", "cannot check the token now; retry")
-        if principal is None:
-            return _unauthorized("unknown or revoked token")
-        needed = getattr(handler, "required_role", "developer")
-        if needed == "dev_admin" and principal.role != "dev_admin":
-            return problem(403, "forbidden", "this route needs the dev_admin role")
-        wait = app[KEY_LIMITER].acquire(principal.token_id, now=time.monotonic())
-        if wait:
-            response = problem(429, "rate_limited", "too many requests for this token")
-            response.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
-            return response
-        request["principal"] = principal
-        return await handler(request)
-    finally:
-        app[KEY_METRICS].request_seconds.labels(route=route, method=request.method).observe(
-            time.perf_counter() - started)
+            if role is not None:
+                refusal = await _authorise(request, role)
+                if refusal is not None:
+                    return refusal
+            return await handler(request)
+        finally:
+            timer.observe(time.perf_counter() - started)
+    return serve
 
 
 def _unauthorized(message: str) -> web.Response:
@@ -123,11 +105,22 @@ def _unauthorized(message: str) -> web.Response:
     return response
 
 
-def requires(role: str):
-    def mark(handler):
-        handler.required_role = role
-        return handler
-    return mark
+async def _validated(request: web.Request, model: type[SelfHealRequest] | type[ReportBatch]):
+    """(body, None) or (None, the 400 naming the field). JSON parsed and checked in one pass."""
+    raw = await request.read()  # aiohttp enforces client_max_size: 413 beyond it
+    try:
+        body = model.model_validate_json(raw)
+    except ValidationError as error:
+        invalid_json = next((item for item in error.errors(include_url=False) if item["type"] == "json_invalid"), None)
+        if invalid_json is not None:
+            return None, problem(400, "malformed_json", invalid_json["msg"])
+        return None, _bad_request(error)
+    if may_hold_nul(raw):
+        fields = nul_fields(body)
+        if fields:
+            return None, problem(400, "invalid_request", "; ".join(f"{f['field']}: {f['reason']}" for f in fields),
+                                 fields=fields)
+    return body, None
 
 
 async def _json_body(request: web.Request) -> object:
@@ -189,66 +182,57 @@ class ResponseCache:
 async def self_heal(request: web.Request) -> web.Response:
     started = time.perf_counter()
     app, principal = request.app, request["principal"]
-    try:
-        body = SelfHealRequest.model_validate(await _json_body(request))
-    except ValidationError as error:
-        return _bad_request(error)
-    found = app[KEY_CATALOG].find(ErrorReport(sdk_language=body.sdk, message=body.error, status=body.status,
-                                              code=body.code))
-    now = datetime.now(timezone.utc)
+    body, refusal = await _validated(request, SelfHealRequest)
+    if refusal is not None:
+        return refusal
+    found = app[KEY_CATALOG].find(body.sdk, body.error, body.status, body.code)
     if found is None:
-        app[KEY_METRICS].lookups.labels(outcome="miss").inc()
+        app[KEY_METRICS].lookup_misses.inc()
         # The miss is an application without a patch: the runbook's "errors without a patch" report.
         accepted = app[KEY_REPORTS].offer([Application(
             patch_id=None, developer_id=principal.developer_id, sdk_language=body.sdk,
             error_encountered=body.error, success=False, rollback_triggered=False, patch_applied=False,
-            context=body.context, applied_at=now)])
+            context=context_json(body.context), applied_at=datetime.now(timezone.utc))])
         _log_self_heal(app[KEY_REQUEST_LOG], principal, body, None, None, started, recorded=accepted)
         return problem(404, "no_patch", f"no active patch for {body.sdk} error {body.error[:100]!r}",
                        recorded=accepted)
     patch, match = found
-    app[KEY_METRICS].lookups.labels(outcome="hit").inc()
+    app[KEY_METRICS].lookup_hits.inc()
     _log_self_heal(app[KEY_REQUEST_LOG], principal, body, patch, match, started, recorded=True)
     return web.Response(body=app[KEY_ANSWERS].answer(patch, match), content_type="application/json")
 
 
 def _log_self_heal(request_log: RequestLog, principal, body, patch, match, started, *, recorded: bool) -> None:
     # One structured line per request: `kubectl logs devportal-api | grep "self-heal"` finds it.
-    request_log.self_heal({
-        "developer": principal.developer_id, "sdk": body.sdk, "error": body.error[:200],
-        "patch": patch.id if patch else None, "version": patch.version if patch else None,
-        "matched_by": match.kind if match else "miss", "recorded": recorded,
-        "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-    })
+    request_log.self_heal(developer=principal.developer_id, sdk=body.sdk, error=body.error,
+                          patch=patch.id if patch else None, version=patch.version if patch else None,
+                          matched_by=match.kind if match else "miss", recorded=recorded,
+                          latency_ms=(time.perf_counter() - started) * 1000)
 
 
 async def report_outcomes(request: web.Request) -> web.Response:
     app, principal = request.app, request["principal"]
-    try:
-        batch = ReportBatch.model_validate(await _json_body(request))
-    except ValidationError as error:
-        return _bad_request(error)
-    catalog = app[KEY_CATALOG]
-    # A stale id must not cost the good reports of its batch: those are refused one by one.
-    rejected = [{"index": index, "field": f"reports.{index}.patch_id", "reason": "unknown patch id"}
-                for index, r in enumerate(batch.reports) if r.patch_id is not None and not catalog.knows(r.patch_id)]
-    refused = {item["index"] for item in rejected}
+    batch, refusal = await _validated(request, ReportBatch)
+    if refusal is not None:
+        return refusal
+    knows, developer = app[KEY_CATALOG].knows, principal.developer_id  # from the token, never the body
     now = datetime.now(timezone.utc)
-    applications = [Application(
-        patch_id=r.patch_id, developer_id=principal.developer_id,  # from the token, never the body
-        sdk_language=r.sdk, error_encountered=r.error, success=r.success, rollback_triggered=r.rollback_triggered,
-        patch_applied=r.patch_applied, context=r.context,
-        applied_at=min(r.applied_at, now) if r.applied_at and r.applied_at.tzinfo else now,
-    ) for index, r in enumerate(batch.reports) if index not in refused]
+    applications, rejected = [], []
+    for index, r in enumerate(batch.reports):
+        if r.patch_id is not None and not knows(r.patch_id):
+            # A stale id must not cost the good reports of its batch: those are refused one by one.
+            rejected.append({"index": index, "field": f"reports.{index}.patch_id", "reason": "unknown patch id"})
+            continue
+        applied_at = min(r.applied_at, now) if r.applied_at and r.applied_at.tzinfo else now
+        applications.append(Application(r.patch_id, developer, r.sdk, r.error, r.success, r.rollback_triggered,
+                                        r.patch_applied, context_json(r.context), applied_at))
     if not applications:
         return problem(400, "unknown_patch", "every report names an unknown patch id", fields=rejected)
     if not app[KEY_REPORTS].offer(applications):
         response = problem(503, "buffer_full", "reports are buffered while the registry is away; keep and retry")
         response.headers["Retry-After"] = "5"
         return response
-    for application in applications:
-        app[KEY_METRICS].record_outcome(patch_id=application.patch_id, applied=application.patch_applied,
-                                        success=application.success, rollback=application.rollback_triggered)
+    app[KEY_METRICS].record_outcomes(applications)
     return web.json_response({"accepted": len(applications), "rejected": rejected}, status=202)
 
 
@@ -260,7 +244,6 @@ async def list_patches(request: web.Request) -> web.Response:
          "description": p.description, "severity": p.severity, "version": p.version} for p in patches]})
 
 
-@requires("dev_admin")
 async def create_patch(request: web.Request) -> web.Response:
     """The runbook's body (snake_case registry columns) → a SelfHealPatch in the patch namespace."""
     principal, settings = request["principal"], request.app[KEY_SETTINGS]
@@ -287,7 +270,6 @@ async def create_patch(request: web.Request) -> web.Response:
                               "status": "created; the operator validates and syncs it"}, status=201)
 
 
-@requires("dev_admin")
 async def delete_patch(request: web.Request) -> web.Response:
     """The runbook's "Désactiver un patch / Via API": switch the patch off now, keep its history."""
     principal, app = request["principal"], request.app
@@ -344,8 +326,22 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=app[KEY_METRICS].exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+# (method, path, handler, role needed: None for public routes)
+ROUTES = (
+    ("POST", "/api/dev/self-heal", self_heal, "developer"),
+    ("POST", "/api/dev/self-heal/reports", report_outcomes, "developer"),
+    ("GET", "/api/dev/patches", list_patches, "developer"),
+    ("POST", "/api/dev/patches", create_patch, "dev_admin"),
+    ("DELETE", "/api/dev/patches/{patch_id}", delete_patch, "dev_admin"),
+    ("GET", "/healthz", healthz, None),
+    ("GET", "/readyz", readyz, None),
+    ("GET", "/metrics", metrics, None),
+    ("GET", "/openapi.json", openapi_document, None),
+)
+
+
 def build_app(settings: ApiSettings) -> web.Application:
-    app = web.Application(middlewares=[guard_requests], client_max_size=settings.max_body_bytes)
+    app = web.Application(client_max_size=settings.max_body_bytes)
     app[KEY_SETTINGS] = settings
     app[KEY_CATALOG] = Catalog(settings.database_url)
     app[KEY_ANSWERS] = ResponseCache(settings)
@@ -357,15 +353,9 @@ def build_app(settings: ApiSettings) -> web.Application:
     if settings.patch_namespace is not None:
         from selfheal import kube
         app[KEY_KUBE] = kube.custom_objects()
-    app.router.add_post("/api/dev/self-heal", self_heal)
-    app.router.add_post("/api/dev/self-heal/reports", report_outcomes)
-    app.router.add_get("/api/dev/patches", list_patches)
-    app.router.add_post("/api/dev/patches", create_patch)
-    app.router.add_delete("/api/dev/patches/{patch_id}", delete_patch)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/openapi.json", openapi_document)
+    for method, path, handler, role in ROUTES:
+        timer = app[KEY_METRICS].request_timer(route=path, method=method)
+        app.router.add_route(method, path, _serve(handler, timer=timer, role=role))
     app.cleanup_ctx.append(_background)
     return app
 
@@ -380,3 +370,4 @@ async def _background(app: web.Application):
     tasks[0].cancel()
     tasks[2].cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await app[KEY_AUTH].close()

@@ -24,6 +24,9 @@ log = logging.getLogger("selfheal.api.catalog")
 # Beyond this many changed ids in one burst, a full reload is cheaper than a partial one.
 _INCREMENTAL_LIMIT = 2_000
 
+# Distinct errors whose answer a snapshot remembers.
+_ANSWERS_KEPT = 100_000
+
 # Only rows the operator validated are ever served (rows written by SQL start as pending).
 # Compiled operations travel to SDKs, never patch code: rows without them are not servable.
 _SERVABLE = """
@@ -52,6 +55,9 @@ class Snapshot:
     patches: dict[str, ServedPatch]
     known_ids: frozenset[str]  # every registry id, active or not: reports may name any of them
     loaded_at: float
+    # Answers already worked out on this snapshot: SDKs repeat the same few errors, and a new
+    # snapshot (any registry change) starts with none, so nothing stale is ever served.
+    answers: dict[tuple, tuple[ServedPatch, Match] | None] = field(default_factory=dict)
 
 
 class Catalog:
@@ -63,12 +69,23 @@ class Catalog:
     def knows(self, patch_id: str) -> bool:
         return self.snapshot is not None and patch_id in self.snapshot.known_ids
 
-    def find(self, error: ErrorReport) -> tuple[ServedPatch, Match] | None:
+    def find(self, sdk_language: str, message: str, status: int | None = None,
+             code: str | None = None) -> tuple[ServedPatch, Match] | None:
+        """The patch answering this error, and why (see `matching`); None when no patch does."""
         snapshot = self.snapshot
         if snapshot is None:
             return None
-        match = snapshot.index.find(error)
-        return (snapshot.patches[match.candidate.id], match) if match else None
+        key = (sdk_language, message, status, code)
+        try:
+            return snapshot.answers[key]
+        except KeyError:
+            pass
+        match = snapshot.index.find(ErrorReport(sdk_language=sdk_language, message=message, status=status, code=code))
+        found = (snapshot.patches[match.candidate.id], match) if match else None
+        if len(snapshot.answers) >= _ANSWERS_KEPT:
+            snapshot.answers.clear()  # bounded memory against a flood of distinct messages
+        snapshot.answers[key] = found
+        return found
 
     async def reload(self, conn: psycopg.AsyncConnection, *, changed: set[str] | None = None) -> None:
         """Load every servable row, or only the `changed` ids on top of the current snapshot."""

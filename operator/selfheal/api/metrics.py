@@ -32,8 +32,14 @@ class ApiMetrics:
                                          buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
         self.reports_buffered = Gauge("self_heal_reports_buffered", "Reports waiting to be written.",
                                       registry=self.registry)
+        self.lookup_hits = self.lookups.labels(outcome="hit")
+        self.lookup_misses = self.lookups.labels(outcome="miss")
         self._labelled: set[str] = set()
         self._applied = self._succeeded = 0
+
+    def request_timer(self, *, route: str, method: str):
+        """The latency histogram of one route, resolved once at start rather than per request."""
+        return self.request_seconds.labels(route=route, method=method)
 
     def _label(self, patch_id: str) -> str:
         if patch_id in self._labelled or len(self._labelled) < MAX_PATCH_LABELS:
@@ -41,18 +47,28 @@ class ApiMetrics:
             return patch_id
         return "other"
 
-    def record_outcome(self, *, patch_id: str | None, applied: bool, success: bool, rollback: bool) -> None:
-        if not applied or patch_id is None:
+    def record_outcomes(self, applications) -> None:
+        """Count a batch of reported applications (rows of sdk_patch_applications)."""
+        applied = succeeded = rollbacks = 0
+        applications_by_patch, failures_by_patch = self.patch_applications, self.patch_failures
+        for row in applications:
+            if not row.patch_applied or row.patch_id is None:
+                continue
+            label = self._label(row.patch_id)
+            applied += 1
+            applications_by_patch[label] = applications_by_patch.get(label, 0) + 1
+            if row.success:
+                succeeded += 1
+            else:
+                failures_by_patch[label] = failures_by_patch.get(label, 0) + 1
+            rollbacks += row.rollback_triggered
+        if not applied:
             return
-        label = self._label(patch_id)
-        self.patches_total.inc()
-        self.patch_applications[label] = self.patch_applications.get(label, 0) + 1
-        if not success:
-            self.patch_failures[label] = self.patch_failures.get(label, 0) + 1
-        if rollback:
-            self.rollbacks_total.inc()
-        self._applied += 1
-        self._succeeded += success
+        self.patches_total.inc(applied)
+        if rollbacks:
+            self.rollbacks_total.inc(rollbacks)
+        self._applied += applied
+        self._succeeded += succeeded
         self.success_rate.set(self._succeeded / self._applied)
 
     def exposition(self) -> bytes:

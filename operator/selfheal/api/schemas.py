@@ -5,20 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-import json
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 MAX_ERROR_LENGTH = 2000
 MAX_REPORTS_PER_BATCH = 500
 
 
-def _no_nul(value: object) -> object:
-    """PostgreSQL text and jsonb cannot hold U+0000: refuse it here, naming the field, not at write time."""
-    text = value if isinstance(value, str) else json.dumps(value)
-    if "\x00" in text or "\\u0000" in text:
-        raise ValueError("must not contain the NUL character (U+0000)")
-    return value
+NUL_REASON = "must not contain the NUL character (U+0000)"
 
 
 class SelfHealRequest(BaseModel):
@@ -31,8 +24,6 @@ class SelfHealRequest(BaseModel):
     status: int | None = Field(default=None, ge=100, le=599)
     code: str | None = Field(default=None, min_length=1, max_length=200)
     context: dict = Field(default_factory=dict)
-
-    _text_without_nul = field_validator("error", "code", "context")(_no_nul)
 
 
 class Outcome(BaseModel):
@@ -47,8 +38,6 @@ class Outcome(BaseModel):
     context: dict = Field(default_factory=dict)
     applied_at: datetime | None = None
 
-    _text_without_nul = field_validator("patch_id", "error", "context")(_no_nul)
-
 
 class ReportBatch(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -60,3 +49,30 @@ def field_errors(error: ValidationError) -> list[dict]:
     """[{field, reason}] for a 400 body: `reports.3.success`, `status`, …"""
     return [{"field": ".".join(str(part) for part in item["loc"]) or "body",
              "reason": item["msg"].removeprefix("Value error, ")} for item in error.errors(include_url=False)]
+
+
+def may_hold_nul(raw: bytes) -> bool:
+    """Cheap test of a request body: a NUL can only arrive escaped (JSON forbids raw control characters)."""
+    return b"\\u0000" in raw or b"\x00" in raw
+
+
+def nul_fields(body: SelfHealRequest | ReportBatch) -> list[dict]:
+    """PostgreSQL text and jsonb cannot hold U+0000: the fields that do, to refuse them at the door.
+
+    Run only when `may_hold_nul` says so, which keeps the check off the path of ordinary bodies.
+    """
+    items = [("", body)] if isinstance(body, SelfHealRequest) else [
+        (f"reports.{index}.", report) for index, report in enumerate(body.reports)]
+    return [{"field": prefix + name, "reason": NUL_REASON}
+            for prefix, item in items for name in ("patch_id", "error", "code", "context")
+            if _holds_nul(getattr(item, name, None))]
+
+
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False

@@ -1,0 +1,82 @@
+"""Bearer tokens → principals, kept for a few seconds so that requests never wait on the database.
+
+One query per token and interval, however many requests carry it: an expired entry is still
+answered while a single check refreshes it behind the answer (a revocation lands within about
+one interval), and a token seen for the first time is checked once for all the requests that
+wait on it. The checks share one connection, reopened after a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import psycopg
+
+from selfheal.api import tokens
+
+_MAX_ENTRIES = 100_000
+
+
+class TokenCache:
+    def __init__(self, database_url: str, ttl: float) -> None:
+        self.database_url, self.ttl = database_url, ttl
+        self._cache: dict[str, tuple[tokens.Principal | None, float]] = {}
+        self._checks: dict[str, asyncio.Future] = {}
+        self._conn: psycopg.AsyncConnection | None = None
+        self._lock = asyncio.Lock()
+
+    async def principal(self, token: str) -> tokens.Principal | None:
+        """Who holds `token` (None: unknown or revoked). psycopg.Error when nobody can say."""
+        key = tokens.digest(token)
+        cached = self._cache.get(key)
+        if cached is not None:
+            principal, expires = cached
+            now = time.monotonic()
+            if now < expires:
+                return principal
+            if now < expires + self.ttl:  # recently expired: answer now, refresh once behind it
+                if key not in self._checks:
+                    self._start_check(key, token).add_done_callback(_retrieve)
+                return principal
+        try:
+            return await asyncio.shield(self._checks.get(key) or self._start_check(key, token))
+        except psycopg.Error:
+            if cached is not None:
+                return cached[0]  # the registry is away: a token known a moment ago stays known
+            raise
+
+    def _start_check(self, key: str, token: str) -> asyncio.Future:
+        check = self._checks[key] = asyncio.ensure_future(self._check(key, token))
+        return check
+
+    async def _check(self, key: str, token: str) -> tokens.Principal | None:
+        try:
+            async with self._lock:
+                try:
+                    if self._conn is None or self._conn.closed:
+                        self._conn = await psycopg.AsyncConnection.connect(self.database_url, autocommit=True,
+                                                                           connect_timeout=3)
+                    principal = await tokens.authenticate(self._conn, token)
+                except psycopg.Error:
+                    if self._conn is not None:
+                        await self._conn.close()
+                    self._conn = None
+                    raise
+        finally:
+            self._checks.pop(key, None)
+        if len(self._cache) >= _MAX_ENTRIES:
+            self._cache.clear()
+        self._cache[key] = (principal, time.monotonic() + self.ttl)
+        return principal
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+
+
+def _retrieve(check: asyncio.Future) -> None:
+    # A background refresh that failed keeps the cached answer; its error is not lost to asyncio's
+    # "never retrieved" warning, the next request retries.
+    if not check.cancelled():
+        check.exception()
