@@ -33,6 +33,14 @@ def guard_options(function):
                      help="Confidence of the Wilson interval used by the early cut-off."),
         click.option("--guard-volume-deactivates", is_flag=True, envvar="SELFHEAL_GUARD_VOLUME_DEACTIVATES",
                      help="The volume rule (> 100 applications/min for 10 min) deactivates instead of warning."),
+        click.option("--guard-regression/--no-guard-regression", default=True, show_default=True,
+                     envvar="SELFHEAL_GUARD_REGRESSION",
+                     help="The Regression rule: a CUSUM of each patch's failure rate against its own 24 h baseline."),
+        click.option("--guard-regression-factor", type=click.FloatRange(1.5, 20), default=3.0, show_default=True,
+                     envvar="SELFHEAL_GUARD_REGRESSION_FACTOR",
+                     help="The Regression rule is tuned to catch failures at this multiple of the baseline."),
+        click.option("--guard-regression-deactivates", is_flag=True, envvar="SELFHEAL_GUARD_REGRESSION_DEACTIVATES",
+                     help="The Regression rule deactivates instead of warning."),
         click.option("--guard-webhook-url", default=None, envvar="SELFHEAL_GUARD_WEBHOOK_URL", metavar="URL",
                      help="POST a Slack-compatible JSON message on every deactivation and warning."),
         click.option("--guard-retention-days", type=click.IntRange(0, 3650), default=90, show_default=True,
@@ -48,12 +56,15 @@ def guard_options(function):
 
 def guard_config(*, guard_interval: float, guard_min_samples: int, guard_early_cutoff: bool,
                  guard_early_confidence: float, guard_volume_deactivates: bool, guard_webhook_url: str | None,
-                 guard_retention_days: int, metrics_port: int):
+                 guard_retention_days: int, metrics_port: int, guard_regression: bool = True,
+                 guard_regression_factor: float = 3.0, guard_regression_deactivates: bool = False):
     from selfheal.controller.config import GuardConfig
-    from selfheal.guard.rules import VOLUME_RULE, GuardSettings
+    from selfheal.guard.rules import VOLUME_RULE, GuardSettings, RegressionSettings
 
     settings = GuardSettings(min_samples=guard_min_samples, early_cutoff=guard_early_cutoff,
-                             early_confidence=guard_early_confidence)
+                             early_confidence=guard_early_confidence,
+                             regression=RegressionSettings(enabled=guard_regression, factor=guard_regression_factor,
+                                                           deactivate=guard_regression_deactivates))
     if guard_volume_deactivates:
         settings = settings.with_rule(VOLUME_RULE, action="deactivate")
     return GuardConfig(settings=settings, interval_seconds=guard_interval, webhook_url=guard_webhook_url,

@@ -117,3 +117,22 @@ def test_spec_guard_is_bounded_by_the_schema(custom_api, namespace):
         raise AssertionError("a threshold of 200 % was accepted")
     body["spec"]["guard"] = {"minSamples": 50, "earlyCutoff": False, "volume": {"perMinute": 500, "deactivate": True}}
     custom_api.create_namespaced_custom_object("selfheal.molam.io", "v1alpha1", namespace, "selfhealpatches", body)
+
+
+def test_spec_guard_regression_is_bounded_by_the_schema(custom_api, namespace):
+    from tests.support import patch_body
+    for name, factor in (("reg-low", 1.0), ("reg-high", 25)):
+        body = patch_body(name)
+        body["spec"]["guard"] = {"regression": {"factor": factor}}
+        try:
+            custom_api.create_namespaced_custom_object("selfheal.molam.io", "v1alpha1", namespace, "selfhealpatches",
+                                                       body)
+        except kubernetes.client.ApiException as error:
+            assert error.status == 422 and "regression.factor" in error.body, error.body
+        else:
+            raise AssertionError(f"a regression factor of {factor} was accepted")
+    body = patch_body("reg-ok")
+    body["spec"]["guard"] = {"regression": {"factor": 5, "deactivate": True, "enabled": True}}
+    created = custom_api.create_namespaced_custom_object("selfheal.molam.io", "v1alpha1", namespace,
+                                                         "selfhealpatches", body)
+    assert created["spec"]["guard"]["regression"] == {"factor": 5, "deactivate": True, "enabled": True}

@@ -25,7 +25,7 @@ from selfheal.controller.guard_cycle import ACTOR, Decision, GuardCycle, as_date
 from selfheal.controller.guard_notify import notify
 from selfheal.guard.evaluate import DEACTIVATED, INCONCLUSIVE, NO_DATA
 from selfheal.guard.figures import guard_status
-from selfheal.guard.rules import VOLUME_RULE, GuardSettings
+from selfheal.guard.rules import REGRESSION_RULE, VOLUME_RULE, GuardSettings
 from selfheal.guard.spec import settings_for
 from selfheal.registry import guard_store
 from selfheal.status import ACTIVE, REASON_MANUAL_KILL_SWITCH, set_condition
@@ -33,6 +33,14 @@ from selfheal.status import ACTIVE, REASON_MANUAL_KILL_SWITCH, set_condition
 ANNOTATION_DISABLE = f"{GROUP}/disable"  # value: the reason; the patch stays off while it is there
 ANNOTATION_REACTIVATE = f"{GROUP}/reactivate"  # value: a new token each time brings the patch back once
 VOLUME_CONDITION = "HighVolume"
+REGRESSION_CONDITION = "Regression"
+# Conditions of the rules that warn: type, rule, message once the warning is over. While warned,
+# the message is the rule's figures (the volume rule's stays the fixed text it always was).
+WARNING_CONDITIONS = (
+    (VOLUME_CONDITION, VOLUME_RULE, "volume back under the threshold"),
+    (REGRESSION_CONDITION, REGRESSION_RULE, "failure rate back near its own baseline"),
+)
+WARNED_MESSAGES = {VOLUME_RULE: "above the volume threshold for its duration"}
 DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
 MAINTENANCE_SECONDS = 3600.0
 
@@ -194,14 +202,15 @@ class GuardLoop:
             await notify(url=self.config.webhook_url, details=figures,
                          text=f":rotating_light: {where} deactivated by the guard: {verdict.message()}")
             return True
-        if decision.new_warning:
-            guard_metrics.warnings.labels(rule=verdict.cause.rule.name).inc()
-            log.warning("%s: guard warning: %s", where, verdict.message())
-            await notify(url=self.config.webhook_url, details=figures, text=f":warning: {where}: {verdict.message()}")
+        for warning in decision.new_warnings:
+            message = warning.describe()
+            guard_metrics.warnings.labels(rule=warning.rule.name).inc()
+            log.warning("%s: guard warning: %s", where, message)
+            await notify(url=self.config.webhook_url, details={**figures, "message": message},
+                         text=f":warning: {where}: {message}")
             entry = _entry(self.index, (patch.namespace, patch.name)) if patch.namespace else None
             if entry is not None:
-                await self._event(patch.namespace, patch.name, entry, reason=verdict.cause.rule.name,
-                                  message=verdict.message())
+                await self._event(patch.namespace, patch.name, entry, reason=warning.rule.name, message=message)
         return False
 
     async def _event(self, namespace: str, name: str, entry: dict, *, reason: str, message: str) -> None:
@@ -231,7 +240,8 @@ class GuardLoop:
             patch: dict[str, Any] = {}
             if status.get("guard") != {k: v for k, v in guard.items() if v is not None}:
                 patch["guard"] = guard
-            conditions = self._volume_condition(status, state=state, generation=entry["generation"])
+            conditions = self._warning_conditions(status, patch_id=patch_id, state=state,
+                                                  generation=entry["generation"])
             if conditions is not None:
                 patch["conditions"] = conditions
             if patch:
@@ -250,17 +260,24 @@ class GuardLoop:
         verdict = self.cycle.verdicts.get(patch_id)
         return verdict.state if verdict else INCONCLUSIVE
 
-    def _volume_condition(self, status: dict, *, state: str, generation: int) -> list | None:
-        """The HighVolume condition when it changes; None when nothing to write."""
+    def _warning_conditions(self, status: dict, *, patch_id: str, state: str, generation: int) -> list | None:
+        """The HighVolume and Regression conditions where they change; None when nothing to write."""
         conditions = list(status.get("conditions") or [])
-        current = next((c for c in conditions if c.get("type") == VOLUME_CONDITION), None)
-        warned = state == f"Warning: {VOLUME_RULE}"
-        if current is None and not warned or current is not None and (current["status"] == "True") == warned:
-            return None
-        message = "above the volume threshold for its duration" if warned else "volume back under the threshold"
-        return set_condition(conditions, type=VOLUME_CONDITION, status=warned, reason=VOLUME_RULE,
-                             message=message, generation=generation or 0, now=as_datetime(time.time())
-                             .strftime("%Y-%m-%dT%H:%M:%SZ"))
+        verdict = self.cycle.verdicts.get(patch_id) if state != DEACTIVATED else None
+        firing = {o.rule.name: o for o in verdict.outcomes if o.firing and o.rule.action == "warn"} \
+            if verdict is not None and verdict.action != "deactivate" else {}
+        changed = False
+        for condition_type, rule, off in WARNING_CONDITIONS:
+            current = next((c for c in conditions if c.get("type") == condition_type), None)
+            warned = rule in firing
+            if current is None and not warned or current is not None and (current["status"] == "True") == warned:
+                continue
+            message = (WARNED_MESSAGES.get(rule) or firing[rule].describe()) if warned else off
+            conditions = set_condition(conditions, type=condition_type, status=warned, reason=rule, message=message,
+                                       generation=generation or 0,
+                                       now=as_datetime(time.time()).strftime("%Y-%m-%dT%H:%M:%SZ"))
+            changed = True
+        return conditions if changed else None
 
 
 async def _still_disabled(namespace: str, name: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Enum, Gauge, Histogram, start_http_server
 
-from selfheal.guard.rules import DEFAULT_RULES
+from selfheal.guard.rules import DEFAULT_RULES, REGRESSION_RULE
 
 STATES = ["Healthy", "Inconclusive", "Pending", "Warning", "Firing", "Deactivated", "Disabled"]
 _PATCH = ["namespace", "name", "patch_id"]
@@ -26,8 +26,8 @@ sync_failures = Counter("selfheal_sync_failures_total", "Registry writes of a Se
 registry_up = Gauge("selfheal_registry_up", "1 when the last guard cycle reached the registry, else 0")
 # Series present from the start: increase() misses a counter's first sample, so an alert on the
 # first auto-deactivation needs the zero before it.
-for _rule in DEFAULT_RULES:  # the volume rule deactivates too with --guard-volume-deactivates
-    deactivations.labels(reason="AutoDeactivated", rule=_rule.name)
+for _name in [rule.name for rule in DEFAULT_RULES] + [REGRESSION_RULE]:  # volume and regression: when configured
+    deactivations.labels(reason="AutoDeactivated", rule=_name)
 
 
 def serve(*, port: int) -> None:

@@ -54,6 +54,10 @@ class RuleOutcome:
         how = "early cut-off" if self.early else f"held for {rule.for_seconds}s"
         return f"{rule.name}: {figure} over {self.window_seconds}s, {how}"
 
+    def details(self) -> dict[str, object]:
+        """Figures of this rule beyond the common ones, for the audit row."""
+        return {}
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -68,12 +72,17 @@ class Verdict:
 
 
 def evaluate(*, settings: GuardSettings, windows: Mapping[int, Counts], pending: Mapping[str, float],
-             now: float) -> Verdict:
-    """Judge one patch at `now` from its counts per window and the pending times kept so far."""
+             now: float, regression: RuleOutcome | None = None) -> Verdict:
+    """Judge one patch at `now` from its counts per window and the pending times kept so far.
+
+    `regression` is the outcome of the relative rule (guard/regression.py), judged by the caller
+    that keeps its CUSUM; it acts like the other rules but does not decide Healthy/Inconclusive.
+    """
     if not settings.enabled:
         return Verdict(state="Disabled", action="none", outcomes=(), pending={})
-    outcomes = tuple(_rule_outcome(rule, settings=settings, windows=windows, pending=pending.get(rule.name), now=now)
-                     for rule in settings.rules)
+    by_threshold = tuple(_rule_outcome(rule, settings=settings, windows=windows, pending=pending.get(rule.name),
+                                       now=now) for rule in settings.rules)
+    outcomes = by_threshold + ((regression,) if regression is not None else ())
     kept = {o.rule.name: o.pending_since for o in outcomes if o.pending_since is not None}
     for action, label in (("deactivate", "Firing"), ("warn", "Warning")):
         cause = next((o for o in outcomes if o.firing and o.rule.action == action), None)
@@ -83,7 +92,7 @@ def evaluate(*, settings: GuardSettings, windows: Mapping[int, Counts], pending:
     pending_one = next((o for o in outcomes if o.pending_since is not None), None)
     if pending_one:
         return Verdict(state=f"Pending: {pending_one.rule.name}", action="none", outcomes=outcomes, pending=kept)
-    rate_outcomes = [o for o in outcomes if o.rule.is_rate]
+    rate_outcomes = [o for o in by_threshold if o.rule.is_rate]
     conclusive = any(o.conclusive for o in rate_outcomes) or not rate_outcomes
     return Verdict(state=HEALTHY if conclusive else INCONCLUSIVE, action="none", outcomes=outcomes, pending=kept)
 

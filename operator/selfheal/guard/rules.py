@@ -6,6 +6,9 @@ Runbook alerts (spec/runbook.fr.md, "Alertes"):
   SelfHealHighVolume        applications over 5m              > 100   for: 10m  -> warning
 The runbook's volume expression uses `rate()`, which is per second, while its text says
 "100 patches/min": our threshold is per minute, as the text says.
+
+Beyond the runbook, `Regression` compares each patch with its own baseline (guard/regression.py):
+a patch whose failures went from 2 % to 10 % never crosses the absolute thresholds above.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ Action = Literal["deactivate", "warn"]
 ROLLBACK_RULE = "HighRollbackRate"
 FAILURE_RULE = "PatchFailing"
 VOLUME_RULE = "HighVolume"
+REGRESSION_RULE = "Regression"
 
 # Rollups: short windows use 5-second buckets, longer ones minute buckets (see 0003_guard.sql).
 FINE_BUCKET_SECONDS = 5
@@ -54,6 +58,26 @@ DEFAULT_RULES: tuple[Rule, ...] = (
 
 
 @dataclass(frozen=True)
+class RegressionSettings:
+    """The relative rule: a CUSUM of the failure rate against the patch's own 24 h baseline."""
+
+    enabled: bool = True
+    # The alternative the CUSUM is tuned for: p1 = factor x p0 (it still catches larger ones, sooner).
+    factor: float = 3.0
+    # False alarms: at most one per this many patch-days of a patch's own traffic (h = ln(samples/day x budget)).
+    budget_patch_days: float = 10_000.0
+    # p0 is never taken below this, so that a spotless baseline does not make one failure an alarm.
+    floor: float = 0.005
+    # Fewer applications in the baseline (24 h before the current hour) is Inconclusive: no CUSUM.
+    min_baseline_samples: int = 2_000
+    deactivate: bool = False  # by default a warning: a patch at 10 % failures still heals 90 % of calls
+
+    @property
+    def action(self) -> Action:
+        return "deactivate" if self.deactivate else "warn"
+
+
+@dataclass(frozen=True)
 class GuardSettings:
     """How the guard judges one patch."""
 
@@ -67,6 +91,7 @@ class GuardSettings:
     early_confidence: float = 0.999
     early_min_samples: int = 30
     early_windows_seconds: tuple[int, ...] = field(default=(5, 15, 60))
+    regression: RegressionSettings = field(default_factory=RegressionSettings)
 
     def windows(self) -> frozenset[int]:
         """Every window the verdict needs counts for."""

@@ -34,6 +34,16 @@ class VolumeRuleSpec(BaseModel):
     deactivate: bool | None = None
 
 
+class RegressionSpec(BaseModel):
+    """The Regression rule (failure rate well above the patch's own 24 h baseline)."""
+
+    model_config = _MODEL
+
+    enabled: bool | None = None
+    factor: float | None = Field(default=None, ge=1.5, le=20)
+    deactivate: bool | None = None
+
+
 class GuardSpec(BaseModel):
     model_config = _MODEL
 
@@ -43,6 +53,7 @@ class GuardSpec(BaseModel):
     rollback_rate: RateRuleSpec | None = Field(default=None, alias="rollbackRate")
     failure_rate: RateRuleSpec | None = Field(default=None, alias="failureRate")
     volume: VolumeRuleSpec | None = None
+    regression: RegressionSpec | None = None
 
 
 def settings_for(*, base: GuardSettings, spec: GuardSpec | dict | None) -> GuardSettings:
@@ -63,6 +74,9 @@ def settings_for(*, base: GuardSettings, spec: GuardSpec | dict | None) -> Guard
         settings = settings.with_rule(VOLUME_RULE, **_changes(
             threshold=spec.volume.per_minute, window_seconds=spec.volume.window_seconds,
             for_seconds=spec.volume.for_seconds, action=action))
+    if spec.regression is not None:
+        settings = replace(settings, regression=replace(settings.regression, **_changes(
+            enabled=spec.regression.enabled, factor=spec.regression.factor, deactivate=spec.regression.deactivate)))
     return settings
 
 

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg.rows import dict_row
 
+from selfheal.guard.cusum import RESTING, CusumState
 from selfheal.guard.evaluate import Counts
+from selfheal.guard.regression import Baseline
 from selfheal.guard.rules import FINE_BUCKET_SECONDS, FINE_WINDOW_LIMIT, COARSE_BUCKET_SECONDS
 from selfheal.status import REASON_AUTO_DEACTIVATED, REASON_DEACTIVATED_IN_REGISTRY, REASON_MANUAL_KILL_SWITCH
 
@@ -51,7 +53,9 @@ candidates AS (
     SELECT patch_id FROM sdk_guard_state WHERE pending <> '{{}}'::jsonb
 )
 SELECT p.id, p.source_namespace, p.source_name, p.source_generation, coalesce(g.pending, '{{}}') AS pending,
-       coalesce(w.windows, '[]') AS windows
+       coalesce(w.windows, '[]') AS windows, g.since, coalesce(g.regression_cusum, 0) AS regression_cusum,
+       coalesce(g.regression_total, 0) AS regression_total, coalesce(g.regression_failures, 0) AS regression_failures,
+       coalesce(g.regression_alarm, false) AS regression_alarm
 FROM candidates x
 JOIN sdk_self_healing_registry p ON p.id = x.patch_id AND p.active
 LEFT JOIN per_patch w ON w.patch_id = p.id
@@ -69,6 +73,8 @@ class PatchWindows:
     generation: int | None
     pending: dict[str, float]
     windows: dict[int, Counts] = field(default_factory=dict)
+    since: datetime.datetime | None = None  # data before it does not count (the patch came back then)
+    cusum: CusumState = RESTING  # the Regression rule's CUSUM as last saved
 
 
 async def read_windows(conn: psycopg.AsyncConnection, *, now: datetime.datetime,
@@ -83,9 +89,104 @@ async def read_windows(conn: psycopg.AsyncConnection, *, now: datetime.datetime,
             id=row["id"], namespace=row["source_namespace"], name=row["source_name"],
             generation=row["source_generation"], pending={k: float(v) for k, v in row["pending"].items()},
             windows={int(s): Counts(int(t), int(f), int(r)) for s, t, f, r in row["windows"]},
+            since=row["since"], cusum=_cusum(row),
         )
         for row in await cursor.fetchall()
     ]
+
+
+def _cusum(row: Mapping[str, object]) -> CusumState:
+    return CusumState(float(row["regression_cusum"]), int(row["regression_total"]), int(row["regression_failures"]),
+                      bool(row["regression_alarm"]))
+
+
+# ---------------------------------------------------------------------------------- Regression rule
+@dataclass(frozen=True)
+class NewBuckets:
+    """One active patch's 5-second buckets completed since the watermark, oldest first."""
+
+    patch: PatchWindows  # identity, `since` and CUSUM (no windows)
+    buckets: list[tuple[int, int]]  # (total, failures)
+
+
+async def read_watermark(conn: psycopg.AsyncConnection) -> datetime.datetime | None:
+    """Where folding 5-second buckets into the CUSUMs stopped (None: never started)."""
+    cursor = await conn.execute("SELECT folded_until FROM sdk_guard_watermark")
+    row = await cursor.fetchone()
+    return row[0] if row else None
+
+
+async def read_new_buckets(conn: psycopg.AsyncConnection, *, start: datetime.datetime,
+                           until: datetime.datetime) -> list[NewBuckets]:
+    """The 5-second buckets in [start, until) of every active patch (one range scan of the rollups)."""
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(
+        f"""SELECT p.id, p.source_namespace, p.source_name, p.source_generation, g.since,
+                   coalesce(g.regression_cusum, 0) AS regression_cusum,
+                   coalesce(g.regression_total, 0) AS regression_total,
+                   coalesce(g.regression_failures, 0) AS regression_failures,
+                   coalesce(g.regression_alarm, false) AS regression_alarm,
+                   jsonb_agg(jsonb_build_array(r.total, r.failures) ORDER BY r.bucket) AS buckets
+            FROM sdk_patch_rollups r
+            JOIN sdk_self_healing_registry p ON p.id = r.patch_id AND p.active
+            LEFT JOIN sdk_guard_state g ON g.patch_id = r.patch_id
+            WHERE r.width = {FINE_BUCKET_SECONDS} AND r.bucket >= %(start)s AND r.bucket < %(until)s
+              AND (g.since IS NULL OR r.bucket >= g.since)
+            GROUP BY p.id, g.patch_id""",
+        {"start": start, "until": until},
+    )
+    return [
+        NewBuckets(PatchWindows(id=row["id"], namespace=row["source_namespace"], name=row["source_name"],
+                                generation=row["source_generation"], pending={}, since=row["since"],
+                                cusum=_cusum(row)),
+                   [(int(t), int(f)) for t, f in row["buckets"]])
+        for row in await cursor.fetchall()
+    ]
+
+
+async def read_baselines(conn: psycopg.AsyncConnection, *, now: datetime.datetime,
+                         ids: Iterable[str]) -> dict[str, Baseline]:
+    """Each patch's applications over the 24 hours before the current hour (hourly rollups, whole
+    hours after `since` only); patches without any are absent."""
+    cursor = await conn.execute(
+        """SELECT r.patch_id, sum(r.total), sum(r.failures),
+                  extract(epoch FROM date_bin('1 hour', %(now)s, timestamptz 'epoch') - min(r.bucket)) / 3600
+           FROM sdk_patch_rollups r
+           LEFT JOIN sdk_guard_state g ON g.patch_id = r.patch_id
+           WHERE r.width = 3600 AND r.patch_id = ANY(%(ids)s)
+             AND r.bucket >= date_bin('1 hour', %(now)s, timestamptz 'epoch') - interval '24 hours'
+             AND r.bucket < date_bin('1 hour', %(now)s, timestamptz 'epoch')
+             AND (g.since IS NULL OR r.bucket >= g.since)
+           GROUP BY r.patch_id""",
+        {"now": now, "ids": list(ids)},
+    )
+    return {patch_id: Baseline(int(t), int(f), float(hours)) for patch_id, t, f, hours in await cursor.fetchall()}
+
+
+async def save_regression(conn: psycopg.AsyncConnection, *, changes: Mapping[str, CusumState],
+                          folded_until: datetime.datetime) -> None:
+    """The CUSUMs that changed and the watermark they are complete up to, in one transaction:
+    a bucket is in the saved CUSUMs exactly when it starts before the saved watermark."""
+    async with conn.transaction():
+        if changes:
+            ids = list(changes)
+            await conn.execute(
+                """INSERT INTO sdk_guard_state AS g (patch_id, regression_cusum, regression_total, regression_failures,
+                                                     regression_alarm)
+                   SELECT id, s, n, f, a
+                   FROM unnest(%s::text[], %s::float8[], %s::bigint[], %s::bigint[], %s::bool[]) AS c (id, s, n, f, a)
+                   WHERE EXISTS (SELECT 1 FROM sdk_self_healing_registry p WHERE p.id = c.id)
+                   ON CONFLICT (patch_id) DO UPDATE SET regression_cusum = excluded.regression_cusum,
+                       regression_total = excluded.regression_total, regression_failures = excluded.regression_failures,
+                       regression_alarm = excluded.regression_alarm, updated_at = now()""",
+                (ids, [changes[i].statistic for i in ids], [changes[i].total for i in ids],
+                 [changes[i].failures for i in ids], [changes[i].alarmed for i in ids]),
+            )
+        await conn.execute(
+            """INSERT INTO sdk_guard_watermark (singleton, folded_until) VALUES (true, %s)
+               ON CONFLICT (singleton) DO UPDATE SET folded_until = excluded.folded_until, updated_at = now()""",
+            (folded_until,),
+        )
 
 
 async def save_pending(conn: psycopg.AsyncConnection, *, changes: Mapping[str, dict[str, float]]) -> None:
@@ -138,7 +239,8 @@ async def deactivate(conn: psycopg.AsyncConnection, *, patch_id: str, reason: st
         )
         await conn.execute(
             """INSERT INTO sdk_guard_state AS g (patch_id, pending, verdict) VALUES (%s, '{}', 'Deactivated')
-               ON CONFLICT (patch_id) DO UPDATE SET pending = '{}', verdict = 'Deactivated', updated_at = now()""",
+               ON CONFLICT (patch_id) DO UPDATE SET pending = '{}', verdict = 'Deactivated', regression_cusum = 0,
+                   regression_total = 0, regression_failures = 0, regression_alarm = false, updated_at = now()""",
             (patch_id,),
         )
     return Deactivated(row["id"], row["source_namespace"], row["source_name"], row["version"])
