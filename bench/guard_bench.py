@@ -8,7 +8,8 @@
              so. Baseline: the runbook's own alert (`for: 10m`) cannot fire before 600 s.
   simulate   Pure, numpy: 10,000 patches x 24 h at 5 s steps, baselines 1-10 % failures (a failure
              rolls back), with and without injected 2x-10x regressions: false deactivations per
-             10,000 patch-days and samples needed to catch a 5x regression.
+             10,000 patch-days and samples needed to catch a 5x regression; the Regression rule
+             (CUSUM against each patch's own baseline) beside Lorden's lower bound.
 
 Usage: python bench/guard_bench.py [cycle|latency|simulate ...] [--rows 1000000 10000000] [--patches 1000 10000]
 Needs numpy for `simulate` (pip install -e '.[bench]').
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from selfheal.controller.guard_cycle import GuardCycle  # noqa: E402
+from selfheal.guard import cusum  # noqa: E402
 from selfheal.guard.rules import GuardSettings  # noqa: E402
 from selfheal.registry.migrate import migrate  # noqa: E402
 
@@ -191,11 +193,49 @@ def bench_simulate(*, patches: int, hours: float, seed: int, confidences: list[f
     print("   traffic per patch log-uniform 0.01-10 applications/s; baseline failure 1-10 %; a failure rolls back")
     base = GuardSettings()
     rules = [rule for rule in base.rules if rule.is_rate and rule.action == "deactivate"]
+    reg = base.regression
+    per_hour = 3600 // step
+
+    def regression_first_fire(total, bad):
+        """First step at which the Regression rule fires (steps: never) and the h in force then, as
+        the operator computes it: baseline from the hourly counts of the 24 h before the current
+        hour (here: since the start, the regressions start 6-18 h in), p0 floored, Inconclusive
+        below the minimum baseline, one CUSUM step per complete 5 s bucket, fires when S > h."""
+        n = total.shape[1]
+        hours_n = -(-steps // per_hour)
+        hourly_t = np.add.reduceat(total, np.arange(0, steps, per_hour), axis=0)
+        hourly_b = np.add.reduceat(bad, np.arange(0, steps, per_hour), axis=0)
+        cum_t = np.vstack([np.zeros((1, n)), np.cumsum(hourly_t, 0)])
+        cum_b = np.vstack([np.zeros((1, n)), np.cumsum(hourly_b, 0)])
+        hour = np.arange(hours_n)
+        lo = np.maximum(hour - 24, 0)
+        base_t, base_b = cum_t[hour] - cum_t[lo], cum_b[hour] - cum_b[lo]
+        covered = np.maximum(hour - lo, 1)[:, None]  # hours since the patch's first hourly bucket
+        conclusive = base_t >= max(reg.min_baseline_samples, 1)
+        p0h = np.maximum(reg.floor, base_b / np.maximum(base_t, 1))
+        p1h = cusum.alternative(p0h, reg.factor, minimum=np.minimum)
+        on_failure, on_success = cusum.weights(p0h, p1h, log=np.log)
+        h = cusum.threshold(samples_per_day=base_t * 24.0 / covered, budget_days=reg.budget_patch_days,
+                            log=np.log, maximum=np.maximum)
+        at = np.arange(steps) // per_hour
+        on_failure, on_success = np.where(conclusive, on_failure, 0.0)[at], np.where(conclusive, on_success, 0.0)[at]
+        # S_t = max(0, S_t-1 + x_t) is C_t - min(0, min C_k) (Lindley); without a baseline x = 0 and S
+        # rests at 0 (the baseline only grows in the first 24 h, so that is a prefix of the day).
+        c = np.cumsum(bad * on_failure + (total - bad) * on_success, 0)
+        s = c - np.minimum(np.minimum.accumulate(c, 0), 0.0)
+        fire = conclusive[at] & (s > h[at])
+        fired = fire.any(0)
+        first = np.where(fired, fire.argmax(0), steps)
+        return first, h[np.minimum(first, steps - 1) // per_hour, np.arange(n)]
 
     def run(confidence: float, *, regress: bool, early: bool = True):
         rng = np.random.default_rng(seed)
         chunk = 250
         false_or_caught, samples_needed, factors, delays, raw_factors = 0, [], [], [], []
+        # The Regression rule, per patch: traffic, true baseline, factor, start, and the first step
+        # each detector fires (the threshold rules, the Regression rule), the samples up to them.
+        per_patch = {key: [] for key in ("rate", "p0", "factor", "start", "rules_fire", "reg_fire", "reg_h",
+                                         "rules_samples", "reg_samples")}
         for first in range(0, patches, chunk):
             n = min(chunk, patches - first)
             rate = 10 ** rng.uniform(-2, 1, n)
@@ -229,6 +269,13 @@ def bench_simulate(*, patches: int, hours: float, seed: int, confidences: list[f
                         fire |= enough & (lower > rule.threshold)
             fired = fire.any(0)
             first_fire = np.where(fired, fire.argmax(0), steps)
+            reg_fire, reg_h = regression_first_fire(total, bad)
+            columns = np.arange(n)
+            for key, value in (("rate", rate), ("p0", p0), ("factor", factor), ("start", start),
+                               ("rules_fire", first_fire), ("reg_fire", reg_fire), ("reg_h", reg_h),
+                               ("rules_samples", cs_t[np.minimum(first_fire + 1, steps), columns] - cs_t[start, columns]),
+                               ("reg_samples", cs_t[np.minimum(reg_fire + 1, steps), columns] - cs_t[start, columns])):
+                per_patch[key].append(np.asarray(value))
             if not regress:
                 false_or_caught += int(fired.sum())
                 continue
@@ -240,12 +287,16 @@ def bench_simulate(*, patches: int, hours: float, seed: int, confidences: list[f
                 factors.append(factor[i] * p0[i])
                 delays.append((first_fire[i] - start[i]) * step)
                 raw_factors.append(factor[i])
+        run.per_patch = {key: np.concatenate(values) for key, values in per_patch.items()}
         return false_or_caught, np.array(samples_needed), np.array(factors), np.array(delays), np.array(raw_factors)
 
     patch_days = patches * hours / 24
+    healthy = None
     for confidence in confidences:
         started = time.monotonic()
         false, *_ = run(confidence, regress=False)
+        if confidence == base.early_confidence:
+            healthy = run.per_patch
         print(f"   early cut-off at {confidence:.3%}: false deactivations {false} in {patch_days:,.0f} healthy patch-days"
               f" = {false * 10_000 / patch_days:.2f} per 10,000  ({time.monotonic() - started:.0f} s)")
     false, *_ = run(0.0, regress=False, early=False)
@@ -266,6 +317,57 @@ def bench_simulate(*, patches: int, hours: float, seed: int, confidences: list[f
     if five.any():
         print(f"   5x regressions (4.5-5.5x) above the threshold: {five.sum()} caught; samples to catch median"
               f" {np.median(samples[five]):.0f}  p90 {np.percentile(samples[five], 90):.0f}")
+    regressed = run.per_patch
+    if healthy is None:
+        run(base.early_confidence, regress=False)
+        healthy = run.per_patch
+    _print_regression(np, reg=reg, healthy=healthy, regressed=regressed, patch_days=patch_days, steps=steps, step=step)
+
+
+def _print_regression(np, *, reg, healthy, regressed, patch_days: float, steps: int, step: int) -> None:
+    """The Regression rule in the same simulation: false alarms, samples to catch 5x, Lorden's bound."""
+    print(f"\n== Regression rule (CUSUM vs own 24 h baseline): factor {reg.factor:g}, budget one false alarm per"
+          f" {reg.budget_patch_days:,.0f} patch-days, floor {reg.floor:.1%}, baseline >= {reg.min_baseline_samples:,}"
+          f" applications, action {reg.action}")
+    reg_false = int((healthy["reg_fire"] < steps).sum())
+    rules_false = int((healthy["rules_fire"] < steps).sum())
+    either = int(((healthy["reg_fire"] < steps) | (healthy["rules_fire"] < steps)).sum())
+    print(f"   false alarms of Regression: {reg_false} in {patch_days:,.0f} healthy patch-days"
+          f" = {reg_false * 10_000 / patch_days:.2f} per 10,000 patch-days (goal <= 1)")
+    deactivating = either if reg.deactivate else rules_false
+    print(f"   false deactivations overall (threshold rules{' + Regression' if reg.deactivate else ''}):"
+          f" {deactivating * 10_000 / patch_days:.2f} per 10,000 patch-days (goal <= 1); with"
+          f" regression.deactivate{'' if reg.deactivate else ' (not the default)'}: {either * 10_000 / patch_days:.2f}")
+    r = regressed
+    false_reg = int((r["reg_fire"] < r["start"]).sum())
+    print(f"   with regressions: Regression fired before the regression began on {false_reg} of {len(r['start']):,}")
+    five = (r["factor"] > 4.5) & (r["factor"] < 5.5)
+    caught = five & (r["reg_fire"] >= r["start"]) & (r["reg_fire"] < steps)
+    q = np.minimum(r["p0"] * r["factor"], 0.999)
+    # Lorden: gamma = the false-alarm budget in samples (samples per day x budget days) = e^h.
+    bound = r["reg_h"] / cusum.kl_divergence(q, r["p0"], log=np.log)
+    either_fire = np.minimum(r["reg_fire"], r["rules_fire"])
+    either_samples = np.where(r["reg_fire"] <= r["rules_fire"], r["reg_samples"], r["rules_samples"])
+    either_caught = five & (either_fire >= r["start"]) & (either_fire < steps)
+    print("   5x regressions (4.5-5.5x), samples from the regression's start to the first alarm:")
+    print("     baseline    caught    Regression median   p90   seconds median | Lorden bound median"
+          " | any rule median   p90")
+    for low, high in ((0.01, 0.10), (0.01, 0.04), (0.04, 0.07), (0.07, 0.10)):
+        band = five & (r["p0"] >= low) & (r["p0"] < high)
+        sel, sel_any = caught & band, either_caught & band
+        if not sel.any():
+            print(f"     {low:.0%}-{high:.0%}     0/{band.sum():<5}")
+            continue
+        seconds = (r["reg_fire"][sel] - r["start"][sel]) * step
+        print(f"     {low:>3.0%}-{high:<4.0%}  {sel.sum():>5}/{band.sum():<5}  {np.median(r['reg_samples'][sel]):14.0f}"
+              f"  {np.percentile(r['reg_samples'][sel], 90):5.0f}  {np.median(seconds):14.0f} |"
+              f" {np.median(bound[sel]):19.0f} | {np.median(either_samples[sel_any]):15.0f}"
+              f"  {np.percentile(either_samples[sel_any], 90):5.0f}")
+    missed = five & ~caught & (r["reg_fire"] >= r["start"])
+    if missed.any():
+        print(f"   5x regressions not caught by Regression: {missed.sum()} (traffic median"
+              f" {np.median(r['rate'][missed]):.3f}/s: baseline under {reg.min_baseline_samples:,} applications, or the"
+              f" day ended first)")
 
 
 def main() -> None:
