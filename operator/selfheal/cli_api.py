@@ -34,9 +34,13 @@ def _database_url(function):
 @click.option("--patch-namespace", envvar="SELFHEAL_PATCH_NAMESPACE", default=None, metavar="NS",
               help="Namespace where POST /api/dev/patches creates SelfHealPatch resources (cluster from the "
                    "usual kubeconfig rules). Unset: that route answers 501. [env: SELFHEAL_PATCH_NAMESPACE]")
+@click.option("--report-buffer", type=click.IntRange(1000, 10_000_000), default=100_000, show_default=True,
+              metavar="ROWS", envvar="SELFHEAL_REPORT_BUFFER",
+              help="Reports held in memory while PostgreSQL is away or behind; beyond, report batches wait up to "
+                   "2 s, then get 503 and the SDKs keep them.")
 @click.option("--migrate/--no-migrate", default=True, show_default=True, help="Apply the registry schema at start.")
 def api(database_url: str, signing_key_file: Path, host: str, port: int, envelope_ttl: int, rate: float,
-        max_body: int, patch_namespace: str | None, migrate: bool) -> None:
+        max_body: int, patch_namespace: str | None, report_buffer: int, migrate: bool) -> None:
     """Serve the registry API: POST /api/dev/self-heal, reports, GET /api/dev/patches, /metrics.
 
     Patches are served from memory, refreshed by PostgreSQL LISTEN/NOTIFY; while PostgreSQL is
@@ -56,7 +60,7 @@ def api(database_url: str, signing_key_file: Path, host: str, port: int, envelop
     logging.getLogger("selfheal.api").info("signing with key id %s", key.key_id)
     settings = ApiSettings(database_url=database_url, signing_key=key, envelope_ttl_seconds=envelope_ttl,
                            max_body_bytes=max_body, rate_per_second=rate, rate_burst=max(1, int(rate * 2)),
-                           patch_namespace=patch_namespace)
+                           patch_namespace=patch_namespace, report_buffer=report_buffer)
     web.run_app(build_app(settings), host=host, port=port, print=None, access_log=None)
 
 

@@ -118,3 +118,34 @@ def test_openapi_document_is_served_kept_in_the_repository_and_lists_every_route
     routes = {(route.resource.canonical, route.method.lower()) for route in app.router.routes()}
     documented = {(path, method) for path, methods in committed["paths"].items() for method in methods}
     assert routes - {(path, "head") for path, _ in routes} == documented
+
+
+def test_reports_beyond_the_buffer_wait_then_get_503_and_nothing_accepted_is_lost(fresh_database, devenv, kube_client,
+                                                                                   tmp_path):
+    from tests.api_server import start_api_server
+    from tests.support import new_namespace
+
+    server = start_api_server(database_url=fresh_database, kubeconfig=devenv.kubeconfig,
+                              patch_namespace=new_namespace(kube_client, "buffer"), directory=tmp_path,
+                              rate=1000, extra_args=("--report-buffer", "1000"))
+    try:
+        token = server.token("dev-buffer")
+        batch = {"reports": [{"sdk": "node", "error": f"buffered {index}", "success": False, "patch_applied": False}
+                             for index in range(250)]}
+        with psycopg.connect(fresh_database) as blocker:
+            # The writers' COPY waits behind this lock: the buffer can only fill.
+            blocker.execute("LOCK TABLE sdk_patch_applications IN ACCESS EXCLUSIVE MODE")
+            answers = [server.request("POST", "/api/dev/self-heal/reports", body=batch, token=token)
+                       for _ in range(5)]
+            # Room is kept for a largest batch (500): the fourth waits its 2 s, then is refused.
+            assert [status for status, _, _ in answers] == [202, 202, 202, 503, 503]
+            assert answers[3][1]["Retry-After"] == "5" and answers[3][2]["error"] == "buffer_full"
+        # Lock released: the accepted batches are written, none of the refused ones.
+
+        def written() -> int:
+            with psycopg.connect(fresh_database) as conn:
+                return conn.execute("SELECT count(*) FROM sdk_patch_applications WHERE developer_id = 'dev-buffer'"
+                                    ).fetchone()[0]
+        wait_until(lambda: written() == 750, timeout=30, what="accepted reports written")
+    finally:
+        server.stop()

@@ -22,9 +22,10 @@ from selfheal.api.metrics import ApiMetrics
 from selfheal.api.ratelimit import RateLimiter
 from selfheal.api.request_log import RequestLog
 from selfheal.api.reports import Application, ReportWriter, context_json
-from selfheal.api.schemas import ReportBatch, SelfHealRequest, field_errors, may_hold_nul, nul_fields
+from selfheal.api.schemas import (MAX_REPORTS_PER_BATCH, ReportBatch, SelfHealRequest, field_errors, may_hold_nul,
+                                  nul_fields)
 from selfheal.api.signing import SigningKey, seal
-from selfheal.api.token_cache import TokenCache
+from selfheal.api.token_cache import NOT_CACHED, TokenCache
 from selfheal.models import PatchSpec
 
 log = logging.getLogger("selfheal.api")
@@ -39,6 +40,7 @@ class ApiSettings:
     rate_per_second: float = 50.0
     rate_burst: int = 100
     report_buffer: int = 100_000
+    report_wait_seconds: float = 2.0  # how long a report batch may wait for buffer room before a 503
     token_cache_seconds: float = 10.0
     patch_namespace: str | None = None  # where POST /api/dev/patches creates SelfHealPatch resources
 
@@ -57,16 +59,39 @@ def problem(status: int, error: str, message: str, **extra: object) -> web.Respo
     return web.json_response({"error": error, "message": message, **extra}, status=status)
 
 
-async def _authorise(request: web.Request, role: str) -> web.Response | None:
-    """The token's principal into request["principal"], or the refusal: 401, 403, 429 or 503."""
-    app = request.app
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer ") or not header[7:].strip():
-        return _unauthorized("missing bearer token")
-    try:
-        principal = await app[KEY_AUTH].principal(header[7:].strip())
-    except psycopg.Error:
-        return problem(503, "registry_unavailable", "cannot check the token now; retry")
+def _serve(handler, *, timer, role: str | None):
+    """`handler` behind authentication (unless public: role None), its latency observed.
+
+    A wrapper per route rather than an aiohttp middleware, and no await on the way when the
+    token is known: the middleware chain and its coroutines cost more than the lookup itself.
+    """
+    async def serve(request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        try:
+            if role is not None:
+                header = request.headers.get("Authorization", "")
+                token = header[7:].strip() if header.startswith("Bearer ") else ""
+                if not token:
+                    return _unauthorized("missing bearer token")
+                auth = request.app[KEY_AUTH]
+                principal = auth.cached(token)
+                if principal is NOT_CACHED:
+                    try:
+                        principal = await auth.principal(token)
+                    except psycopg.Error:
+                        return problem(503, "registry_unavailable", "cannot check the token now; retry")
+                refusal = _refusal(request.app, principal, role)
+                if refusal is not None:
+                    return refusal
+                request["principal"] = principal
+            return await handler(request)
+        finally:
+            timer.observe(time.perf_counter() - started)
+    return serve
+
+
+def _refusal(app: web.Application, principal, role: str) -> web.Response | None:
+    """401 for an unknown token, 403 for a missing role, 429 past the token's rate; None: go on."""
     if principal is None:
         return _unauthorized("unknown or revoked token")
     if role == "dev_admin" and principal.role != "dev_admin":
@@ -76,27 +101,7 @@ async def _authorise(request: web.Request, role: str) -> web.Response | None:
         response = problem(429, "rate_limited", "too many requests for this token")
         response.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
         return response
-    request["principal"] = principal
     return None
-
-
-def _serve(handler, *, timer, role: str | None):
-    """`handler` behind authentication (unless public: role None), its latency observed.
-
-    A wrapper per route rather than an aiohttp middleware: the middleware chain cost a lookup
-    more than everything the route itself does.
-    """
-    async def serve(request: web.Request) -> web.StreamResponse:
-        started = time.perf_counter()
-        try:
-            if role is not None:
-                refusal = await _authorise(request, role)
-                if refusal is not None:
-                    return refusal
-            return await handler(request)
-        finally:
-            timer.observe(time.perf_counter() - started)
-    return serve
 
 
 def _unauthorized(message: str) -> web.Response:
@@ -212,6 +217,8 @@ def _log_self_heal(request_log: RequestLog, principal, body, patch, match, start
 
 async def report_outcomes(request: web.Request) -> web.Response:
     app, principal = request.app, request["principal"]
+    if not await app[KEY_REPORTS].wait_for_room(MAX_REPORTS_PER_BATCH, timeout=app[KEY_SETTINGS].report_wait_seconds):
+        return _buffer_full()
     batch, refusal = await _validated(request, ReportBatch)
     if refusal is not None:
         return refusal
@@ -229,11 +236,16 @@ async def report_outcomes(request: web.Request) -> web.Response:
     if not applications:
         return problem(400, "unknown_patch", "every report names an unknown patch id", fields=rejected)
     if not app[KEY_REPORTS].offer(applications):
-        response = problem(503, "buffer_full", "reports are buffered while the registry is away; keep and retry")
-        response.headers["Retry-After"] = "5"
-        return response
+        return _buffer_full()
     app[KEY_METRICS].record_outcomes(applications)
     return web.json_response({"accepted": len(applications), "rejected": rejected}, status=202)
+
+
+def _buffer_full() -> web.Response:
+    response = problem(503, "buffer_full", "the report buffer is full (registry away or slower than the reports);"
+                                           " keep the reports and retry")
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 async def list_patches(request: web.Request) -> web.Response:

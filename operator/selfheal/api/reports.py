@@ -15,6 +15,8 @@ from typing import NamedTuple
 import psycopg
 from pydantic_core import to_json
 
+from selfheal.api.copy_text import boolean, text, timestamp
+
 log = logging.getLogger("selfheal.api.reports")
 
 COLUMNS = ("patch_id", "developer_id", "sdk_language", "error_encountered", "success",
@@ -33,6 +35,13 @@ class Application(NamedTuple):
     patch_applied: bool
     context: str  # JSON text; see `context_json`
     applied_at: datetime
+
+    def copy_line(self) -> str:
+        """This row in COPY text format. A batch is one join of these: a `write_row` call per row
+        cost three times as much, a third of the report path."""
+        return (f"{text(self.patch_id)}\t{text(self.developer_id)}\t{text(self.sdk_language)}\t"
+                f"{text(self.error_encountered)}\t{boolean(self.success)}\t{boolean(self.rollback_triggered)}\t"
+                f"{boolean(self.patch_applied)}\t{text(self.context)}\t{timestamp(self.applied_at)}\n")
 
 
 def context_json(context: dict) -> str:
@@ -56,9 +65,10 @@ class ReportWriter:
         self.database_url = database_url
         self.capacity, self.batch_size, self.flush_interval = capacity, batch_size, flush_interval
         self.writers = writers
-        self._buffer: list[Application] = []
+        self._buffer: list[str] = []  # rows as COPY text lines
         self._in_flight = 0
         self._wake = asyncio.Event()
+        self._room = asyncio.Event()  # set whenever written rows leave the buffer
         self._stopping = False
         self.written = 0
         self.refused = 0  # rows the database rejected (logged one by one)
@@ -71,9 +81,27 @@ class ReportWriter:
         """Queue `applications` whole, or refuse them whole when the buffer cannot hold them."""
         if self.pending + len(applications) > self.capacity:
             return False
-        self._buffer.extend(applications)
+        self._buffer.extend([application.copy_line() for application in applications])
         if len(self._buffer) >= self.batch_size:
             self._wake.set()
+        return True
+
+    async def wait_for_room(self, rows: int, *, timeout: float) -> bool:
+        """True once `rows` more fit in the buffer; False after `timeout` seconds without room.
+
+        Requests wait here before their body is even parsed: work spent on a batch that is then
+        refused is work the writers do not get, and a short wait paces SDKs to the database.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.pending + rows > self.capacity:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            self._room.clear()
+            waiter = asyncio.ensure_future(self._room.wait())
+            await asyncio.wait([waiter], timeout=remaining)
+            waiter.cancel()
         return True
 
     async def run(self) -> None:
@@ -119,6 +147,7 @@ class ReportWriter:
                         break
                     finally:
                         self._in_flight -= len(batch)
+                        self._room.set()
                     delay = 0.5
         finally:
             if conn is not None:
@@ -129,18 +158,17 @@ class ReportWriter:
         await asyncio.wait([waiter], timeout=seconds)
         waiter.cancel()
 
-    async def _write_one_by_one(self, conn: psycopg.AsyncConnection, batch: list[Application],
-                                error: psycopg.Error) -> None:
+    async def _write_one_by_one(self, conn: psycopg.AsyncConnection, batch: list[str], error: psycopg.Error) -> None:
         refused = 0
-        for index, application in enumerate(batch):
+        for index, line in enumerate(batch):
             try:
-                await self._copy(conn, [application])
+                await self._copy(conn, [line])
                 self.written += 1
             except (psycopg.DataError, psycopg.IntegrityError) as row_error:
                 refused += 1
+                patch_id, developer_id, _, error_text = line.split("\t", 4)[:4]
                 log.error("reports: refused by the database, not written (%s): developer %s, patch %s, error %r",
-                          _first_line(row_error), application.developer_id, application.patch_id,
-                          application.error_encountered[:100])
+                          _first_line(row_error), developer_id, patch_id, error_text[:100])
             except psycopg.Error:
                 self._buffer[:0] = batch[index:]  # the connection went: the rest waits for the next pass
                 await conn.close()
@@ -160,12 +188,11 @@ class ReportWriter:
         self._wake.set()
 
     @staticmethod
-    async def _copy(conn: psycopg.AsyncConnection, batch: list[Application]) -> None:
+    async def _copy(conn: psycopg.AsyncConnection, batch: list[str]) -> None:
         async with conn.transaction():
             async with conn.cursor() as cursor:
                 async with cursor.copy(f"COPY sdk_patch_applications ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-                    for application in batch:
-                        await copy.write_row(application)
+                    await copy.write("".join(batch).encode())
 
 
 def _first_line(error: BaseException) -> str:

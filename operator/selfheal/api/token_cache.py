@@ -16,6 +16,7 @@ import psycopg
 from selfheal.api import tokens
 
 _MAX_ENTRIES = 100_000
+NOT_CACHED = object()
 
 
 class TokenCache:
@@ -26,24 +27,33 @@ class TokenCache:
         self._conn: psycopg.AsyncConnection | None = None
         self._lock = asyncio.Lock()
 
-    async def principal(self, token: str) -> tokens.Principal | None:
-        """Who holds `token` (None: unknown or revoked). psycopg.Error when nobody can say."""
+    def cached(self, token: str) -> tokens.Principal | None | object:
+        """The answer kept for `token`, without waiting; NOT_CACHED when it must be checked first."""
         key = tokens.digest(token)
         cached = self._cache.get(key)
-        if cached is not None:
-            principal, expires = cached
-            now = time.monotonic()
-            if now < expires:
-                return principal
-            if now < expires + self.ttl:  # recently expired: answer now, refresh once behind it
-                if key not in self._checks:
-                    self._start_check(key, token).add_done_callback(_retrieve)
-                return principal
+        if cached is None:
+            return NOT_CACHED
+        principal, expires = cached
+        now = time.monotonic()
+        if now < expires:
+            return principal
+        if now < expires + self.ttl:  # recently expired: answer now, refresh once behind it
+            if key not in self._checks:
+                self._start_check(key, token).add_done_callback(_retrieve)
+            return principal
+        return NOT_CACHED
+
+    async def principal(self, token: str) -> tokens.Principal | None:
+        """Who holds `token` (None: unknown or revoked). psycopg.Error when nobody can say."""
+        answer = self.cached(token)
+        if answer is not NOT_CACHED:
+            return answer
+        key = tokens.digest(token)
         try:
             return await asyncio.shield(self._checks.get(key) or self._start_check(key, token))
         except psycopg.Error:
-            if cached is not None:
-                return cached[0]  # the registry is away: a token known a moment ago stays known
+            if key in self._cache:
+                return self._cache[key][0]  # the registry is away: a token known a while ago stays known
             raise
 
     def _start_check(self, key: str, token: str) -> asyncio.Future:
