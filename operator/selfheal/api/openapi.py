@@ -41,6 +41,9 @@ def document() -> dict:
                               **_errors(400, 401, 404, 413, 429, 503)}}},
             "/api/dev/self-heal/reports": {"post": {
                 "summary": "Outcomes of applied patches, in batches; the developer id comes from the token",
+                "description": "Reports are buffered and written with COPY. When the buffer is full (registry away "
+                               "or behind), the request waits up to 2 s for room, then gets 503 with Retry-After: "
+                               "the SDK keeps its reports and sends them again.",
                 "security": bearer, "requestBody": {"required": True, **_json("ReportBatch")},
                 "responses": {"202": {"description": "Accepted for writing",
                                       "content": {"application/json": {"schema": {
