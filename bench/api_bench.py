@@ -7,7 +7,7 @@
   change    seconds from a registry UPDATE to the API serving the change (goal: ≤ 1 s);
   metrics   /metrics scrape time with P patch series (goal: ≤ 50 ms).
 
-Usage: python bench/api_bench.py [--patches 40000] [--report-rows 200000] [--seconds 10]
+Usage: python bench/api_bench.py [--patches 40000] [--report-rows 1000000] [--seconds 10]
 Needs wrk (Debian package `wrk`).
 """
 
@@ -105,7 +105,7 @@ def count_rows(url: str, developer: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--patches", type=int, default=40_000)
-    parser.add_argument("--report-rows", type=int, default=200_000)
+    parser.add_argument("--report-rows", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=int, default=10)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
