@@ -88,9 +88,11 @@ class GuardCycle:
         for patch in rows + quiet:
             settings = self.settings_for(patch)
             outcome = None
-            if patch.id in seen and settings.regression.enabled:
+            state = folded.get(patch.id, patch.cusum)
+            # At rest (S = 0, no alarm) the rule can neither fire nor warn: nothing to judge.
+            if patch.id in seen and settings.regression.enabled and (state.alarmed or state.statistic > 0):
                 outcome = regression.judge(settings=settings.regression, baseline=baselines.get(patch.id, NO_BASELINE),
-                                           state=folded.get(patch.id, patch.cusum))
+                                           state=state)
             verdict = evaluate(settings=settings, windows=patch.windows or {0: NO_DATA},
                                pending=patch.pending, now=now, regression=outcome)
             if verdict.pending != patch.pending:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from statistics import NormalDist
 
 
+@lru_cache(maxsize=64)  # one or two confidences in use; the quantile is costly, asked per patch per cycle
 def z_score(*, confidence: float) -> float:
     """Two-sided normal quantile: 0.99 -> 2.576."""
     return NormalDist().inv_cdf(0.5 + confidence / 2)

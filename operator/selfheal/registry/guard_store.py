@@ -43,17 +43,19 @@ counts AS (
     WHERE g.since IS NULL OR r.bucket >= g.since
     GROUP BY r.patch_id, w.seconds
 ),
-per_patch AS (
-    SELECT patch_id, jsonb_agg(jsonb_build_array(seconds, total, failures, rollbacks)) AS windows
-    FROM counts GROUP BY patch_id
+per_patch AS (  -- [seconds, total, failures, rollbacks, ...] as one int8[]: a tenth of the cost of jsonb to read
+    SELECT patch_id, array_agg(v ORDER BY seconds, i) AS windows
+    FROM counts, LATERAL unnest(ARRAY[seconds::int8, total::int8, failures::int8, rollbacks::int8])
+                 WITH ORDINALITY AS u(v, i)
+    GROUP BY patch_id
 ),
 candidates AS (
     SELECT patch_id FROM per_patch
     UNION
     SELECT patch_id FROM sdk_guard_state WHERE pending <> '{{}}'::jsonb
 )
-SELECT p.id, p.source_namespace, p.source_name, p.source_generation, coalesce(g.pending, '{{}}') AS pending,
-       coalesce(w.windows, '[]') AS windows, g.since, coalesce(g.regression_cusum, 0) AS regression_cusum,
+SELECT p.id, p.source_namespace, p.source_name, p.source_generation, nullif(g.pending, '{{}}') AS pending,
+       w.windows, g.since, coalesce(g.regression_cusum, 0) AS regression_cusum,
        coalesce(g.regression_total, 0) AS regression_total, coalesce(g.regression_failures, 0) AS regression_failures,
        coalesce(g.regression_alarm, false) AS regression_alarm
 FROM candidates x
@@ -82,17 +84,25 @@ async def read_windows(conn: psycopg.AsyncConnection, *, now: datetime.datetime,
     """Active patches with traffic in any window or a pending rule, with their counts."""
     windows = sorted(set(windows))
     oldest = now - datetime.timedelta(seconds=max(windows) + COARSE_BUCKET_SECONDS)
-    cursor = conn.cursor(row_factory=dict_row)
+    cursor = conn.cursor()  # plain tuples: ten thousand rows a cycle, a dict each was a tenth of it
     await cursor.execute(_WINDOWS_SQL, {"now": now, "windows": windows, "oldest": oldest})
     return [
         PatchWindows(
-            id=row["id"], namespace=row["source_namespace"], name=row["source_name"],
-            generation=row["source_generation"], pending={k: float(v) for k, v in row["pending"].items()},
-            windows={int(s): Counts(int(t), int(f), int(r)) for s, t, f, r in row["windows"]},
-            since=row["since"], cusum=_cusum(row),
+            id=patch_id, namespace=namespace, name=name, generation=generation,
+            pending={k: float(v) for k, v in pending.items()} if pending else {},
+            windows=_windows(flat), since=since,
+            cusum=CusumState(float(statistic), int(total), int(failures), bool(alarmed))
+            if statistic or total or alarmed else RESTING,
         )
-        for row in await cursor.fetchall()
+        for patch_id, namespace, name, generation, pending, flat, since, statistic, total, failures, alarmed
+        in await cursor.fetchall()
     ]
+
+
+def _windows(flat: list[int] | None) -> dict[int, Counts]:
+    if not flat:
+        return {}
+    return {flat[i]: Counts(flat[i + 1], flat[i + 2], flat[i + 3]) for i in range(0, len(flat), 4)}
 
 
 def _cusum(row: Mapping[str, object]) -> CusumState:
