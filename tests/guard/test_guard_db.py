@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import random
-import uuid
 
 import psycopg
 import pytest
@@ -13,6 +12,8 @@ import pytest
 from selfheal.controller.guard_cycle import GuardCycle
 from selfheal.guard.rules import GuardSettings
 from selfheal.registry import guard_store
+from tests.guard import registry_rows
+from tests.guard.registry_rows import connect
 
 NO_EARLY = GuardSettings(early_cutoff=False)
 # The controlled clock starts on a minute boundary a little before the real time, so rows land
@@ -24,18 +25,8 @@ def at(seconds: float) -> float:
     return T0.timestamp() + seconds
 
 
-def connect(url: str) -> psycopg.Connection:
-    return psycopg.connect(url, autocommit=True)
-
-
 def new_patch(url: str) -> str:
-    patch_id = f"g-{uuid.uuid4().hex[:10]}"
-    with connect(url) as conn:
-        conn.execute("""INSERT INTO sdk_self_healing_registry (id, sdk_language, error_signature, patch_code, description)
-                        VALUES (%s, 'node', %s, 'this.timeout = 30000;', 'guard test')""", (patch_id, patch_id))
-        # As if the operator had validated it (rows written by SQL start pending).
-        conn.execute("UPDATE sdk_self_healing_registry SET validation_state = 'valid' WHERE id = %s", (patch_id,))
-    return patch_id
+    return registry_rows.new_patch(url, prefix="g", description="guard test")
 
 
 def add_rows(url: str, patch_id: str, *, start: float, seconds: float, per_second: float, rollback_share: float,

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from selfheal.guard import cusum, regression
 from selfheal.guard.cusum import RESTING, CusumState
-from selfheal.guard.evaluate import Counts, evaluate
+from selfheal.guard.evaluate import evaluate
 from selfheal.guard.regression import Baseline
 from selfheal.guard.rules import REGRESSION_RULE, GuardSettings, RegressionSettings
 from selfheal.guard.spec import settings_for

@@ -17,6 +17,8 @@ from selfheal.guard import cusum
 from selfheal.guard.rules import REGRESSION_RULE, GuardSettings
 from selfheal.guard.spec import settings_for
 from selfheal.registry.migrate import migrate
+from tests.guard import registry_rows
+from tests.guard.registry_rows import connect
 
 # The controlled clock: the current hour starts at HOUR; the baseline is the 24 hours before it.
 HOUR = datetime.datetime.now(datetime.timezone.utc).replace(minute=0, second=0, microsecond=0)
@@ -38,16 +40,9 @@ def url(admin_database_url, devenv) -> str:
     return database
 
 
-def connect(url: str) -> psycopg.Connection:
-    return psycopg.connect(url, autocommit=True)
-
-
 def new_patch(url: str) -> str:
-    patch_id = f"r-{uuid.uuid4().hex[:10]}"
+    patch_id = registry_rows.new_patch(url, prefix="r", description="regression test")
     with connect(url) as conn:
-        conn.execute("""INSERT INTO sdk_self_healing_registry (id, sdk_language, error_signature, patch_code, description)
-                        VALUES (%s, 'node', %s, 'this.timeout = 30000;', 'regression test')""", (patch_id, patch_id))
-        conn.execute("UPDATE sdk_self_healing_registry SET validation_state = 'valid' WHERE id = %s", (patch_id,))
         # 24 h of baseline: 360 an hour, one in fifty failed and rolled back.
         conn.execute("""INSERT INTO sdk_patch_applications (patch_id, developer_id, sdk_language, success,
                                                             rollback_triggered, applied_at)
