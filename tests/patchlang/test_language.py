@@ -105,3 +105,12 @@ def test_the_allowed_host_list_is_a_setting():
     for bad in (["*"], ["API.molam.com"], ["evil.com/path"], [""]):
         with pytest.raises(ValueError):
             AllowedHosts.parse(bad)
+
+
+def test_an_authors_string_escape_compiles_without_a_python_warning_in_the_operator_log():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        document = compile_patch(language="python", code='logger.warning("fallback \\m key")').document()
+    assert caught == [] and "fallback \\\\m key" in canonical_json(document)
