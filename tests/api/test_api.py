@@ -69,6 +69,30 @@ def test_malformed_json_is_400_and_oversized_is_413(api_server):
     assert api_server.request("POST", "/api/dev/self-heal", raw=huge, token=token)[0] == 413
 
 
+def test_a_body_over_max_body_is_413_whether_it_arrived_whole_or_is_still_arriving(fresh_database, devenv,
+                                                                                   kube_client, tmp_path):
+    """A body that fits in the packet of its headers is read without awaiting (app._arrived_body):
+    the limit holds there too, on both routes that take a body, and a body within it is served."""
+    from tests.api_server import start_api_server
+    from tests.support import new_namespace
+
+    server = start_api_server(database_url=fresh_database, kubeconfig=devenv.kubeconfig,
+                              patch_namespace=new_namespace(kube_client, "maxbody"), directory=tmp_path,
+                              extra_args=("--max-body", "1024"))
+    try:
+        token = server.token("dev-max-body")
+        over = b'{"sdk": "node", "error": "' + b"x" * 1100 + b'"}'
+        assert server.request("POST", "/api/dev/self-heal", raw=over, token=token)[0] == 413
+        reports = b'{"reports": [{"sdk": "node", "success": false, "error": "' + b"x" * 1100 + b'"}]}'
+        assert server.request("POST", "/api/dev/self-heal/reports", raw=reports, token=token)[0] == 413
+        within = b'{"sdk": "node", "error": "' + b"x" * 900 + b'"}'
+        assert server.request("POST", "/api/dev/self-heal", raw=within, token=token)[0] == 404
+        still_arriving = b'{"sdk": "node", "error": "' + b"x" * 300_000 + b'"}'
+        assert server.request("POST", "/api/dev/self-heal", raw=still_arriving, token=token)[0] == 413
+    finally:
+        server.stop()
+
+
 def test_burst_gets_429_with_retry_after(api_server):
     token = api_server.token("dev-burst")
     answers = [api_server.request("GET", "/api/dev/patches", token=token) for _ in range(60)]

@@ -2,7 +2,8 @@
 
 Going through `logging` cost a third of a lookup (records, handlers, a write per line); this
 appends the fields to a list and a background task formats and writes the lines every 100 ms,
-as JSON objects in the same format as the process's other log lines.
+as JSON objects in the same format as the process's other log lines. SDKs repeat the same few
+errors, so the JSON of a line's fields but the latency is kept per distinct set of fields.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from typing import TextIO
 
 _encode = json.encoder.encode_basestring  # the C string encoder json.dumps(ensure_ascii=False) uses
+_FRAGMENTS_KEPT = 10_000
 
 
 def _text(value: str | None) -> str:
@@ -27,25 +29,28 @@ class RequestLog:
         self._lines: list[tuple] = []
         self.dropped = 0
         self._second, self._stamp = -1, ""
+        self._fragments: dict[tuple, str] = {}
 
-    def self_heal(self, *, developer: str, sdk: str, error: str, patch: str | None, version: str | None,
+    def self_heal(self, developer: str, sdk: str, error: str, patch: str | None, version: str | None,
                   matched_by: str, recorded: bool, latency_ms: float) -> None:
         """Queue the line of one self-heal request; the fields are formatted when the batch is written."""
         if len(self._lines) >= self.max_pending:
             self.dropped += 1  # bounded memory if the log sink stalls; counted and reported
             return
-        self._lines.append((time.time(), developer, sdk, error[:200], patch, version, matched_by, recorded,
+        self._lines.append((time.time(), (developer, sdk, error[:200], patch, version, matched_by, recorded),
                             latency_ms))
 
     def _format(self, entry: tuple) -> str:
-        when, developer, sdk, error, patch, version, matched_by, recorded, latency_ms = entry
+        when, fields, latency_ms = entry
         second = int(when)
         if second != self._second:  # formatting the time costs a tenth of a line: once a second
             self._second, self._stamp = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-        return (f'{self._stamp} INFO selfheal.api self-heal {{"developer": {_text(developer)}, "sdk": {_text(sdk)}, '
-                f'"error": {_text(error)}, "patch": {_text(patch)}, "version": {_text(version)}, '
-                f'"matched_by": {_text(matched_by)}, "recorded": {"true" if recorded else "false"}, '
-                f'"latency_ms": {round(latency_ms, 3)!r}}}\n')
+        fragment = self._fragments.get(fields)
+        if fragment is None:
+            if len(self._fragments) >= _FRAGMENTS_KEPT:
+                self._fragments.clear()  # bounded memory against a flood of distinct errors
+            fragment = self._fragments[fields] = _fragment(*fields)
+        return f'{self._stamp} INFO selfheal.api self-heal {fragment}"latency_ms": {round(latency_ms, 3)!r}}}\n'
 
     def flush(self) -> None:
         entries, self._lines = self._lines, []
@@ -66,3 +71,11 @@ class RequestLog:
                 self.flush()
         finally:
             self.flush()
+
+
+def _fragment(developer: str, sdk: str, error: str, patch: str | None, version: str | None, matched_by: str,
+              recorded: bool) -> str:
+    """The line's JSON object up to its last field, the latency."""
+    return (f'{{"developer": {_text(developer)}, "sdk": {_text(sdk)}, "error": {_text(error)}, '
+            f'"patch": {_text(patch)}, "version": {_text(version)}, "matched_by": {_text(matched_by)}, '
+            f'"recorded": {"true" if recorded else "false"}, ')
