@@ -53,6 +53,7 @@ KEY_LIMITER = web.AppKey("limiter", RateLimiter)
 KEY_AUTH = web.AppKey("auth", TokenCache)
 KEY_REQUEST_LOG = web.AppKey("request_log", RequestLog)
 KEY_ANSWERS = web.AppKey("answers", "ResponseCache")
+KEY_LOOKUP_BODIES = web.AppKey("lookup_bodies", "LookupBodies")
 KEY_KUBE = web.AppKey("kube", kubernetes.client.CustomObjectsApi)
 
 def problem(status: int, error: str, message: str, **extra: object) -> web.Response:
@@ -171,6 +172,30 @@ def envelope_for(patch: ServedPatch, settings: ApiSettings, *, now: datetime) ->
     return seal(payload, key=settings.signing_key)
 
 
+class LookupBodies:
+    """Validated lookup bodies by their exact bytes: SDKs send the same few errors again and again,
+    and parsing and validating one was a fifth of a lookup. Validation is a pure function of the
+    bytes, so a kept answer is the answer; small bodies only, and a bounded number of them."""
+
+    MAX_BODY_BYTES = 2048
+    MAX_KEPT = 10_000
+
+    def __init__(self) -> None:
+        self._bodies: dict[bytes, SelfHealRequest] = {}
+
+    def validated(self, raw: bytes) -> tuple[SelfHealRequest | None, web.Response | None]:
+        """(body, None) or (None, the 400 naming the field), as `_validated`; refusals are not kept."""
+        body = self._bodies.get(raw)
+        if body is not None:
+            return body, None
+        body, refusal = _validated(raw, SelfHealRequest)
+        if body is not None and len(raw) <= self.MAX_BODY_BYTES:
+            if len(self._bodies) >= self.MAX_KEPT:
+                self._bodies.clear()
+            self._bodies[raw] = body
+        return body, refusal
+
+
 class ResponseCache:
     """Signed answers per (patch, sequence, rule), re-signed after a tenth of the envelope's lifetime.
 
@@ -204,7 +229,7 @@ async def self_heal(request: web.Request, principal) -> web.Response:
     started = time.perf_counter()
     app = request.app
     raw = _arrived_body(request)
-    body, refusal = _validated(await request.read() if raw is None else raw, SelfHealRequest)
+    body, refusal = app[KEY_LOOKUP_BODIES].validated(await request.read() if raw is None else raw)
     if refusal is not None:
         return refusal
     found = app[KEY_CATALOG].find(body.sdk, body.error, body.status, body.code)
@@ -374,6 +399,7 @@ def build_app(settings: ApiSettings) -> web.Application:
     app[KEY_SETTINGS] = settings
     app[KEY_CATALOG] = Catalog(settings.database_url)
     app[KEY_ANSWERS] = ResponseCache(settings)
+    app[KEY_LOOKUP_BODIES] = LookupBodies()
     app[KEY_REQUEST_LOG] = RequestLog()
     app[KEY_REPORTS] = ReportWriter(settings.database_url, capacity=settings.report_buffer)
     app[KEY_METRICS] = ApiMetrics()
