@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import psycopg
 
 from selfheal.guard import regression
-from selfheal.guard.evaluate import NO_DATA, RuleOutcome, Verdict, evaluate
+from selfheal.guard.cusum import RESTING
+from selfheal.guard.evaluate import NO_DATA, QUIET_VERDICTS, RuleOutcome, Verdict, evaluate
 from selfheal.guard.regression import NO_BASELINE, Baseline
 from selfheal.guard.rules import FINE_BUCKET_SECONDS, GuardSettings
 from selfheal.registry import guard_store
@@ -76,10 +77,18 @@ class GuardCycle:
         self.verdicts: dict[str, Verdict] = {}
         self._baselines: dict[str, tuple[tuple[float, datetime.datetime | None], Baseline]] = {}
 
-    async def run(self, conn: psycopg.AsyncConnection, *, now: float, windows: frozenset[int]) -> list[Decision]:
-        rows = await guard_store.read_windows(conn, now=as_datetime(now), windows=windows)
-        seen = {row.id for row in rows}
-        folded, folded_until = await self._fold(conn, now=now, rows={row.id: row for row in rows})
+    async def run(self, conn: psycopg.AsyncConnection, *, now: float, windows: frozenset[int],
+                  default_settings: GuardSettings | None = None,
+                  custom: frozenset[tuple[str, str]] = frozenset()) -> list[Decision]:
+        """Decisions of the patches evaluated in full. With `default_settings` (what `settings_for`
+        answers for every patch outside `custom`, the resources with settings of their own), the
+        quiet ones are judged in SQL: they are in `verdicts`, not in the decisions."""
+        folded, folded_until = await self._fold(conn, now=now)
+        quiet_filter = None if default_settings is None else guard_store.QuietFilter(
+            default_settings, custom=custom, include=frozenset(pid for pid, state in folded.items() if state != RESTING))
+        rows, quiet_states = await guard_store.read_windows(conn, now=as_datetime(now), windows=windows,
+                                                            quiet=quiet_filter)
+        seen = {row.id for row in rows} | quiet_states.keys()
         baselines = await self._baselines_for(conn, now=now, patches=rows)
         # Patches whose traffic stopped are evaluated once more without data: pending rules reset.
         quiet = [guard_store.PatchWindows(id=pid, namespace=None, name=None, generation=None, pending={})
@@ -112,10 +121,10 @@ class GuardCycle:
         # Adopted only once every write went through: a failed cycle leaves memory as it was.
         self.verdicts = {d.patch.id: d.verdict for d in decisions
                          if d.patch.id in seen and d.verdict.action != "deactivate"}
+        self.verdicts.update((pid, QUIET_VERDICTS[state]) for pid, state in quiet_states.items())
         return decisions
 
-    async def _fold(self, conn: psycopg.AsyncConnection, *, now: float,
-                    rows: dict[str, guard_store.PatchWindows]) -> tuple[dict, datetime.datetime | None]:
+    async def _fold(self, conn: psycopg.AsyncConnection, *, now: float) -> tuple[dict, datetime.datetime | None]:
         """The CUSUMs after the 5-second buckets completed since the watermark (only those that
         changed), and the new watermark; nothing to save (None) when no new bucket completed."""
         until = (now - self.settle_seconds) // FINE_BUCKET_SECONDS * FINE_BUCKET_SECONDS
@@ -130,7 +139,7 @@ class GuardCycle:
         baselines = await self._baselines_for(conn, now=now, patches=[b.patch for b in batches])
         folded = {}
         for batch in batches:
-            patch = rows.get(batch.patch.id, batch.patch)
+            patch = batch.patch
             state = regression.advance(settings=self.settings_for(patch).regression,
                                        baseline=baselines.get(patch.id, NO_BASELINE), state=batch.patch.cusum,
                                        buckets=batch.buckets)

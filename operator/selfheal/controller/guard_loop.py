@@ -108,13 +108,15 @@ class GuardLoop:
             return self.config.settings
         return self._settings(_entry(self.index, (patch.namespace, patch.name)))
 
-    def _windows(self) -> frozenset[int]:
-        windows = set(self.config.settings.windows())
-        for _, store in self.index.items():
+    def _windows_and_custom(self) -> tuple[frozenset[int], frozenset[tuple[str, str]]]:
+        """Every window some patch's settings need, and the resources with settings of their own."""
+        windows, custom = set(self.config.settings.windows()), set()
+        for key, store in self.index.items():
             for entry in store:
                 if entry.get("guard"):
                     windows |= self._settings(entry).windows()
-        return frozenset(windows)
+                    custom.add(key)
+        return frozenset(windows), frozenset(custom)
 
     async def run(self) -> None:
         while True:
@@ -144,7 +146,9 @@ class GuardLoop:
                     log.info("guard: %d application partitions created, %d dropped", created, dropped)
             changed = await self._annotations(conn)
         async with pool.connection() as conn:
-            decisions = await self.cycle.run(conn, now=now, windows=self._windows())
+            windows, custom = self._windows_and_custom()
+            decisions = await self.cycle.run(conn, now=now, windows=windows, default_settings=self.config.settings,
+                                             custom=custom)
         guard_metrics.cycle_seconds.observe(time.perf_counter() - started)
         for decision in decisions:
             changed |= await self._tell(decision)

@@ -71,6 +71,11 @@ class Verdict:
         return self.cause.describe() if self.cause else self.state
 
 
+# The verdicts of quiet patches, shared: most patches are quiet, and nothing mutates a verdict.
+QUIET_VERDICTS = {state: Verdict(state=state, action="none", outcomes=(), pending={})
+                  for state in (HEALTHY, INCONCLUSIVE)}
+
+
 def evaluate(*, settings: GuardSettings, windows: Mapping[int, Counts], pending: Mapping[str, float],
              now: float, regression: RuleOutcome | None = None) -> Verdict:
     """Judge one patch at `now` from its counts per window and the pending times kept so far.
@@ -83,7 +88,7 @@ def evaluate(*, settings: GuardSettings, windows: Mapping[int, Counts], pending:
     if not pending and (regression is None or not (regression.firing or regression.pending_since)):
         quiet = _quiet_state(settings, windows)
         if quiet is not None:
-            return Verdict(state=quiet, action="none", outcomes=(), pending={})
+            return QUIET_VERDICTS[quiet]
     return evaluate_fully(settings=settings, windows=windows, pending=pending, now=now, regression=regression)
 
 
@@ -110,7 +115,8 @@ def evaluate_fully(*, settings: GuardSettings, windows: Mapping[int, Counts], pe
 def _quiet_state(settings: GuardSettings, windows: Mapping[int, Counts]) -> str | None:
     """Healthy or Inconclusive when no rule can hold, turn pending or cut early on these counts;
     None when the full evaluation must look. Most patches are quiet: this keeps a cycle over
-    ten thousand of them in milliseconds, with no outcome objects built for them."""
+    ten thousand of them in milliseconds, with no outcome objects built for them. The guard's
+    windows query judges the same in SQL (registry/guard_store.py, `_quiet_condition`)."""
     conclusive, has_rate = False, False
     for rule in settings.rules:
         counts = windows.get(rule.window_seconds, NO_DATA)

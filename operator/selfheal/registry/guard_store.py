@@ -7,6 +7,7 @@ buckets per patch with recent traffic, whatever the size of the history.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,52 +18,70 @@ from psycopg.rows import dict_row
 from selfheal.guard.cusum import RESTING, CusumState
 from selfheal.guard.evaluate import Counts
 from selfheal.guard.regression import Baseline
-from selfheal.guard.rules import FINE_BUCKET_SECONDS, FINE_WINDOW_LIMIT, COARSE_BUCKET_SECONDS
+from selfheal.guard.rules import COARSE_BUCKET_SECONDS, FINE_BUCKET_SECONDS, GuardSettings, bucket_seconds
 from selfheal.status import REASON_AUTO_DEACTIVATED, REASON_DEACTIVATED_IN_REGISTRY, REASON_MANUAL_KILL_SWITCH
 
 # Reasons a reactivation annotation or `selfheal enable` may undo; spec-driven ones need a new spec.
 REVERSIBLE_REASONS = (REASON_AUTO_DEACTIVATED, REASON_MANUAL_KILL_SWITCH, REASON_DEACTIVATED_IN_REGISTRY)
 
 # A window covers its current (partial) bucket and the window/width - 1 buckets before it; data
-# from before `since` (the patch came back) does not count.
-_WINDOWS_SQL = f"""
-WITH w (seconds, width) AS (
-    SELECT s, CASE WHEN s < {FINE_WINDOW_LIMIT} THEN {FINE_BUCKET_SECONDS} ELSE {COARSE_BUCKET_SECONDS} END
-    FROM unnest(%(windows)s::int[]) AS s
+# from before `since` (the patch came back) does not count. Each rollup row is read once (one
+# range per bucket width) and summed into every window it belongs to.
+_WINDOWS_SQL = """
+WITH fine AS (  -- t_<window>, f_<window>, r_<window>: applications, failures, rollbacks
+    SELECT r.patch_id, {fine_sums}
+    FROM sdk_patch_rollups r LEFT JOIN sdk_guard_state g ON g.patch_id = r.patch_id
+    WHERE r.width = {fine} AND r.bucket >= %(fine_start)s AND r.bucket <= %(now)s AND (g.since IS NULL OR r.bucket >= g.since)
+    GROUP BY r.patch_id
+),
+coarse AS (  -- apart from the few fine rows: each sum costs its filter on every row it sees
+    SELECT r.patch_id, {coarse_sums}
+    FROM sdk_patch_rollups r LEFT JOIN sdk_guard_state g ON g.patch_id = r.patch_id
+    WHERE r.width = {coarse} AND r.bucket >= %(coarse_start)s AND r.bucket <= %(now)s AND (g.since IS NULL OR r.bucket >= g.since)
+    GROUP BY r.patch_id
 ),
 counts AS (
-    SELECT r.patch_id, w.seconds, sum(r.total) AS total, sum(r.failures) AS failures, sum(r.rollbacks) AS rollbacks
-    FROM w
-    JOIN sdk_patch_rollups r
-      ON r.width = w.width
-     AND r.bucket >= date_bin(make_interval(secs => w.width), %(now)s, timestamptz 'epoch')
-                     - make_interval(secs => w.seconds - w.width)
-     AND r.bucket <= %(now)s
-     AND r.bucket >= %(oldest)s  -- a constant bound, so that the index range scan stays short
-    LEFT JOIN sdk_guard_state g ON g.patch_id = r.patch_id
-    WHERE g.since IS NULL OR r.bucket >= g.since
-    GROUP BY r.patch_id, w.seconds
+    SELECT patch_id, {counts} FROM fine FULL JOIN coarse USING (patch_id)
 ),
-per_patch AS (  -- [seconds, total, failures, rollbacks, ...] as one int8[]: a tenth of the cost of jsonb to read
-    SELECT patch_id, array_agg(v ORDER BY seconds, i) AS windows
-    FROM counts, LATERAL unnest(ARRAY[seconds::int8, total::int8, failures::int8, rollbacks::int8])
-                 WITH ORDINALITY AS u(v, i)
-    GROUP BY patch_id
-),
-candidates AS (
-    SELECT patch_id FROM per_patch
-    UNION
-    SELECT patch_id FROM sdk_guard_state WHERE pending <> '{{}}'::jsonb
+judged AS (
+    SELECT p.id, p.source_namespace, p.source_name, p.source_generation, nullif(g.pending, '{{}}') AS pending,
+           {columns}, g.since, coalesce(g.regression_cusum, 0) AS regression_cusum,
+           coalesce(g.regression_total, 0) AS regression_total,
+           coalesce(g.regression_failures, 0) AS regression_failures,
+           coalesce(g.regression_alarm, false) AS regression_alarm,
+           {quiet} AS quiet
+    FROM counts c
+    JOIN sdk_self_healing_registry p ON p.id = c.patch_id AND p.active
+    LEFT JOIN sdk_guard_state g ON g.patch_id = p.id
+    UNION ALL  -- pending rules and no traffic left: judged once more, without data
+    SELECT p.id, p.source_namespace, p.source_name, p.source_generation, g.pending, {no_columns}, g.since,
+           g.regression_cusum, g.regression_total, g.regression_failures, g.regression_alarm, NULL
+    FROM sdk_guard_state g
+    JOIN sdk_self_healing_registry p ON p.id = g.patch_id AND p.active
+    WHERE g.pending <> '{{}}'::jsonb AND NOT EXISTS (SELECT 1 FROM counts c WHERE c.patch_id = g.patch_id)
 )
-SELECT p.id, p.source_namespace, p.source_name, p.source_generation, nullif(g.pending, '{{}}') AS pending,
-       w.windows, g.since, coalesce(g.regression_cusum, 0) AS regression_cusum,
-       coalesce(g.regression_total, 0) AS regression_total, coalesce(g.regression_failures, 0) AS regression_failures,
-       coalesce(g.regression_alarm, false) AS regression_alarm
-FROM candidates x
-JOIN sdk_self_healing_registry p ON p.id = x.patch_id AND p.active
-LEFT JOIN per_patch w ON w.patch_id = p.id
-LEFT JOIN sdk_guard_state g ON g.patch_id = p.id
+-- Patches judged quiet here come back as one row per state, their ids in an array: ten thousand
+-- full rows were most of a cycle's cost, and most patches are quiet.
+SELECT id, NULL::text[] AS quiet_ids, source_namespace, source_name, source_generation, pending,
+       CASE WHEN has_counts THEN ARRAY[{flat}] END, since, regression_cusum, regression_total, regression_failures,
+       regression_alarm
+FROM judged WHERE quiet IS NULL
+UNION ALL
+SELECT quiet, array_agg(id), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM judged WHERE quiet IS NOT NULL GROUP BY quiet
 """
+
+
+@dataclass(frozen=True)
+class QuietFilter:
+    """Judge in SQL, with `settings`, the patches no rule can act on (guard/evaluate.py's
+    `_quiet_state`, the same comparisons in float8): they come back as Healthy or Inconclusive
+    without their counts. Never quiet: a patch with pending rules or a CUSUM off zero, one whose
+    resource (namespace, name) is in `custom` (settings of its own), an id in `include`."""
+
+    settings: GuardSettings
+    custom: frozenset[tuple[str, str]] = frozenset()
+    include: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -79,24 +98,104 @@ class PatchWindows:
     cusum: CusumState = RESTING  # the Regression rule's CUSUM as last saved
 
 
-async def read_windows(conn: psycopg.AsyncConnection, *, now: datetime.datetime,
-                       windows: Iterable[int]) -> list[PatchWindows]:
-    """Active patches with traffic in any window or a pending rule, with their counts."""
-    windows = sorted(set(windows))
-    oldest = now - datetime.timedelta(seconds=max(windows) + COARSE_BUCKET_SECONDS)
+async def read_windows(conn: psycopg.AsyncConnection, *, now: datetime.datetime, windows: Iterable[int],
+                       quiet: QuietFilter | None = None) -> tuple[list[PatchWindows], dict[str, str]]:
+    """Active patches with traffic in any window or a pending rule, with their counts; and, with a
+    `quiet` filter, the patches it judged quiet apart (id -> Healthy or Inconclusive)."""
+    windows = tuple(sorted(set(windows)))
+    judge = quiet if quiet is not None and quiet.settings.enabled and quiet.settings.windows() <= set(windows) else None
+    sql, quiet_params = _windows_query(windows, judge.settings if judge else None)
+    at = now.timestamp()
+    params = {"now": now, **quiet_params, **{f"start_{w}": _window_start(at, w) for w in windows}}
+    fine = [params[f"start_{w}"] for w in windows if bucket_seconds(w) == FINE_BUCKET_SECONDS]
+    coarse = [params[f"start_{w}"] for w in windows if bucket_seconds(w) == COARSE_BUCKET_SECONDS]
+    later = now + datetime.timedelta(seconds=1)  # an empty range for a width no window uses
+    params.update(fine_start=min(fine, default=later), coarse_start=min(coarse, default=later),
+                  include=sorted(judge.include) if judge else [],
+                  custom=sorted(f"{namespace}/{name}" for namespace, name in judge.custom) if judge else [])
     cursor = conn.cursor()  # plain tuples: ten thousand rows a cycle, a dict each was a tenth of it
-    await cursor.execute(_WINDOWS_SQL, {"now": now, "windows": windows, "oldest": oldest})
-    return [
-        PatchWindows(
+    # The newest buckets are always newer than the planner's statistics: it expects one row where
+    # there are thousands and joins them by nested loops, at three times the cost of hash joins.
+    # Off for this query only (transaction-local, then put back as it was).
+    await cursor.execute("SELECT current_setting('enable_nestloop'), set_config('enable_nestloop', 'off', true)")
+    (previous, _), = await cursor.fetchall()
+    await cursor.execute(sql, params)
+    found = await cursor.fetchall()
+    await cursor.execute("SELECT set_config('enable_nestloop', %s, true)", (previous,))
+    rows, quiet_states = [], {}
+    for (patch_id, quiet_ids, namespace, name, generation, pending, flat, since, statistic, total, failures,
+         alarmed) in found:
+        if quiet_ids is not None:  # patch_id is the state they share
+            quiet_states.update(dict.fromkeys(quiet_ids, patch_id))
+            continue
+        rows.append(PatchWindows(
             id=patch_id, namespace=namespace, name=name, generation=generation,
             pending={k: float(v) for k, v in pending.items()} if pending else {},
             windows=_windows(flat), since=since,
             cusum=CusumState(float(statistic), int(total), int(failures), bool(alarmed))
             if statistic or total or alarmed else RESTING,
-        )
-        for patch_id, namespace, name, generation, pending, flat, since, statistic, total, failures, alarmed
-        in await cursor.fetchall()
-    ]
+        ))
+    return rows, quiet_states
+
+
+def _window_start(at: float, seconds: int) -> datetime.datetime:
+    """The first bucket of a window ending now: date_bin(width, now) - (window - width)."""
+    width = bucket_seconds(seconds)
+    return datetime.datetime.fromtimestamp(at // width * width - (seconds - width), datetime.timezone.utc)
+
+
+@functools.lru_cache(maxsize=64)
+def _windows_query(windows: tuple[int, ...], quiet: GuardSettings | None) -> tuple[str, dict]:
+    """The windows query for these windows, judging quiet patches with `quiet` (None: none judged)."""
+    def sums(width: int) -> str:
+        return ", ".join(
+            f"coalesce(sum(r.{column}) FILTER (WHERE r.bucket >= %(start_{w})s), 0)::int8 AS {column[0]}_{w}"
+            for w in windows if bucket_seconds(w) == width for column in ("total", "failures", "rollbacks")) or "0"
+
+    counts = ", ".join(f"coalesce({column}_{w}, 0) AS {column}_{w}" for w in windows for column in "tfr")
+    # [seconds, total, failures, rollbacks, ...] as one int8[]: a tenth of jsonb's cost to read
+    flat = ", ".join(f"{w}::int8, t_{w}, f_{w}, r_{w}" for w in windows)
+    columns = ", ".join(f"c.{column}_{w}" for w in windows for column in "tfr") + ", true AS has_counts"
+    no_columns = ", ".join("NULL::int8" for _ in windows for _ in "tfr") + ", false"
+    condition, params = ("NULL::text", {}) if quiet is None else _quiet_condition(quiet)
+    return _WINDOWS_SQL.format(fine_sums=sums(FINE_BUCKET_SECONDS), coarse_sums=sums(COARSE_BUCKET_SECONDS),
+                               counts=counts, flat=flat, columns=columns, no_columns=no_columns,
+                               fine=FINE_BUCKET_SECONDS, coarse=COARSE_BUCKET_SECONDS,
+                               quiet=condition), params
+
+
+def _quiet_condition(settings: GuardSettings) -> tuple[str, dict]:
+    """SQL for evaluate._quiet_state over the counts' columns: 'Healthy', 'Inconclusive' or NULL (judge in Python)."""
+
+    def total(w: int) -> str:
+        return f"c.t_{w}::float8"
+
+    def rate_above(w: int, metric: str, threshold: str) -> str:
+        # SQL does not promise to evaluate AND left to right: no division by a zero total, ever.
+        events = f"c.{'f' if metric == 'failure' else 'r'}_{w}::float8"
+        return f"coalesce({events} / nullif({total(w)}, 0) > {threshold}, false)"
+
+    params: dict[str, object] = {"min_samples": float(settings.min_samples)}
+    alarms, conclusive = [], []
+    for index, rule in enumerate(settings.rules):
+        threshold = f"%(threshold_{index})s::float8"
+        params[f"threshold_{index}"] = float(rule.threshold)
+        w = rule.window_seconds
+        if rule.metric == "volume":
+            alarms.append(f"{total(w)} * 60.0::float8 / {float(w)!r}::float8 > {threshold}")
+            continue
+        conclusive.append(f"{total(w)} >= %(min_samples)s::float8")
+        alarms.append(f"({total(w)} >= %(min_samples)s::float8 AND {rate_above(w, rule.metric, threshold)})")
+        if rule.action == "deactivate" and settings.early_cutoff:
+            alarms.extend(rate_above(e, rule.metric, threshold) for e in settings.early_windows_seconds)
+    state = (f"CASE WHEN {' OR '.join(conclusive)} THEN 'Healthy' ELSE 'Inconclusive' END"
+             if conclusive else "'Healthy'")
+    return (f"""CASE WHEN (g.pending IS NULL OR g.pending = '{{}}'::jsonb)
+          AND coalesce(g.regression_cusum, 0) = 0 AND NOT coalesce(g.regression_alarm, false)
+          AND p.id <> ALL(%(include)s::text[])
+          AND NOT coalesce(p.source_namespace || '/' || p.source_name = ANY(%(custom)s::text[]), false)
+          AND NOT ({' OR '.join(alarms) or 'false'})
+         THEN {state} END""", params)
 
 
 def _windows(flat: list[int] | None) -> dict[int, Counts]:
