@@ -12,6 +12,7 @@
              (CUSUM against each patch's own baseline) beside Lorden's lower bound.
 
 Usage: python bench/guard_bench.py [cycle|latency|simulate ...] [--rows 1000000 10000000] [--patches 1000 10000]
+       python bench/guard_bench.py cycle --rows 100000000 --patches 10000 --fast-fill --database-url URL
 Needs numpy for `simulate` (pip install -e '.[bench]').
 """
 
@@ -83,6 +84,11 @@ def _fill(url: str, *, rows: int, patches: int, fast: bool = False) -> float:
     return time.monotonic() - started
 
 
+def _has_patches(url: str) -> bool:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT EXISTS (SELECT 1 FROM sdk_self_healing_registry)").fetchone()[0]
+
+
 def _recent_traffic(url: str, *, rows: int, patches: int) -> None:
     """The last 15 minutes at the fill's rate, written now through the triggers: a long fill's
     newest rows are as old as the fill, and a cycle would then find no patch to evaluate."""
@@ -130,14 +136,18 @@ def _ms(values: list[float]) -> str:
     return f"median {statistics.median(ordered) * 1000:7.2f} ms  p95 {ordered[int(0.95 * (len(ordered) - 1))] * 1000:7.2f} ms"
 
 
-def bench_cycle(admin_url: str, make_url, *, rows_list: list[int], patches_list: list[int], repeat: int,
-                fast_fill: bool = False) -> None:
+def bench_cycle(admin_url: str | None, make_url, *, rows_list: list[int], patches_list: list[int], repeat: int,
+                fast_fill: bool = False, existing_url: str | None = None) -> None:
+    """`existing_url`: a database to use instead of throwaway ones: filled if it holds no patch yet
+    (same rows and patches), measured, and kept for the next run."""
     print("\n== one evaluation cycle (rows spread over 30 days; guard defaults)")
     for rows in rows_list:
         for patches in patches_list:
-            url = make_url()
+            url = existing_url or make_url()
             migrate(url)
-            fill = _fill(url, rows=rows, patches=patches, fast=fast_fill)
+            fill = 0.0
+            if existing_url is None or not _has_patches(url):
+                fill = _fill(url, rows=rows, patches=patches, fast=fast_fill)
             _recent_traffic(url, rows=rows, patches=patches)
             cycle, judged, full = _cycle_times(url, repeat)
             naive = _timed(url, """SELECT patch_id, count(*), count(*) FILTER (WHERE NOT success),
@@ -151,8 +161,9 @@ def bench_cycle(admin_url: str, make_url, *, rows_list: list[int], patches_list:
             print(f"   first cycle       {cycle[0] * 1000:7.2f} ms   (reads every patch's 24 h baseline: once an hour)")
             print(f"   baseline raw 10m  {_ms(naive)}   (same counts read from raw rows, no rollups)")
             print(f"   baseline SELECT 1 {_ms(ping)}", flush=True)
-            with psycopg.connect(admin_url, autocommit=True) as conn:  # 100M rows take tens of GB: one at a time
-                conn.execute(f'DROP DATABASE "{url.rsplit("/", 1)[1].split("?")[0]}"')
+            if existing_url is None:  # 100M rows take tens of GB: one at a time
+                with psycopg.connect(admin_url, autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE "{url.rsplit("/", 1)[1].split("?")[0]}"')
 
 
 # -------------------------------------------------------------------------------------- latency
@@ -427,6 +438,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--fast-fill", action="store_true",
                         help="cycle: load rows with triggers off, then build the rollups in one aggregate (for 100M)")
+    parser.add_argument("--database-url", help="cycle: use this database (first --rows and --patches only): filled"
+                                               " when it holds no patch yet, kept afterwards for the next run")
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--sim-patches", type=int, default=10_000)
     parser.add_argument("--sim-hours", type=float, default=24)
@@ -435,6 +448,10 @@ def main() -> None:
 
     if "simulate" in args.what:
         bench_simulate(patches=args.sim_patches, hours=args.sim_hours, seed=7, confidences=args.confidence)
+    if "cycle" in args.what and args.database_url:
+        bench_cycle(None, None, rows_list=args.rows[:1], patches_list=args.patches[:1], repeat=args.repeat,
+                    fast_fill=args.fast_fill, existing_url=args.database_url)
+        args.what = [what for what in args.what if what != "cycle"]
     if "cycle" in args.what or "latency" in args.what:
         from selfheal.devenv import environment
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import functools
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -25,19 +26,41 @@ from selfheal.status import REASON_AUTO_DEACTIVATED, REASON_DEACTIVATED_IN_REGIS
 REVERSIBLE_REASONS = (REASON_AUTO_DEACTIVATED, REASON_MANUAL_KILL_SWITCH, REASON_DEACTIVATED_IN_REGISTRY)
 
 # A window covers its current (partial) bucket and the window/width - 1 buckets before it; data
-# from before `since` (the patch came back) does not count. Each rollup row is read once (one
-# range per bucket width) and summed into every window it belongs to.
+# from before `since` (the patch came back) does not count. The recent rollup rows are read once
+# (one range per bucket width); a first glance sets apart the patches with too few applications
+# for any rule to act (most of them), and only the others are summed into every window.
 _WINDOWS_SQL = """
-WITH fine AS (  -- t_<window>, f_<window>, r_<window>: applications, failures, rollbacks
+WITH recent AS MATERIALIZED (
+    SELECT * FROM sdk_patch_rollups WHERE width = {fine} AND bucket >= %(fine_start)s AND bucket <= %(now)s
+    UNION ALL
+    SELECT * FROM sdk_patch_rollups WHERE width = {coarse} AND bucket >= %(coarse_start)s AND bucket <= %(now)s
+),
+glance AS (  -- `most`: at least every window's applications; `*_events`: a failure or rollback in the fine / any buckets
+    SELECT r.patch_id,
+           greatest(coalesce(sum(r.total) FILTER (WHERE r.width = {coarse}), 0),
+                    coalesce(sum(r.total) FILTER (WHERE r.width = {fine}), 0)) AS most,
+           coalesce(bool_or(r.width = {fine} AND (r.failures > 0 OR r.rollbacks > 0)), false) AS fine_events,
+           coalesce(bool_or(r.failures > 0 OR r.rollbacks > 0), false) AS any_events
+    FROM recent r GROUP BY r.patch_id
+),
+glanced AS (
+    SELECT p.id, {at_a_glance} AS at_a_glance
+    FROM glance x
+    JOIN sdk_self_healing_registry p ON p.id = x.patch_id AND p.active
+    LEFT JOIN sdk_guard_state g ON g.patch_id = p.id
+),
+fine AS (  -- t_<window>, f_<window>, r_<window>: applications, failures, rollbacks
     SELECT r.patch_id, {fine_sums}
-    FROM sdk_patch_rollups r LEFT JOIN sdk_guard_state g ON g.patch_id = r.patch_id
-    WHERE r.width = {fine} AND r.bucket >= %(fine_start)s AND r.bucket <= %(now)s AND (g.since IS NULL OR r.bucket >= g.since)
+    FROM recent r LEFT JOIN sdk_guard_state g ON g.patch_id = r.patch_id
+    WHERE r.width = {fine} AND (g.since IS NULL OR r.bucket >= g.since)
+      AND r.patch_id IN (SELECT id FROM glanced WHERE NOT at_a_glance)
     GROUP BY r.patch_id
 ),
-coarse AS (  -- apart from the few fine rows: each sum costs its filter on every row it sees
+coarse AS (  -- apart from the fine rows: each sum costs its filter on every row it sees
     SELECT r.patch_id, {coarse_sums}
-    FROM sdk_patch_rollups r LEFT JOIN sdk_guard_state g ON g.patch_id = r.patch_id
-    WHERE r.width = {coarse} AND r.bucket >= %(coarse_start)s AND r.bucket <= %(now)s AND (g.since IS NULL OR r.bucket >= g.since)
+    FROM recent r LEFT JOIN sdk_guard_state g ON g.patch_id = r.patch_id
+    WHERE r.width = {coarse} AND (g.since IS NULL OR r.bucket >= g.since)
+      AND r.patch_id IN (SELECT id FROM glanced WHERE NOT at_a_glance)
     GROUP BY r.patch_id
 ),
 counts AS (
@@ -69,6 +92,9 @@ FROM judged WHERE quiet IS NULL
 UNION ALL
 SELECT quiet, array_agg(id), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM judged WHERE quiet IS NOT NULL GROUP BY quiet
+UNION ALL
+SELECT {glance_state}, array_agg(id), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM glanced WHERE at_a_glance HAVING count(*) > 0
 """
 
 
@@ -157,11 +183,41 @@ def _windows_query(windows: tuple[int, ...], quiet: GuardSettings | None) -> tup
     flat = ", ".join(f"{w}::int8, t_{w}, f_{w}, r_{w}" for w in windows)
     columns = ", ".join(f"c.{column}_{w}" for w in windows for column in "tfr") + ", true AS has_counts"
     no_columns = ", ".join("NULL::int8" for _ in windows for _ in "tfr") + ", false"
-    condition, params = ("NULL::text", {}) if quiet is None else _quiet_condition(quiet)
+    if quiet is None:
+        condition, params, at_a_glance, glance_state = "NULL::text", {}, "false", "NULL"
+    else:
+        condition, params = _quiet_condition(quiet)
+        at_a_glance, glance_state = _glance_condition(quiet)
     return _WINDOWS_SQL.format(fine_sums=sums(FINE_BUCKET_SECONDS), coarse_sums=sums(COARSE_BUCKET_SECONDS),
                                counts=counts, flat=flat, columns=columns, no_columns=no_columns,
-                               fine=FINE_BUCKET_SECONDS, coarse=COARSE_BUCKET_SECONDS,
-                               quiet=condition), params
+                               fine=FINE_BUCKET_SECONDS, coarse=COARSE_BUCKET_SECONDS, quiet=condition,
+                               at_a_glance=at_a_glance, glance_state=glance_state), params
+
+
+# Never quiet, whatever the counts: pending rules, a CUSUM off zero, an id the cycle asks for, a
+# resource with settings of its own. Over judged's or glanced's columns (p: registry, g: guard state).
+_JUDGED_IN_SQL = """(g.pending IS NULL OR g.pending = '{}'::jsonb)
+          AND coalesce(g.regression_cusum, 0) = 0 AND NOT coalesce(g.regression_alarm, false)
+          AND p.id <> ALL(%(include)s::text[])
+          AND NOT coalesce(p.source_namespace || '/' || p.source_name = ANY(%(custom)s::text[]), false)"""
+
+
+def _glance_condition(settings: GuardSettings) -> tuple[str, str]:
+    """SQL for "no rule can act" from the glance alone, and the state it gives (Inconclusive: no
+    window holds the minimum samples). Whole numbers with a margin of one below every limit, so
+    that no rounding of the exact comparisons can matter; `false` when there is no such number."""
+    limits = [settings.min_samples - 1] if any(rule.is_rate for rule in settings.rules) else []
+    limits += [math.floor(rule.threshold * rule.window_seconds / 60) - 1
+               for rule in settings.rules if rule.metric == "volume"]
+    most = min(limits, default=-1)
+    if most < 0:
+        return "false", "NULL"
+    state = "'Inconclusive'" if any(rule.is_rate for rule in settings.rules) else "'Healthy'"
+    # The early cut-off looks at any rate above the threshold, however few the samples.
+    events = "x.fine_events" if all(bucket_seconds(w) == FINE_BUCKET_SECONDS
+                                    for w in settings.early_windows_seconds) else "x.any_events"
+    early = f" AND NOT {events}" if settings.early_cutoff else ""
+    return f"x.most <= {most}{early} AND {_JUDGED_IN_SQL}", state
 
 
 def _quiet_condition(settings: GuardSettings) -> tuple[str, dict]:
@@ -190,12 +246,7 @@ def _quiet_condition(settings: GuardSettings) -> tuple[str, dict]:
             alarms.extend(rate_above(e, rule.metric, threshold) for e in settings.early_windows_seconds)
     state = (f"CASE WHEN {' OR '.join(conclusive)} THEN 'Healthy' ELSE 'Inconclusive' END"
              if conclusive else "'Healthy'")
-    return (f"""CASE WHEN (g.pending IS NULL OR g.pending = '{{}}'::jsonb)
-          AND coalesce(g.regression_cusum, 0) = 0 AND NOT coalesce(g.regression_alarm, false)
-          AND p.id <> ALL(%(include)s::text[])
-          AND NOT coalesce(p.source_namespace || '/' || p.source_name = ANY(%(custom)s::text[]), false)
-          AND NOT ({' OR '.join(alarms) or 'false'})
-         THEN {state} END""", params)
+    return f"CASE WHEN {_JUDGED_IN_SQL} AND NOT ({' OR '.join(alarms) or 'false'}) THEN {state} END", params
 
 
 def _windows(flat: list[int] | None) -> dict[int, Counts]:
