@@ -85,6 +85,15 @@ def test_without_a_baseline_the_rule_is_inconclusive_and_never_fires():
     assert evaluate(settings=GuardSettings(), windows={}, pending={}, now=0.0, regression=outcome).action == "none"
 
 
+def test_a_baseline_failing_every_call_has_nothing_worse_to_detect():
+    hopeless = Baseline(total=5_000, failures=5_000, hours=24)  # p1 would be 1: ln(0/0) in the CUSUM's weights
+    assert regression.design(settings=SETTINGS, baseline=hopeless) is None
+    assert regression.advance(settings=SETTINGS, baseline=hopeless, state=CusumState(3.0, 10, 10),
+                              buckets=[(10, 10)] * 5) == RESTING
+    outcome = regression.judge(settings=SETTINGS, baseline=hopeless, state=CusumState(3.0, 10, 10))
+    assert (outcome.conclusive, outcome.firing) == (False, False)
+
+
 def test_regression_warns_by_default_and_deactivates_when_configured():
     plan = regression.design(settings=SETTINGS, baseline=DAY)
     risen = CusumState(plan.h + 1, 400, 40)

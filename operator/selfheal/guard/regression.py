@@ -57,8 +57,9 @@ class Design:
 
 
 def design(*, settings: RegressionSettings, baseline: Baseline) -> Design | None:
-    """p0, p1 and h for one patch; None when its baseline is too thin to judge against."""
-    if baseline.total < max(settings.min_baseline_samples, 1):
+    """p0, p1 and h for one patch; None when its baseline is too thin to judge against, or already
+    failing every call (nothing worse to detect; the absolute PatchFailing rule is the one for it)."""
+    if baseline.total < max(settings.min_baseline_samples, 1) or baseline.failures >= baseline.total:
         return None
     p0 = max(settings.floor, baseline.failures / baseline.total)
     return Design(p0=p0, p1=cusum.alternative(p0, settings.factor),
