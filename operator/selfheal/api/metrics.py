@@ -11,12 +11,14 @@ was a tenth of a lookup's own cost. The API runs on one event loop thread, so no
 
 from __future__ import annotations
 
+import itertools
 from bisect import bisect_left
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+_BUCKET_LABELS = (*(repr(bound) for bound in LATENCY_BUCKETS), "+Inf")  # the `le` of each count
 
 
 class LatencyTimer:
@@ -43,11 +45,8 @@ class _HotPathCollector:
         latency = HistogramMetricFamily("self_heal_api_request_seconds", "Registry API request latency.",
                                         labels=["route", "method"])
         for (route, method), timer in self.metrics.timers.items():
-            cumulative, buckets = 0, []
-            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), timer.counts):
-                cumulative += count
-                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-            latency.add_metric([route, method], buckets, timer.total)
+            latency.add_metric([route, method], list(zip(_BUCKET_LABELS, itertools.accumulate(timer.counts))),
+                               timer.total)
         lookups = CounterMetricFamily("self_heal_lookups", "Self-heal lookups by outcome.", labels=["outcome"])
         lookups.add_metric(["hit"], self.metrics.lookup_hits)
         lookups.add_metric(["miss"], self.metrics.lookup_misses)

@@ -102,8 +102,9 @@ FROM glanced WHERE at_a_glance HAVING count(*) > 0
 class QuietFilter:
     """Judge in SQL, with `settings`, the patches no rule can act on (guard/evaluate.py's
     `_quiet_state`, the same comparisons in float8; or, at a first glance, too few applications
-    for any rule): they come back as Healthy or Inconclusive without their counts. Never quiet: a patch with pending rules or a CUSUM off zero, one whose
-    resource (namespace, name) is in `custom` (settings of its own), an id in `include`."""
+    for any rule): they come back as Healthy or Inconclusive without their counts. Never quiet:
+    a patch with pending rules or a CUSUM off zero, one whose resource (namespace, name) is in
+    `custom` (settings of its own), an id in `include`."""
 
     settings: GuardSettings
     custom: frozenset[tuple[str, str]] = frozenset()
