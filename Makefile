@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install controlplane demo test bench down lint node-sdk
+.PHONY: install controlplane demo test test-fast bench down lint node-sdk
 
 install: $(VENV)/.installed
 
@@ -21,10 +21,21 @@ controlplane: install
 demo: controlplane
 	hack/demo.sh
 
+# ruff (lint and format), mypy (strict on core/), the layer contracts.
+lint: install
+	$(BIN)/ruff check operator tests bench hack sdk/python
+	$(BIN)/ruff format --check operator tests bench hack sdk/python
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
 test: controlplane node-sdk
 	$(BIN)/lint-imports
 	$(BIN)/pytest
 	cd sdk/node && PYTHON=$(abspath $(BIN))/python npm test
+
+# The tests that need no control plane or database: seconds, for the edit-test loop.
+test-fast: install
+	$(BIN)/pytest -m "not world"
 
 # The Node SDK's development tools (typescript, @types/node: types checked by its tests), from its lock file.
 node-sdk: sdk/node/node_modules/.installed

@@ -33,9 +33,9 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from selfheal.controller.guard_cycle import GuardCycle  # noqa: E402
-from selfheal.guard import cusum  # noqa: E402
-from selfheal.guard.rules import GuardSettings  # noqa: E402
+from selfheal.services.guard_cycle import GuardCycle  # noqa: E402
+from selfheal.core.guard import cusum  # noqa: E402
+from selfheal.core.guard.rules import GuardSettings  # noqa: E402
 from selfheal.registry.migrate import migrate  # noqa: E402
 
 
@@ -245,7 +245,7 @@ def bench_latency(env, *, trials: int) -> None:
 def bench_simulate(*, patches: int, hours: float, seed: int, confidences: list[float]) -> None:
     import numpy as np
 
-    from selfheal.guard.stats import wilson_core, z_score
+    from selfheal.core.guard.stats import wilson_core, z_score
 
     step = 5
     steps = int(hours * 3600 / step)

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
 from molam import ApiError, MolamClient  # noqa: E402
-from selfheal.api.signing import key_id  # noqa: E402
+from selfheal.core.signing import key_id  # noqa: E402
 from tests.sdk.payments_server import PaymentsServer  # noqa: E402
 
 

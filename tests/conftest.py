@@ -90,3 +90,11 @@ def patches(custom_api, namespace) -> Patches:
 @pytest.fixture()
 def registry(operator, operator_database_url) -> Registry:
     return Registry(operator_database_url)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `world` every test that needs the local control plane or PostgreSQL (the `devenv`
+    fixture, directly or through another): `make test-fast` runs the others (`-m "not world"`)."""
+    for item in items:
+        if "devenv" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.world)

@@ -17,7 +17,7 @@ import kubernetes
 import psycopg
 from psycopg.rows import dict_row
 
-from selfheal import GROUP, KIND, PLURAL, VERSION
+from selfheal.core.resource import GROUP, KIND, PLURAL, VERSION
 
 DEFAULT_TIMEOUT = 30.0
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from selfheal.validation import validate_patch
+from selfheal.core.validation import validate_patch
 from tests.support import wait_until
 
 

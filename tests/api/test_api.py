@@ -133,7 +133,7 @@ def test_openapi_document_is_served_kept_in_the_repository_and_lists_every_route
     from pathlib import Path
 
     from selfheal.api.app import ApiSettings, build_app
-    from selfheal.api.signing import SigningKey
+    from selfheal.core.signing import SigningKey
 
     status, _, served = api_server.request("GET", "/openapi.json")
     committed = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text())

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from selfheal.api.matching import Candidate, ErrorReport, PatchIndex, best_match
-from selfheal.api.signing import EnvelopeError, SigningKey, canonical_json, open_envelope, seal
+from selfheal.core.matching import Candidate, ErrorReport, PatchIndex, best_match
+from selfheal.core.signing import EnvelopeError, SigningKey, canonical_json, open_envelope, seal
 
 
 def c(id, signature, *, language="node", severity="medium", updated=0.0):

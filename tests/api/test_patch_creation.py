@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from selfheal import GROUP, PLURAL, VERSION
+from selfheal.core.resource import GROUP, PLURAL, VERSION
 
 RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "runbook.fr.md"
 

@@ -9,7 +9,7 @@ import time
 import psycopg
 from cryptography.hazmat.primitives import serialization
 
-from selfheal.api.signing import key_id, open_envelope
+from selfheal.core.signing import key_id, open_envelope
 from selfheal.devenv import environment
 from tests.support import wait_until
 

@@ -6,7 +6,7 @@ import asyncio
 
 import psycopg
 
-from selfheal.api import tokens
+from selfheal.registry import tokens
 from selfheal.api.token_cache import NOT_CACHED, TokenCache
 from tests.support import free_port
 

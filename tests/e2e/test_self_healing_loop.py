@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from molam import ApiError, MolamClient
-from selfheal.api.signing import key_id
+from selfheal.core.signing import key_id
 from tests.sdk.payments_server import PaymentsServer
 from tests.support import wait_until
 

@@ -9,9 +9,9 @@ import random
 import psycopg
 import pytest
 
-from selfheal.controller.guard_cycle import GuardCycle
-from selfheal.guard.rules import GuardSettings
-from selfheal.registry import guard_store
+from selfheal.services.guard_cycle import GuardCycle
+from selfheal.core.guard.rules import GuardSettings
+from selfheal.registry import activation, guard_store
 from tests.guard import registry_rows
 from tests.guard.registry_rows import connect
 
@@ -221,12 +221,12 @@ def test_reactivation_token_is_used_once(url):
 
     async def go():
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-            off = await guard_store.deactivate(conn, patch_id=patch_id, reason="ManualKillSwitch", actor="test",
+            off = await activation.deactivate(conn, patch_id=patch_id, reason="ManualKillSwitch", actor="test",
                                                message="incident", details={"reason": "incident"})
-            back = await guard_store.reactivate(conn, patch_id=patch_id, actor="test", token="t1")
-            await guard_store.deactivate(conn, patch_id=patch_id, reason="AutoDeactivated", actor="test",
+            back = await activation.reactivate(conn, patch_id=patch_id, actor="test", token="t1")
+            await activation.deactivate(conn, patch_id=patch_id, reason="AutoDeactivated", actor="test",
                                          message="again", details={})
-            again = await guard_store.reactivate(conn, patch_id=patch_id, actor="test", token="t1")
+            again = await activation.reactivate(conn, patch_id=patch_id, actor="test", token="t1")
             return off, back, again
     off, back, again = asyncio.run(go())
     assert off is not None and back is True and again is False

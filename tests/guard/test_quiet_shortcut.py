@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
-from selfheal.guard.evaluate import Counts, _quiet_state, evaluate, evaluate_fully
-from selfheal.guard.rules import GuardSettings
+from selfheal.core.guard.evaluate import Counts, _quiet_state, evaluate, evaluate_fully
+from selfheal.core.guard.rules import GuardSettings
 
 WINDOWS = sorted(GuardSettings().windows())
 

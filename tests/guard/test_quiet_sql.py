@@ -11,9 +11,9 @@ import random
 
 import psycopg
 
-from selfheal.controller.guard_cycle import GuardCycle
-from selfheal.guard.evaluate import _quiet_state
-from selfheal.guard.rules import GuardSettings
+from selfheal.services.guard_cycle import GuardCycle
+from selfheal.core.guard.evaluate import _quiet_state
+from selfheal.core.guard.rules import GuardSettings
 from tests.guard import registry_rows
 from tests.guard.registry_rows import connect
 

@@ -7,12 +7,12 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from selfheal.guard import cusum, regression
-from selfheal.guard.cusum import RESTING, CusumState
-from selfheal.guard.evaluate import evaluate
-from selfheal.guard.regression import Baseline
-from selfheal.guard.rules import REGRESSION_RULE, GuardSettings, RegressionSettings
-from selfheal.guard.spec import settings_for
+from selfheal.core.guard import cusum, regression
+from selfheal.core.guard.cusum import RESTING, CusumState
+from selfheal.core.guard.evaluate import evaluate
+from selfheal.core.guard.regression import Baseline
+from selfheal.core.guard.rules import REGRESSION_RULE, GuardSettings, RegressionSettings
+from selfheal.core.guard.spec import settings_for
 
 SETTINGS = RegressionSettings()
 # 2 % failures over 24 h at one application per second.

@@ -12,10 +12,10 @@ import uuid
 import psycopg
 import pytest
 
-from selfheal.controller.guard_cycle import GuardCycle
-from selfheal.guard import cusum
-from selfheal.guard.rules import REGRESSION_RULE, GuardSettings
-from selfheal.guard.spec import settings_for
+from selfheal.services.guard_cycle import GuardCycle
+from selfheal.core.guard import cusum
+from selfheal.core.guard.rules import REGRESSION_RULE, GuardSettings
+from selfheal.core.guard.spec import settings_for
 from selfheal.registry.migrate import migrate
 from tests.guard import registry_rows
 from tests.guard.registry_rows import connect

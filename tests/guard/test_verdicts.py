@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from selfheal.guard.evaluate import HEALTHY, INCONCLUSIVE, Counts, evaluate
-from selfheal.guard.pending import advance
-from selfheal.guard.rules import FAILURE_RULE, ROLLBACK_RULE, VOLUME_RULE, GuardSettings
-from selfheal.guard.spec import settings_for
-from selfheal.guard.stats import wilson_lower_bound, z_score
+from selfheal.core.guard.evaluate import HEALTHY, INCONCLUSIVE, Counts, evaluate
+from selfheal.core.guard.pending import advance
+from selfheal.core.guard.rules import FAILURE_RULE, ROLLBACK_RULE, VOLUME_RULE, GuardSettings
+from selfheal.core.guard.spec import settings_for
+from selfheal.core.guard.stats import wilson_lower_bound, z_score
 
 NO_EARLY = GuardSettings(early_cutoff=False)
 

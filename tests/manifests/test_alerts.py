@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from selfheal.api.metrics import ApiMetrics
-from selfheal.controller import guard_metrics  # noqa: F401  (registers the operator's metrics)
+from selfheal.controller import metrics as guard_metrics  # noqa: F401  (registers the operator's metrics)
 
 ROOT = Path(__file__).resolve().parents[2]
 RULE = ROOT / "manifests/components/monitoring/prometheusrule.yaml"

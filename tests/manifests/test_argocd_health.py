@@ -11,7 +11,7 @@ import lupa
 import pytest
 import yaml
 
-from selfheal.status import RegistryState, invalid_status, registry_status, synced_status, unavailable_status
+from selfheal.core.status import RegistryState, invalid_status, registry_status, synced_status, unavailable_status
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = (ROOT / "manifests/argocd/selfhealpatch-health.lua").read_text()

@@ -12,7 +12,7 @@ import kubernetes
 import pytest
 import yaml
 
-from selfheal import GROUP, PLURAL, VERSION
+from selfheal.core.resource import GROUP, PLURAL, VERSION
 from tests.api_server import selfheal, start_api_server
 from tests.db_roles import restricted_database
 from tests.manifests.conftest import NAMESPACE, build, kubectl

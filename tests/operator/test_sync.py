@@ -7,7 +7,7 @@ import subprocess
 
 import psycopg
 
-from selfheal.validation import validate_patch
+from selfheal.core.validation import validate_patch
 from selfheal.registry import store
 from tests.support import wait_until
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 
-from selfheal.patchlang import canonical_json
+from selfheal.core.patchlang import canonical_json
 
 HOSTS = {"api.molam.com", "api-backup.molam.com"}
 LEVELS = {"debug", "info", "warning", "error"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selfheal.patchlang import PatchCodeError, compile_patch
+from selfheal.core.patchlang import PatchCodeError, compile_patch
 from tests.patchlang.corpus import NODE, PYTHON
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from selfheal.patchlang import AllowedHosts, PatchCodeError, canonical_json, compile_patch
-from selfheal.validation import validate_patch
+from selfheal.core.patchlang import AllowedHosts, PatchCodeError, canonical_json, compile_patch
+from selfheal.core.validation import validate_patch
 from tests.patchlang.allowed import assert_allowed
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"

@@ -8,8 +8,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from selfheal.patchlang import PatchCodeError, compile_patch
-from selfheal.patchlang.operations import ACTIONS, SETTINGS, camel
+from selfheal.core.patchlang import PatchCodeError, compile_patch
+from selfheal.core.patchlang.operations import ACTIONS, SETTINGS, camel
 from tests.patchlang.allowed import assert_allowed
 
 LANGUAGES = st.sampled_from(["python", "node"])

@@ -1,4 +1,4 @@
-"""Signing envelopes in tests, as the registry does (`selfheal.api.signing`): Ed25519 over the
+"""Signing envelopes in tests, as the registry does (`selfheal.core.signing`): Ed25519 over the
 canonical JSON bytes of the payload, carried base64 beside the signature."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Envelope verification: the shared vectors (tests/vectors/envelopes.json), key pinning, and the
-registry's own sealing (`selfheal.api.signing`) read by the SDK."""
+registry's own sealing (`selfheal.core.signing`) read by the SDK."""
 
 from __future__ import annotations
 
@@ -61,8 +61,8 @@ def test_pinned_key_ids_must_match_their_keys():
 
 def test_an_envelope_sealed_by_the_registry_code_opens_in_the_sdk():
     # The registry's signing module is the other side of this format: same bytes, same key id.
-    from selfheal.api.signing import SigningKey
-    from selfheal.api.signing import seal as registry_seal
+    from selfheal.core.signing import SigningKey
+    from selfheal.core.signing import seal as registry_seal
 
     key = SigningKey.generate()
     payload = payload_for("p-registry", "invalid_currency", [{"op": "set", "setting": "default_currency", "value": "XOF"}],

@@ -1,5 +1,5 @@
 """The fixed table: the shared vectors (tests/vectors/operations.json), every operation covered,
-and the table kept equal to the registry compiler's (`selfheal.patchlang.operations`)."""
+and the table kept equal to the registry compiler's (`selfheal.core.patchlang.operations`)."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def test_applying_is_bounded_in_time():
 
 
 def test_the_table_is_the_registry_compilers_table():
-    from selfheal.patchlang import operations as registry
+    from selfheal.core.patchlang import operations as registry
 
     assert set(SETTINGS) == {setting.key for setting in registry.SETTINGS}
     assert set(ACTIONS) == {action.key for action in registry.ACTIONS}
@@ -75,7 +75,7 @@ def test_the_table_is_the_registry_compilers_table():
 
 @pytest.mark.parametrize("sample", sorted(SAMPLES.glob("python-*.yaml")), ids=lambda path: path.stem)
 def test_every_python_sample_compiles_to_a_document_the_sdk_applies(sample):
-    from selfheal.patchlang.compiler import compile_patch
+    from selfheal.core.patchlang.compiler import compile_patch
 
     spec = yaml.safe_load(sample.read_text())["spec"]
     context = context_of(OPERATIONS["context"])

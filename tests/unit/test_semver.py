@@ -1,6 +1,6 @@
 import pytest
 
-from selfheal.semver import bump_patch, is_newer, is_semver, next_registry_version
+from selfheal.core.semver import bump_patch, is_newer, is_semver, next_registry_version
 
 
 @pytest.mark.parametrize("text", ["1.0.0", "0.0.1", "10.20.30", "1.0.0-rc.1", "1.0.0+build.7", "2.0.0-alpha.beta+x"])

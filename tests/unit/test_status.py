@@ -1,4 +1,4 @@
-from selfheal.status import RegistryState, invalid_status, registry_status, synced_status, unavailable_status
+from selfheal.core.status import RegistryState, invalid_status, registry_status, synced_status, unavailable_status
 
 ROW = RegistryState(id="abc", version="1.0.0", active=True, source_generation=1)
 

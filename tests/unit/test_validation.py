@@ -1,8 +1,8 @@
 import pytest
 
-from selfheal.models import SpecError, parse_spec
-from selfheal.patchlang import PatchCodeError, compile_patch
-from selfheal.validation import row_problems, validate_patch, validate_spec
+from selfheal.core.models import SpecError, parse_spec
+from selfheal.core.patchlang import PatchCodeError, compile_patch
+from selfheal.core.validation import row_problems, validate_patch, validate_spec
 
 GOOD = {
     "sdkLanguage": "node", "errorSignature": "ECONNREFUSED",

@@ -15,18 +15,20 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 
-from selfheal.api import kill_switch, openapi, patch_resources
+from selfheal.api import openapi
+from selfheal.services import kill_switch, patch_resources
 from selfheal.api.catalog import Catalog, ServedPatch
-from selfheal.api.matching import Match
+from selfheal.core.matching import Match
 from selfheal.api.metrics import ApiMetrics
 from selfheal.api.ratelimit import RateLimiter
 from selfheal.api.request_log import RequestLog
-from selfheal.api.reports import Application, ReportWriter, context_json
-from selfheal.api.schemas import (MAX_REPORTS_PER_BATCH, ReportBatch, SelfHealRequest, field_errors, may_hold_nul,
+from selfheal.api.outcomes import OutcomeWriter
+from selfheal.registry.outcomes import Application, context_json
+from selfheal.api.schemas import (MAX_OUTCOMES_PER_BATCH, OutcomeBatch, SelfHealRequest, field_errors, may_hold_nul,
                                   nul_fields)
-from selfheal.api.signing import SigningKey, seal
+from selfheal.core.signing import SigningKey, seal
 from selfheal.api.token_cache import NOT_CACHED, TokenCache
-from selfheal.models import PatchSpec
+from selfheal.core.models import PatchSpec
 
 log = logging.getLogger("selfheal.api")
 
@@ -39,15 +41,15 @@ class ApiSettings:
     max_body_bytes: int = 64 * 1024
     rate_per_second: float = 50.0
     rate_burst: int = 100
-    report_buffer: int = 100_000
-    report_wait_seconds: float = 2.0  # how long a report batch may wait for buffer room before a 503
+    outcome_buffer: int = 100_000
+    outcome_wait_seconds: float = 2.0  # how long a report batch may wait for buffer room before a 503
     token_cache_seconds: float = 10.0
     patch_namespace: str | None = None  # where POST /api/dev/patches creates SelfHealPatch resources
 
 
 KEY_SETTINGS = web.AppKey("settings", ApiSettings)
 KEY_CATALOG = web.AppKey("catalog", Catalog)
-KEY_REPORTS = web.AppKey("reports", ReportWriter)
+KEY_OUTCOMES = web.AppKey("outcomes", OutcomeWriter)
 KEY_METRICS = web.AppKey("metrics", ApiMetrics)
 KEY_LIMITER = web.AppKey("limiter", RateLimiter)
 KEY_AUTH = web.AppKey("auth", TokenCache)
@@ -129,7 +131,7 @@ def _arrived_body(request: web.Request) -> bytes | None:
     return raw
 
 
-def _validated(raw: bytes, model: type[SelfHealRequest] | type[ReportBatch]):
+def _validated(raw: bytes, model: type[SelfHealRequest] | type[OutcomeBatch]):
     """(body, None) or (None, the 400 naming the field). JSON parsed and checked in one pass."""
     try:
         body = model.model_validate_json(raw)
@@ -236,7 +238,7 @@ async def self_heal(request: web.Request, principal) -> web.Response:
     if found is None:
         app[KEY_METRICS].lookup_misses += 1
         # The miss is an application without a patch: the runbook's "errors without a patch" report.
-        accepted = app[KEY_REPORTS].offer([Application(
+        accepted = app[KEY_OUTCOMES].offer([Application(
             patch_id=None, developer_id=principal.developer_id, sdk_language=body.sdk,
             error_encountered=body.error, success=False, rollback_triggered=False, patch_applied=False,
             context=context_json(body.context), applied_at=datetime.now(timezone.utc))])
@@ -258,9 +260,9 @@ def _log_self_heal(request_log: RequestLog, principal, body, patch, match, start
 
 async def report_outcomes(request: web.Request, principal) -> web.Response:
     app = request.app
-    if not await app[KEY_REPORTS].wait_for_room(MAX_REPORTS_PER_BATCH, timeout=app[KEY_SETTINGS].report_wait_seconds):
+    if not await app[KEY_OUTCOMES].wait_for_room(MAX_OUTCOMES_PER_BATCH, timeout=app[KEY_SETTINGS].outcome_wait_seconds):
         return _buffer_full()
-    batch, refusal = _validated(_arrived_body(request) or await request.read(), ReportBatch)
+    batch, refusal = _validated(_arrived_body(request) or await request.read(), OutcomeBatch)
     if refusal is not None:
         return refusal
     knows, developer = app[KEY_CATALOG].knows, principal.developer_id  # from the token, never the body
@@ -276,7 +278,7 @@ async def report_outcomes(request: web.Request, principal) -> web.Response:
                                         r.patch_applied, context_json(r.context), applied_at))
     if not applications:
         return problem(400, "unknown_patch", "every report names an unknown patch id", fields=rejected)
-    if not app[KEY_REPORTS].offer(applications):
+    if not app[KEY_OUTCOMES].offer(applications):
         return _buffer_full()
     app[KEY_METRICS].record_outcomes(applications)
     return web.json_response({"accepted": len(applications), "rejected": rejected}, status=202)
@@ -330,8 +332,8 @@ async def delete_patch(request: web.Request, principal) -> web.Response:
     actor = f"devportal:{principal.developer_id}"
     reason = request.query.get("reason", "disabled through the registry API")[:500]
     try:
-        result = await kill_switch.switch_off(app[KEY_SETTINGS].database_url, patch_id=patch_id, actor=actor,
-                                              reason=reason)
+        result = await kill_switch.switch_off_by_id(app[KEY_SETTINGS].database_url, patch_id=patch_id, actor=actor,
+                                                    reason=reason)
     except psycopg.Error:
         return problem(503, "registry_unavailable", "the registry is unreachable; the patch is unchanged, retry")
     if not result.found:
@@ -375,7 +377,7 @@ async def openapi_document(request: web.Request, _principal: None) -> web.Respon
 
 async def metrics(request: web.Request, _principal: None) -> web.Response:
     app = request.app
-    app[KEY_METRICS].reports_buffered.set(app[KEY_REPORTS].pending)
+    app[KEY_METRICS].outcomes_buffered.set(app[KEY_OUTCOMES].pending)
     return web.Response(body=app[KEY_METRICS].exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -400,12 +402,12 @@ def build_app(settings: ApiSettings) -> web.Application:
     app[KEY_ANSWERS] = ResponseCache(settings)
     app[KEY_LOOKUP_BODIES] = LookupBodies()
     app[KEY_REQUEST_LOG] = RequestLog()
-    app[KEY_REPORTS] = ReportWriter(settings.database_url, capacity=settings.report_buffer)
+    app[KEY_OUTCOMES] = OutcomeWriter(settings.database_url, capacity=settings.outcome_buffer)
     app[KEY_METRICS] = ApiMetrics()
     app[KEY_LIMITER] = RateLimiter(rate=settings.rate_per_second, burst=settings.rate_burst)
     app[KEY_AUTH] = TokenCache(settings.database_url, settings.token_cache_seconds)
     if settings.patch_namespace is not None:
-        from selfheal import kube
+        from selfheal.services import kube
         app[KEY_KUBE] = kube.custom_objects()
     for method, path, handler, role in ROUTES:
         timer = app[KEY_METRICS].request_timer(route=path, method=method)
@@ -416,11 +418,11 @@ def build_app(settings: ApiSettings) -> web.Application:
 
 async def _background(app: web.Application):
     tasks = [asyncio.create_task(app[KEY_CATALOG].follow(), name="catalog"),
-             asyncio.create_task(app[KEY_REPORTS].run(), name="reports"),
+             asyncio.create_task(app[KEY_OUTCOMES].run(), name="reports"),
              asyncio.create_task(app[KEY_REQUEST_LOG].run(), name="request-log")]
     yield
-    await app[KEY_REPORTS].flush()
-    app[KEY_REPORTS].stop()
+    await app[KEY_OUTCOMES].flush()
+    app[KEY_OUTCOMES].stop()
     tasks[0].cancel()
     tasks[2].cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field
 
 import psycopg
-from psycopg.rows import dict_row
-
-from selfheal.api.matching import Candidate, ErrorReport, Match, PatchIndex
+from selfheal.core.matching import Candidate, ErrorReport, Match, PatchIndex
+from selfheal.registry import catalog as servable
+from selfheal.registry.errors import first_line
 
 log = logging.getLogger("selfheal.api.catalog")
 
@@ -26,15 +26,6 @@ _INCREMENTAL_LIMIT = 2_000
 
 # Distinct errors whose answer a snapshot remembers.
 _ANSWERS_KEPT = 100_000
-
-# Only rows the operator validated are ever served (rows written by SQL start as pending).
-# Compiled operations travel to SDKs, never patch code: rows without them are not servable.
-_SERVABLE = """
-    SELECT r.*, extract(epoch FROM r.updated_at)::float8 AS updated_epoch
-    FROM sdk_self_healing_registry r
-    WHERE r.active AND r.validation_state = 'valid'
-"""
-
 
 @dataclass(frozen=True)
 class ServedPatch:
@@ -89,19 +80,16 @@ class Catalog:
 
     async def reload(self, conn: psycopg.AsyncConnection, *, changed: set[str] | None = None) -> None:
         """Load every servable row, or only the `changed` ids on top of the current snapshot."""
-        cursor = conn.cursor(row_factory=dict_row)
         if changed is None or self.snapshot is None or len(changed) > _INCREMENTAL_LIMIT:
-            await cursor.execute(_SERVABLE)
+            rows = await servable.servable_rows(conn)
             patches: dict[str, ServedPatch] = {}
-            known_cursor = await conn.execute("SELECT id FROM sdk_self_healing_registry")
-            known = {row[0] for row in await known_cursor.fetchall()}
+            known = await servable.known_ids(conn)
         else:
-            await cursor.execute(_SERVABLE + " AND r.id = ANY(%s)", (list(changed),))
+            rows = await servable.servable_rows(conn, ids=changed)
             patches = {id: patch for id, patch in self.snapshot.patches.items() if id not in changed}
             known = self.snapshot.known_ids | changed
-        for row in await cursor.fetchall():
-            if row.get("operations") is not None:
-                patches[row["id"]] = _served(row)
+        for row in rows:
+            patches[row["id"]] = _served(row)
         index = PatchIndex(patch.candidate for patch in patches.values())
         self.snapshot = Snapshot(index=index, patches=patches, known_ids=frozenset(known), loaded_at=time.time())
         # Tens of thousands of long-lived objects: keep them out of the cyclic collector's full
@@ -115,40 +103,22 @@ class Catalog:
             try:
                 async with await psycopg.AsyncConnection.connect(self.database_url, autocommit=True,
                                                                  connect_timeout=3) as conn:
-                    await conn.execute("LISTEN selfheal_registry")
+                    await servable.listen(conn)
                     await self.reload(conn)
                     self.healthy, delay = True, 0.5
                     if ready is not None:
                         ready.set()
                     log.info("catalog loaded: %d servable patches", len(self.snapshot.patches))
                     while True:
-                        changed = await self._changed(conn)
+                        changed = await servable.changed_ids(conn)
                         if changed:
                             await self.reload(conn, changed=changed)
             except psycopg.Error as error:
                 self.healthy = False
                 log.warning("catalog: registry unreachable, serving the last good set (%s); retry in %.1fs",
-                            str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__, delay)
+                            first_line(error), delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
-
-    @staticmethod
-    async def _changed(conn: psycopg.AsyncConnection) -> set[str]:
-        """Wait for registry notifications; the ids changed by one (or a burst of) them.
-
-        The query that follows must run outside `notifies()`, which holds the connection.
-        A burst of changes (a GitOps sync of many patches) costs one reload, not one per row.
-        """
-        changed: set[str] = set()
-        async for notify in conn.notifies(timeout=30.0, stop_after=1):
-            changed.add(notify.payload)
-        if changed:
-            await asyncio.sleep(0.02)
-            async for notify in conn.notifies(timeout=0.01):
-                changed.add(notify.payload)
-        else:
-            await conn.execute("SELECT 1")  # a silent connection may be a dead one: find out
-        return changed
 
 
 def _served(row: dict) -> ServedPatch:

@@ -68,7 +68,7 @@ class ApiMetrics:
                                   registry=self.registry)
         self.patch_applications: dict[str, int] = {}
         self.patch_failures: dict[str, int] = {}
-        self.reports_buffered = Gauge("self_heal_reports_buffered", "Reports waiting to be written.",
+        self.outcomes_buffered = Gauge("self_heal_reports_buffered", "Reports waiting to be written.",
                                       registry=self.registry)
         self.lookup_hits = self.lookup_misses = 0
         self.timers: dict[tuple[str, str], LatencyTimer] = {}

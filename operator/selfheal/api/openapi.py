@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-from selfheal.api.schemas import ReportBatch, SelfHealRequest
-from selfheal.models import PatchSpec
+from selfheal.api.schemas import OutcomeBatch, SelfHealRequest
+from selfheal.core.models import PatchSpec
 
 _ERROR = {"type": "object", "required": ["error", "message"],
           "properties": {"error": {"type": "string"}, "message": {"type": "string"},
@@ -44,7 +44,7 @@ def document() -> dict:
                 "description": "Reports are buffered and written with COPY. When the buffer is full (registry away "
                                "or behind), the request waits up to 2 s for room, then gets 503 with Retry-After: "
                                "the SDK keeps its reports and sends them again.",
-                "security": bearer, "requestBody": {"required": True, **_json("ReportBatch")},
+                "security": bearer, "requestBody": {"required": True, **_json("OutcomeBatch")},
                 "responses": {"202": {"description": "Accepted for writing",
                                       "content": {"application/json": {"schema": {
                                           "type": "object", "properties": {"accepted": {"type": "integer"}}}}}},
@@ -78,7 +78,7 @@ def document() -> dict:
                                            "description": "Token from `selfheal token create`"}},
             "schemas": {
                 "SelfHealRequest": SelfHealRequest.model_json_schema(),
-                "ReportBatch": ReportBatch.model_json_schema(ref_template="#/components/schemas/ReportBatch/$defs/{model}"),
+                "OutcomeBatch": OutcomeBatch.model_json_schema(ref_template="#/components/schemas/OutcomeBatch/$defs/{model}"),
                 "PatchBody": PatchSpec.model_json_schema(by_alias=False, ref_template="#/components/schemas/PatchBody/$defs/{model}"),
                 "SelfHealResponse": {"type": "object", "required": ["patch", "envelope"], "properties": {
                     "patch": {"type": "object", "properties": {

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 MAX_ERROR_LENGTH = 2000
-MAX_REPORTS_PER_BATCH = 500
+MAX_OUTCOMES_PER_BATCH = 500
 
 
 NUL_REASON = "must not contain the NUL character (U+0000)"
@@ -39,10 +39,10 @@ class Outcome(BaseModel):
     applied_at: datetime | None = None
 
 
-class ReportBatch(BaseModel):
+class OutcomeBatch(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    reports: list[Outcome] = Field(min_length=1, max_length=MAX_REPORTS_PER_BATCH)
+    reports: list[Outcome] = Field(min_length=1, max_length=MAX_OUTCOMES_PER_BATCH)
 
 
 def field_errors(error: ValidationError) -> list[dict]:
@@ -57,7 +57,7 @@ def may_hold_nul(raw: bytes) -> bool:
     return b"\\u0000" in raw
 
 
-def nul_fields(body: SelfHealRequest | ReportBatch) -> list[dict]:
+def nul_fields(body: SelfHealRequest | OutcomeBatch) -> list[dict]:
     """PostgreSQL text and jsonb cannot hold U+0000: the fields that do, to refuse them at the door.
 
     Run only when `may_hold_nul` says so, which keeps the check off the path of ordinary bodies.

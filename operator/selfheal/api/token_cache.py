@@ -16,7 +16,7 @@ import time
 
 import psycopg
 
-from selfheal.api import tokens
+from selfheal.registry import tokens
 
 _MAX_ENTRIES = 100_000
 NOT_CACHED = object()

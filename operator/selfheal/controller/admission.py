@@ -22,11 +22,12 @@ from typing import Any
 import kopf
 import kubernetes
 
-from selfheal import GROUP, PLURAL, VERSION, kube
+from selfheal.core.resource import GROUP, PLURAL, VERSION
+from selfheal.services import kube
 from selfheal.controller import webhook_certs
 from selfheal.controller.config import WebhookConfig
-from selfheal.models import SpecError
-from selfheal.validation import validate_patch
+from selfheal.core.models import SpecError
+from selfheal.core.validation import validate_patch
 
 HANDLER_ID = "patch-code"
 WEBHOOK_NAME = f"{HANDLER_ID}.{GROUP}"
@@ -34,7 +35,7 @@ WEBHOOK_NAME = f"{HANDLER_ID}.{GROUP}"
 log = logging.getLogger("selfheal.admission")
 
 
-def check_patch(spec: kopf.Spec, old: kopf.BodyEssence | None, operation: str, memo: kopf.Memo, **_: Any) -> None:
+def check_patch(spec: kopf.Spec, old: kopf.BodyEssence | None, operation: str, memo: Any, **_: Any) -> None:
     """Refuse a spec the operator would mark invalid, with the same messages."""
     # Metadata-only updates (finalizers, annotations) must pass, even on objects that predate the
     # webhook and are invalid: otherwise they could never be released or deleted.

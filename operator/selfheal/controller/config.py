@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from selfheal.guard.rules import GuardSettings
-from selfheal.patchlang import DEFAULT_HOSTS, AllowedHosts
+from selfheal.core.guard.rules import GuardSettings
+from selfheal.core.patchlang import DEFAULT_HOSTS, AllowedHosts
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """One loop for all patches: read the registry back and act on what changed outside the operator.
 
 - Rows written or edited by plain SQL (the runbook's INSERT/UPDATE) are validated before they
-  are ever served; invalid ones are switched off.
+  are ever served; invalid ones are switched off (services/sync.py).
 - A row switched off in the registry (the runbook's `UPDATE … SET active = false`) shows in its
   SelfHealPatch's status as `Active=False`; the operator never turns it back on by itself.
 """
@@ -11,96 +11,71 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import kopf
-import kubernetes
-import psycopg
-import psycopg_pool
-
-from selfheal import kube
-from selfheal.clock import utc_now
+from selfheal.controller import status_writes
+from selfheal.controller.state import OperatorState
+from selfheal.controller.views import PatchView, active_condition
 from selfheal.registry import store
-from selfheal.status import ACTIVE, registry_status
-from selfheal.models import SpecError
-from selfheal.validation import validate_row
+from selfheal.registry.errors import REGISTRY_UNREACHABLE, first_line
+from selfheal.services import kube, sync
 
 log = logging.getLogger("selfheal.registry-watch")
 
 
-async def watch_registry(*, memo: kopf.Memo) -> None:
-    interval = memo.config.registry_poll_seconds
+async def watch_registry(*, state: OperatorState) -> None:
     while True:
         try:
-            await reflect_once(memo=memo)
-        except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout) as error:
-            log.warning("registry watch: registry unreachable, will retry: %s", str(error).strip()[:200])
+            await reflect_once(state=state)
+        except REGISTRY_UNREACHABLE as error:
+            log.warning("registry watch: registry unreachable, will retry: %s", first_line(error)[:200])
         except Exception:  # the loop must outlive any single bad row or API hiccup
             log.exception("registry watch: pass failed, will retry")
-        await _pause(memo, interval)
+        await _pause(state, state.config.registry_poll_seconds)
 
 
-async def _pause(memo: kopf.Memo, seconds: float) -> None:
-    """Sleep, or less when the guard says it just changed the registry (`memo.registry_changed`)."""
-    changed = getattr(memo, "registry_changed", None)
-    if changed is None:
-        await asyncio.sleep(seconds)
-        return
+async def _pause(state: OperatorState, seconds: float) -> None:
+    """Sleep, or less when the guard says it just changed the registry."""
     try:
-        await asyncio.wait_for(changed.wait(), seconds)
+        await asyncio.wait_for(state.registry_changed.wait(), seconds)
     except TimeoutError:
         pass
-    changed.clear()
+    state.registry_changed.clear()
 
 
-async def reflect_once(*, memo: kopf.Memo) -> None:
-    async with memo.pool.connection() as conn:
-        for row in await store.pending_rows(conn):
-            # Valid rows get their compiled operations; until then they are never served.
-            try:
-                valid, problems = validate_row(row.fields, allowed_hosts=memo.config.allowed_hosts), []
-            except SpecError as error:
-                valid, problems = None, error.problems
-            if await store.record_validation(conn, row=row, problems=problems,
-                                             operations=valid.operations if valid else None,
-                                             rollback_operations=valid.rollback_operations if valid else None):
-                verdict = "invalid: " + "; ".join(problems) if problems else "valid"
-                log.info("registry row %s (revision %s) written outside the operator is %s", row.id, row.revision, verdict)
+async def reflect_once(*, state: OperatorState) -> None:
+    async with state.pool.connection() as conn:
+        await sync.validate_rows_written_outside(conn, allowed_hosts=state.config.allowed_hosts)
         rows = await store.sourced_rows(conn)
     for row in rows:
-        seen = next(iter(memo.seen.get((row.namespace, row.name), ())), None)
-        if seen is None or seen["generation"] != row.state.source_generation:
+        view = state.views.get((row.namespace, row.name))
+        if view is None or view["generation"] != row.state.source_generation:
             continue  # not ours to reflect yet: the handler owns a generation until it is synced
-        await _reflect(row, seen)
+        await _reflect(state, row, view)
 
 
-def _active_differs(status: dict, row: store.SourcedRow) -> bool:
-    condition = next((c for c in status.get("conditions") or [] if c.get("type") == ACTIVE), None)
+def _active_differs(view: PatchView, row: store.SourcedRow) -> bool:
+    condition = active_condition(view)
     if condition is None:
         return False  # the handler has not written status yet
     want_status = "True" if row.state.active else "False"
     want_reason = "Active" if row.state.active else (row.state.deactivation_reason or "DeactivatedInRegistry")
     return (condition.get("status"), condition.get("reason")) != (want_status, want_reason) \
-        or status.get("registryVersion") != row.state.version
+        or view["status"].get("registryVersion") != row.state.version
 
 
-async def _reflect(row: store.SourcedRow, seen: dict) -> None:
-    status = seen["status"]
-    if not _active_differs(status, row):
+async def _reflect(state: OperatorState, row: store.SourcedRow, view: PatchView) -> None:
+    if not _active_differs(view, row):
         return
-    new_status = registry_status(status, generation=seen["generation"], row=row.state, now=utc_now())
-    try:
-        if not await kube.patch_status(namespace=row.namespace, name=row.name, status=new_status,
-                                       resource_version=seen["resource_version"]):
-            return
-    except kubernetes.client.ApiException as error:
-        if error.status == 404:
-            return
-        raise
-    seen["status"] = new_status
-    state = "active" if row.state.active else f"inactive ({new_status['reason']})"
-    log.info("%s/%s: registry says %s", row.namespace, row.name, state)
+    key = (row.namespace, row.name)
+    new_status = await status_writes.mirror_registry(
+        state.views, key, previous=view["status"], generation=view["generation"] or 0, row=row.state,
+        resource_version=view["resource_version"])
+    if new_status is None:
+        return
+    described = "active" if row.state.active else f"inactive ({new_status['reason']})"
+    log.info("%s/%s: registry says %s", row.namespace, row.name, described)
+    detail = row.state.deactivation_message if not row.state.active else None
     await kube.post_event(
-        namespace=row.namespace, name=row.name, uid=seen.get("uid"),
+        namespace=row.namespace, name=row.name, uid=view["uid"],
         type="Normal" if row.state.active else "Warning", reason=new_status["reason"],
-        message=f"registry row {row.state.id} is {state}"
-                + (f": {row.state.deactivation_message}" if not row.state.active and row.state.deactivation_message else ""),
+        message=f"registry row {row.state.id} is {described}" + (f": {detail}" if detail else ""),
     )

@@ -7,8 +7,11 @@ from collections.abc import Collection
 
 import kopf
 
-from selfheal.controller import admission, handlers  # noqa: F401  (registers the handlers)
+# Imported for their handlers; `views` first, so that its index is bound before the loops start.
+from selfheal.controller import views  # noqa: F401  isort: skip
+from selfheal.controller import admission, guard_loop, handlers  # noqa: F401  isort: skip
 from selfheal.controller.config import OperatorConfig
+from selfheal.controller.state import OperatorState
 
 
 def run_operator(*, config: OperatorConfig, namespaces: Collection[str] = (), liveness_port: int | None = None,
@@ -21,7 +24,7 @@ def run_operator(*, config: OperatorConfig, namespaces: Collection[str] = (), li
         standalone=True,  # one replica (Recreate); no peering objects needed
         clusterwide=not namespaces,
         namespaces=list(namespaces),
-        memo=kopf.Memo(config=config),
+        memo=OperatorState.create(config),
         liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None,
         stop_flag=stop_flag,
         ready_flag=ready_flag,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from selfheal import tls
+from selfheal.core import tls
 
 
 @dataclass(frozen=True)

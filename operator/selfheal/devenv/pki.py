@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from selfheal import tls
+from selfheal.core import tls
 
 ADMIN_USER = "selfheal-admin"
 ADMIN_GROUP = "system:masters"  # bypasses RBAC authorization, like a cluster admin

@@ -18,7 +18,8 @@ from importlib import resources
 import psycopg
 from psycopg import sql as pgsql
 
-from selfheal.reports_format import Table, WindowFigures
+from selfheal.core.reports.kpis import WindowFigures
+from selfheal.core.reports.table import Table
 
 _NAME = re.compile(r"^-- name: ([a-z-]+)\s*$", re.M)
 _BOUND = re.compile(r"(?P<column>\b(?:\w+\.)?applied_at) > NOW\(\) - INTERVAL '(?P<window>[^']+)'")

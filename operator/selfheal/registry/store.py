@@ -14,9 +14,9 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from selfheal.models import PatchSpec
-from selfheal.semver import next_registry_version
-from selfheal.status import REASON_DELETED, REASON_INVALID_SPEC, REASON_SPEC_INACTIVE, RegistryState
+from selfheal.core.models import PatchSpec
+from selfheal.core.semver import next_registry_version
+from selfheal.core.status import REASON_DELETED, REASON_INVALID_SPEC, REASON_SPEC_INACTIVE, RegistryState
 
 _CONTENT = ("sdk_language", "error_signature", "patch_code", "rollback_code", "description", "severity")
 _STATE_COLUMNS = (

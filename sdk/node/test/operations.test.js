@@ -73,8 +73,8 @@ test('the measured clock skew rounds as Python rounds (halves to even)', () => {
 // The registry's side, from the project's Python: its table, and the Node samples compiled.
 const REGISTRY = `
 import json, pathlib, yaml
-from selfheal.patchlang import operations as r
-from selfheal.patchlang.compiler import compile_patch
+from selfheal.core.patchlang import operations as r
+from selfheal.core.patchlang.compiler import compile_patch
 samples = {}
 for path in sorted(pathlib.Path("samples").glob("node-*.yaml")):
     spec = yaml.safe_load(path.read_text())["spec"]

@@ -7,7 +7,7 @@ says who sent a patch, not that it is sane). Any unknown operation, setting, arg
 out-of-bounds value refuses the whole document, and since the state is immutable a refused
 document leaves the client exactly as it was.
 
-Document, version 1 (the registry's `selfheal.patchlang.operations`):
+Document, version 1 (the registry's `selfheal.core.patchlang.operations`):
 
     {"format": "selfheal.operations", "version": 1, "operations": [
         {"op": "set", "setting": "timeout_ms", "value": 30000},

@@ -1,0 +1,109 @@
+"""`selfheal api`, `selfheal token …` and `selfheal keygen`: the registry API and its credentials."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from selfheal.cli.options import database_url_option
+
+
+@click.command()
+@database_url_option
+@click.option("--signing-key", "signing_key_file", envvar="SELFHEAL_SIGNING_KEY_FILE", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Ed25519 private key (PEM) that signs patch envelopes; a mounted Secret in Kubernetes. "
+                   "Create one with `selfheal keygen`. [env: SELFHEAL_SIGNING_KEY_FILE]")
+@click.option("--host", default="0.0.0.0", show_default=True, envvar="SELFHEAL_API_HOST")
+@click.option("--port", type=click.IntRange(1, 65535), default=8140, show_default=True, envvar="SELFHEAL_API_PORT")
+@click.option("--envelope-ttl", type=click.IntRange(10, 86400), default=300, show_default=True, metavar="SECONDS",
+              help="How long an SDK may use a patch envelope before asking again.")
+@click.option("--rate", type=click.FloatRange(0.1, 100000), default=50.0, show_default=True,
+              envvar="SELFHEAL_API_RATE", help="Requests per second allowed per token (burst: twice that).")
+@click.option("--max-body", type=click.IntRange(1024, 10 * 1024 * 1024), default=64 * 1024, show_default=True,
+              metavar="BYTES", help="Largest request body accepted; larger ones get 413.")
+@click.option("--patch-namespace", envvar="SELFHEAL_PATCH_NAMESPACE", default=None, metavar="NS",
+              help="Namespace where POST /api/dev/patches creates SelfHealPatch resources (cluster from the "
+                   "usual kubeconfig rules). Unset: that route answers 501. [env: SELFHEAL_PATCH_NAMESPACE]")
+@click.option("--outcome-buffer", "--report-buffer", "outcome_buffer", type=click.IntRange(1000, 10_000_000),
+              default=100_000, show_default=True, metavar="ROWS",
+              envvar=["SELFHEAL_OUTCOME_BUFFER", "SELFHEAL_REPORT_BUFFER"],
+              help="Outcomes SDKs report, held in memory while PostgreSQL is away or behind; beyond, outcome "
+                   "batches wait up to 2 s, then get 503 and the SDKs keep them. --report-buffer is the older "
+                   "name. [env: SELFHEAL_OUTCOME_BUFFER or SELFHEAL_REPORT_BUFFER]")
+@click.option("--migrate/--no-migrate", default=True, show_default=True, help="Apply the registry schema at start.")
+def api(database_url: str, signing_key_file: Path, host: str, port: int, envelope_ttl: int, rate: float,
+        max_body: int, patch_namespace: str | None, outcome_buffer: int, migrate: bool) -> None:
+    """Serve the registry API: POST /api/dev/self-heal, reports, GET /api/dev/patches, /metrics.
+
+    Patches are served from memory, refreshed by PostgreSQL LISTEN/NOTIFY; while PostgreSQL is
+    away, lookups keep serving the last good set and reports are buffered.
+    """
+    from aiohttp import web
+
+    from selfheal.api.app import ApiSettings, build_app
+    from selfheal.core.signing import SigningKey
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if migrate:
+        from selfheal.registry.migrate import migrate as apply
+        apply(database_url)
+    key = SigningKey.from_pem(signing_key_file.read_bytes())
+    logging.getLogger("selfheal.api").info("signing with key id %s", key.key_id)
+    settings = ApiSettings(database_url=database_url, signing_key=key, envelope_ttl_seconds=envelope_ttl,
+                           max_body_bytes=max_body, rate_per_second=rate, rate_burst=max(1, int(rate * 2)),
+                           patch_namespace=patch_namespace, outcome_buffer=outcome_buffer)
+    web.run_app(build_app(settings), host=host, port=port, print=None, access_log=None)
+
+
+@click.command()
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the private key (PEM, mode 0600). Refuses to overwrite.")
+def keygen(out: Path) -> None:
+    """Create an Ed25519 signing key for `selfheal api`; prints its public key and key id."""
+    from selfheal.core.signing import SigningKey
+
+    if out.exists():
+        raise click.ClickException(f"{out} exists; refusing to overwrite a signing key")
+    key = SigningKey.generate()
+    descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(key.private_pem())
+    click.echo(key.public_pem().decode().strip())
+    click.echo(f"key id: {key.key_id}", err=True)
+
+
+@click.group()
+def token() -> None:
+    """API tokens for SDKs and admins (stored hashed; roles developer and dev_admin)."""
+
+
+@token.command("create")
+@database_url_option
+@click.option("--developer", "developer_id", required=True, help="Developer id recorded with every report.")
+@click.option("--role", type=click.Choice(["developer", "dev_admin"]), default="developer", show_default=True)
+@click.option("--description", default=None, help="Free text: who or what uses this token.")
+def token_create(database_url: str, developer_id: str, role: str, description: str | None) -> None:
+    """Create a token and print it once on stdout (its id goes to stderr)."""
+    from selfheal.registry.tokens import create_token
+
+    token_id, secret = create_token(database_url, developer_id=developer_id, role=role, description=description)
+    click.echo(f"token id {token_id} for {developer_id} ({role}); it is shown only now", err=True)
+    click.echo(secret)
+
+
+@token.command("revoke")
+@database_url_option
+@click.argument("token_id")
+def token_revoke(database_url: str, token_id: str) -> None:
+    """Revoke a token by its id (or by the token itself). Takes effect within the API's token cache (10 s)."""
+    from selfheal.registry.tokens import revoke_token
+
+    if not revoke_token(database_url, token_id=token_id):
+        raise click.ClickException(f"no live token with id {token_id}")
+    click.echo(f"revoked {token_id}", err=True)

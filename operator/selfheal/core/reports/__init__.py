@@ -1,0 +1,1 @@
+"""The runbook's analytics as pure logic: windows, tables, KPIs, the daily checklist."""
