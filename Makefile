@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The Python trees ruff checks and formats.
+LINTED := operator
 
 .PHONY: install controlplane demo test test-fast bench down lint node-sdk
 
@@ -23,13 +25,12 @@ demo: controlplane
 
 # ruff (lint and format), mypy (strict on core/), the layer contracts.
 lint: install
-	$(BIN)/ruff check operator tests bench hack sdk/python
-	$(BIN)/ruff format --check operator tests bench hack sdk/python
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: controlplane node-sdk
-	$(BIN)/lint-imports
+test: lint controlplane node-sdk
 	$(BIN)/pytest
 	cd sdk/node && PYTHON=$(abspath $(BIN))/python npm test
 

@@ -6,6 +6,8 @@ skipped because its world is missing.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -21,13 +23,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def devenv(tmp_path_factory):
-    state_dir = tmp_path_factory.mktemp("devenv")
+def devenv():
+    # Not under pytest's basetemp: PostgreSQL runs as another user when we are root and needs to
+    # traverse the path, and every pytest session resets its basetemp's parent to mode 0700.
+    state_dir = Path(tempfile.mkdtemp(prefix="selfheal-devenv-"))
     env = environment.up(state_dir=state_dir, crd_dir=ROOT / "crds")
     try:
         yield env
     finally:
         environment.down(state_dir=state_dir)
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import kubernetes
 import psycopg
@@ -16,19 +16,25 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 
 from selfheal.api import openapi
-from selfheal.services import kill_switch, patch_resources
 from selfheal.api.catalog import Catalog, ServedPatch
-from selfheal.core.matching import Match
 from selfheal.api.metrics import ApiMetrics
+from selfheal.api.outcomes import OutcomeWriter
 from selfheal.api.ratelimit import RateLimiter
 from selfheal.api.request_log import RequestLog
-from selfheal.api.outcomes import OutcomeWriter
-from selfheal.registry.outcomes import Application, context_json
-from selfheal.api.schemas import (MAX_OUTCOMES_PER_BATCH, OutcomeBatch, SelfHealRequest, field_errors, may_hold_nul,
-                                  nul_fields)
-from selfheal.core.signing import SigningKey, seal
+from selfheal.api.schemas import (
+    MAX_OUTCOMES_PER_BATCH,
+    OutcomeBatch,
+    SelfHealRequest,
+    field_errors,
+    may_hold_nul,
+    nul_fields,
+)
 from selfheal.api.token_cache import NOT_CACHED, TokenCache
+from selfheal.core.matching import Match
 from selfheal.core.models import PatchSpec
+from selfheal.core.signing import SigningKey, seal
+from selfheal.registry.outcomes import Application, context_json
+from selfheal.services import kill_switch, patch_resources
 
 log = logging.getLogger("selfheal.api")
 
@@ -54,9 +60,10 @@ KEY_METRICS = web.AppKey("metrics", ApiMetrics)
 KEY_LIMITER = web.AppKey("limiter", RateLimiter)
 KEY_AUTH = web.AppKey("auth", TokenCache)
 KEY_REQUEST_LOG = web.AppKey("request_log", RequestLog)
-KEY_ANSWERS = web.AppKey("answers", "ResponseCache")
-KEY_LOOKUP_BODIES = web.AppKey("lookup_bodies", "LookupBodies")
+KEY_ANSWERS: web.AppKey[ResponseCache] = web.AppKey("answers")
+KEY_LOOKUP_BODIES: web.AppKey[LookupBodies] = web.AppKey("lookup_bodies")
 KEY_KUBE = web.AppKey("kube", kubernetes.client.CustomObjectsApi)
+
 
 def problem(status: int, error: str, message: str, **extra: object) -> web.Response:
     return web.json_response({"error": error, "message": message, **extra}, status=status)
@@ -69,6 +76,7 @@ def _serve(handler, *, timer, role: str | None):
     A wrapper per route rather than an aiohttp middleware, and no await on the way when the
     token is known: the middleware chain and its coroutines cost more than the lookup itself.
     """
+
     async def serve(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         try:
@@ -91,6 +99,7 @@ def _serve(handler, *, timer, role: str | None):
             return await handler(request, principal)
         finally:
             timer.observe(time.perf_counter() - started)
+
     return serve
 
 
@@ -116,7 +125,7 @@ def _unauthorized(message: str) -> web.Response:
 
 def _arrived_body(request: web.Request) -> bytes | None:
     """The whole body when it has already arrived (a small one comes in the packet of its headers),
-    read without awaiting: `request.read()`'s two awaits and copy were a tenth of a lookup. None
+    read without awaiting (`request.read()` awaits twice and copies it). None
     while it is still arriving (or empty): then `await request.read()`. Both answer 413 past
     client_max_size."""
     content = request.content
@@ -143,8 +152,9 @@ def _validated(raw: bytes, model: type[SelfHealRequest] | type[OutcomeBatch]):
     if may_hold_nul(raw):
         fields = nul_fields(body)
         if fields:
-            return None, problem(400, "invalid_request", "; ".join(f"{f['field']}: {f['reason']}" for f in fields),
-                                 fields=fields)
+            return None, problem(
+                400, "invalid_request", "; ".join(f"{f['field']}: {f['reason']}" for f in fields), fields=fields
+            )
     return body, None
 
 
@@ -153,8 +163,9 @@ async def _json_body(request: web.Request) -> object:
         raw = await request.read()  # aiohttp enforces client_max_size: 413 beyond it
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise web.HTTPBadRequest(text=json.dumps({"error": "malformed_json", "message": str(error)}),
-                                 content_type="application/json") from None
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "malformed_json", "message": str(error)}), content_type="application/json"
+        ) from None
 
 
 def _bad_request(error: ValidationError) -> web.Response:
@@ -165,10 +176,15 @@ def _bad_request(error: ValidationError) -> web.Response:
 def envelope_for(patch: ServedPatch, settings: ApiSettings, *, now: datetime) -> dict:
     row = patch.row
     payload = {
-        "patch_id": patch.id, "version": patch.version, "sequence": patch.sequence,
-        "sdk_language": patch.sdk_language, "error_signature": patch.error_signature,
-        "description": patch.description, "severity": patch.severity,
-        "operations": row["operations"], "rollback_operations": row.get("rollback_operations"),
+        "patch_id": patch.id,
+        "version": patch.version,
+        "sequence": patch.sequence,
+        "sdk_language": patch.sdk_language,
+        "error_signature": patch.error_signature,
+        "description": patch.description,
+        "severity": patch.severity,
+        "operations": row["operations"],
+        "rollback_operations": row.get("rollback_operations"),
         "issued_at": now.isoformat(timespec="seconds"),
         "expires_at": (now + timedelta(seconds=settings.envelope_ttl_seconds)).isoformat(timespec="seconds"),
     }
@@ -177,7 +193,7 @@ def envelope_for(patch: ServedPatch, settings: ApiSettings, *, now: datetime) ->
 
 class LookupBodies:
     """Validated lookup bodies by their exact bytes: SDKs send the same few errors again and again,
-    and parsing and validating one was a fifth of a lookup. Validation is a pure function of the
+    and parsing and validating one is a large share of a lookup. Validation is a pure function of the
     bytes, so a kept answer is the answer; small bodies only, and a bounded number of them."""
 
     MAX_BODY_BYTES = 2048
@@ -217,11 +233,19 @@ class ResponseCache:
         now = time.time()
         if cached is not None and cached[1] > now:
             return cached[0]
-        body = json.dumps({
-            "patch": {"id": patch.id, "version": patch.version, "description": patch.description,
-                      "severity": patch.severity, "matched_by": match.kind, "rule": match.rule},
-            "envelope": envelope_for(patch, self.settings, now=datetime.fromtimestamp(now, timezone.utc)),
-        }).encode()
+        body = json.dumps(
+            {
+                "patch": {
+                    "id": patch.id,
+                    "version": patch.version,
+                    "description": patch.description,
+                    "severity": patch.severity,
+                    "matched_by": match.kind,
+                    "rule": match.rule,
+                },
+                "envelope": envelope_for(patch, self.settings, now=datetime.fromtimestamp(now, UTC)),
+            }
+        ).encode()
         if len(self._answers) > 200_000:
             self._answers.clear()
         self._answers[key] = (body, now + self.refresh_seconds)
@@ -234,17 +258,28 @@ async def self_heal(request: web.Request, principal) -> web.Response:
     body, refusal = app[KEY_LOOKUP_BODIES].validated(_arrived_body(request) or await request.read())
     if refusal is not None:
         return refusal
+    assert body is not None  # validated: either a body or a refusal
     found = app[KEY_CATALOG].find(body.sdk, body.error, body.status, body.code)
     if found is None:
         app[KEY_METRICS].lookup_misses += 1
         # The miss is an application without a patch: the runbook's "errors without a patch" report.
-        accepted = app[KEY_OUTCOMES].offer([Application(
-            patch_id=None, developer_id=principal.developer_id, sdk_language=body.sdk,
-            error_encountered=body.error, success=False, rollback_triggered=False, patch_applied=False,
-            context=context_json(body.context), applied_at=datetime.now(timezone.utc))])
+        accepted = app[KEY_OUTCOMES].offer(
+            [
+                Application(
+                    patch_id=None,
+                    developer_id=principal.developer_id,
+                    sdk_language=body.sdk,
+                    error_encountered=body.error,
+                    success=False,
+                    rollback_triggered=False,
+                    patch_applied=False,
+                    context=context_json(body.context),
+                    applied_at=datetime.now(UTC),
+                )
+            ]
+        )
         _log_self_heal(app[KEY_REQUEST_LOG], principal, body, None, None, started, recorded=accepted)
-        return problem(404, "no_patch", f"no active patch for {body.sdk} error {body.error[:100]!r}",
-                       recorded=accepted)
+        return problem(404, "no_patch", f"no active patch for {body.sdk} error {body.error[:100]!r}", recorded=accepted)
     patch, match = found
     app[KEY_METRICS].lookup_hits += 1
     _log_self_heal(app[KEY_REQUEST_LOG], principal, body, patch, match, started, recorded=True)
@@ -253,20 +288,29 @@ async def self_heal(request: web.Request, principal) -> web.Response:
 
 def _log_self_heal(request_log: RequestLog, principal, body, patch, match, started, *, recorded: bool) -> None:
     # One structured line per request: `kubectl logs devportal-api | grep "self-heal"` finds it.
-    request_log.self_heal(principal.developer_id, body.sdk, body.error, patch.id if patch else None,
-                          patch.version if patch else None, match.kind if match else "miss", recorded,
-                          (time.perf_counter() - started) * 1000)
+    request_log.self_heal(
+        principal.developer_id,
+        body.sdk,
+        body.error,
+        patch.id if patch else None,
+        patch.version if patch else None,
+        match.kind if match else "miss",
+        recorded,
+        (time.perf_counter() - started) * 1000,
+    )
 
 
 async def report_outcomes(request: web.Request, principal) -> web.Response:
     app = request.app
-    if not await app[KEY_OUTCOMES].wait_for_room(MAX_OUTCOMES_PER_BATCH, timeout=app[KEY_SETTINGS].outcome_wait_seconds):
+    if not await app[KEY_OUTCOMES].wait_for_room(
+        MAX_OUTCOMES_PER_BATCH, timeout=app[KEY_SETTINGS].outcome_wait_seconds
+    ):
         return _buffer_full()
     batch, refusal = _validated(_arrived_body(request) or await request.read(), OutcomeBatch)
     if refusal is not None:
         return refusal
     knows, developer = app[KEY_CATALOG].knows, principal.developer_id  # from the token, never the body
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     applications, rejected = [], []
     for index, r in enumerate(batch.reports):
         if r.patch_id is not None and not knows(r.patch_id):
@@ -274,8 +318,19 @@ async def report_outcomes(request: web.Request, principal) -> web.Response:
             rejected.append({"index": index, "field": f"reports.{index}.patch_id", "reason": "unknown patch id"})
             continue
         applied_at = min(r.applied_at, now) if r.applied_at and r.applied_at.tzinfo else now
-        applications.append(Application(r.patch_id, developer, r.sdk, r.error, r.success, r.rollback_triggered,
-                                        r.patch_applied, context_json(r.context), applied_at))
+        applications.append(
+            Application(
+                r.patch_id,
+                developer,
+                r.sdk,
+                r.error,
+                r.success,
+                r.rollback_triggered,
+                r.patch_applied,
+                context_json(r.context),
+                applied_at,
+            )
+        )
     if not applications:
         return problem(400, "unknown_patch", "every report names an unknown patch id", fields=rejected)
     if not app[KEY_OUTCOMES].offer(applications):
@@ -285,18 +340,37 @@ async def report_outcomes(request: web.Request, principal) -> web.Response:
 
 
 def _buffer_full() -> web.Response:
-    response = problem(503, "buffer_full", "the report buffer is full (registry away or slower than the reports);"
-                                           " keep the reports and retry")
+    response = problem(
+        503,
+        "buffer_full",
+        "the report buffer is full (registry away or slower than the reports); keep the reports and retry",
+    )
     response.headers["Retry-After"] = "5"
     return response
 
 
 async def list_patches(request: web.Request, principal) -> web.Response:
     snapshot = request.app[KEY_CATALOG].snapshot
-    patches = [] if snapshot is None else sorted(snapshot.patches.values(), key=lambda p: (p.sdk_language, p.error_signature, p.id))
-    return web.json_response({"patches": [
-        {"id": p.id, "sdk_language": p.sdk_language, "error_signature": p.error_signature,
-         "description": p.description, "severity": p.severity, "version": p.version} for p in patches]})
+    patches = (
+        []
+        if snapshot is None
+        else sorted(snapshot.patches.values(), key=lambda p: (p.sdk_language, p.error_signature, p.id))
+    )
+    return web.json_response(
+        {
+            "patches": [
+                {
+                    "id": p.id,
+                    "sdk_language": p.sdk_language,
+                    "error_signature": p.error_signature,
+                    "description": p.description,
+                    "severity": p.severity,
+                    "version": p.version,
+                }
+                for p in patches
+            ]
+        }
+    )
 
 
 async def create_patch(request: web.Request, principal) -> web.Response:
@@ -310,19 +384,29 @@ async def create_patch(request: web.Request, principal) -> web.Response:
         return problem(501, "not_configured", "this API was started without --patch-namespace")
     body = patch_resources.resource_for(spec, created_by=f"devportal:{principal.developer_id}")
     try:
-        created = await patch_resources.create_resource(request.app[KEY_KUBE], namespace=settings.patch_namespace,
-                                                        body=body)
+        created = await patch_resources.create_resource(
+            request.app[KEY_KUBE], namespace=settings.patch_namespace, body=body
+        )
     except kubernetes.client.ApiException as error:
         message = _kube_message(error)
         if error.status == 409:
-            return problem(409, "conflict", f"a patch for this language and signature exists: {body['metadata']['name']}")
+            return problem(
+                409, "conflict", f"a patch for this language and signature exists: {body['metadata']['name']}"
+            )
         if error.status in (400, 422):
             return problem(400, "invalid_patch", message)  # schema, CEL or the admission webhook said no
         return problem(502, "kubernetes_error", message)
     metadata = created["metadata"]
     log.info("patch resource %s/%s created by %s", metadata["namespace"], metadata["name"], principal.developer_id)
-    return web.json_response({"name": metadata["name"], "namespace": metadata["namespace"], "uid": metadata["uid"],
-                              "status": "created; the operator validates and syncs it"}, status=201)
+    return web.json_response(
+        {
+            "name": metadata["name"],
+            "namespace": metadata["namespace"],
+            "uid": metadata["uid"],
+            "status": "created; the operator validates and syncs it",
+        },
+        status=201,
+    )
 
 
 async def delete_patch(request: web.Request, principal) -> web.Response:
@@ -332,8 +416,9 @@ async def delete_patch(request: web.Request, principal) -> web.Response:
     actor = f"devportal:{principal.developer_id}"
     reason = request.query.get("reason", "disabled through the registry API")[:500]
     try:
-        result = await kill_switch.switch_off_by_id(app[KEY_SETTINGS].database_url, patch_id=patch_id, actor=actor,
-                                                    reason=reason)
+        result = await kill_switch.switch_off_by_id(
+            app[KEY_SETTINGS].database_url, patch_id=patch_id, actor=actor, reason=reason
+        )
     except psycopg.Error:
         return problem(503, "registry_unavailable", "the registry is unreachable; the patch is unchanged, retry")
     if not result.found:
@@ -341,20 +426,32 @@ async def delete_patch(request: web.Request, principal) -> web.Response:
     annotated = False
     if result.source is not None and KEY_KUBE in app:
         try:
-            await kill_switch.annotate_disabled(app[KEY_KUBE], namespace=result.source[0], name=result.source[1],
-                                                reason=reason)
+            await kill_switch.annotate_disabled(
+                app[KEY_KUBE], namespace=result.source[0], name=result.source[1], reason=reason
+            )
             annotated = True
         except kubernetes.client.ApiException as error:
-            log.warning("kill switch: registry row %s is off, but annotating %s/%s failed: %s", patch_id,
-                        *result.source, _kube_message(error))
+            log.warning(
+                "kill switch: registry row %s is off, but annotating %s/%s failed: %s",
+                patch_id,
+                *result.source,
+                _kube_message(error),
+            )
     log.info("kill switch: patch %s switched off by %s (%s)", patch_id, principal.developer_id, reason)
-    return web.json_response({"id": patch_id, "active": False, "reason": "ManualKillSwitch",
-                              "already_inactive": not result.switched_off, "resource_annotated": annotated})
+    return web.json_response(
+        {
+            "id": patch_id,
+            "active": False,
+            "reason": "ManualKillSwitch",
+            "already_inactive": not result.switched_off,
+            "resource_annotated": annotated,
+        }
+    )
 
 
 def _kube_message(error: kubernetes.client.ApiException) -> str:
     try:
-        return json.loads(error.body).get("message", str(error.reason))
+        return json.loads(error.body or "").get("message", str(error.reason))
     except (TypeError, ValueError):
         return str(error.reason)
 
@@ -367,8 +464,9 @@ async def readyz(request: web.Request, _principal: None) -> web.Response:
     catalog = request.app[KEY_CATALOG]
     if catalog.snapshot is None:
         return problem(503, "not_ready", "the patch catalog has not loaded yet")
-    return web.json_response({"status": "ready", "patches": len(catalog.snapshot.patches),
-                              "registry_connected": catalog.healthy})
+    return web.json_response(
+        {"status": "ready", "patches": len(catalog.snapshot.patches), "registry_connected": catalog.healthy}
+    )
 
 
 async def openapi_document(request: web.Request, _principal: None) -> web.Response:
@@ -408,6 +506,7 @@ def build_app(settings: ApiSettings) -> web.Application:
     app[KEY_AUTH] = TokenCache(settings.database_url, settings.token_cache_seconds)
     if settings.patch_namespace is not None:
         from selfheal.services import kube
+
         app[KEY_KUBE] = kube.custom_objects()
     for method, path, handler, role in ROUTES:
         timer = app[KEY_METRICS].request_timer(route=path, method=method)
@@ -417,9 +516,11 @@ def build_app(settings: ApiSettings) -> web.Application:
 
 
 async def _background(app: web.Application):
-    tasks = [asyncio.create_task(app[KEY_CATALOG].follow(), name="catalog"),
-             asyncio.create_task(app[KEY_OUTCOMES].run(), name="reports"),
-             asyncio.create_task(app[KEY_REQUEST_LOG].run(), name="request-log")]
+    tasks = [
+        asyncio.create_task(app[KEY_CATALOG].follow(), name="catalog"),
+        asyncio.create_task(app[KEY_OUTCOMES].run(), name="reports"),
+        asyncio.create_task(app[KEY_REQUEST_LOG].run(), name="request-log"),
+    ]
     yield
     await app[KEY_OUTCOMES].flush()
     app[KEY_OUTCOMES].stop()

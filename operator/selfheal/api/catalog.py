@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 import psycopg
+
 from selfheal.core.matching import Candidate, ErrorReport, Match, PatchIndex
 from selfheal.registry import catalog as servable
 from selfheal.registry.errors import first_line
@@ -26,6 +27,7 @@ _INCREMENTAL_LIMIT = 2_000
 
 # Distinct errors whose answer a snapshot remembers.
 _ANSWERS_KEPT = 100_000
+
 
 @dataclass(frozen=True)
 class ServedPatch:
@@ -60,8 +62,9 @@ class Catalog:
     def knows(self, patch_id: str) -> bool:
         return self.snapshot is not None and patch_id in self.snapshot.known_ids
 
-    def find(self, sdk_language: str, message: str, status: int | None = None,
-             code: str | None = None) -> tuple[ServedPatch, Match] | None:
+    def find(
+        self, sdk_language: str, message: str, status: int | None = None, code: str | None = None
+    ) -> tuple[ServedPatch, Match] | None:
         """The patch answering this error, and why (see `matching`); None when no patch does."""
         snapshot = self.snapshot
         if snapshot is None:
@@ -83,7 +86,7 @@ class Catalog:
         if changed is None or self.snapshot is None or len(changed) > _INCREMENTAL_LIMIT:
             rows = await servable.servable_rows(conn)
             patches: dict[str, ServedPatch] = {}
-            known = await servable.known_ids(conn)
+            known: set[str] | frozenset[str] = await servable.known_ids(conn)
         else:
             rows = await servable.servable_rows(conn, ids=changed)
             patches = {id: patch for id, patch in self.snapshot.patches.items() if id not in changed}
@@ -101,30 +104,45 @@ class Catalog:
         delay = 0.5
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self.database_url, autocommit=True,
-                                                                 connect_timeout=3) as conn:
+                async with await psycopg.AsyncConnection.connect(
+                    self.database_url, autocommit=True, connect_timeout=3
+                ) as conn:
                     await servable.listen(conn)
                     await self.reload(conn)
                     self.healthy, delay = True, 0.5
                     if ready is not None:
                         ready.set()
-                    log.info("catalog loaded: %d servable patches", len(self.snapshot.patches))
+                    log.info("catalog loaded: %d servable patches", len(self.snapshot.patches if self.snapshot else ()))
                     while True:
                         changed = await servable.changed_ids(conn)
                         if changed:
                             await self.reload(conn, changed=changed)
             except psycopg.Error as error:
                 self.healthy = False
-                log.warning("catalog: registry unreachable, serving the last good set (%s); retry in %.1fs",
-                            first_line(error), delay)
+                log.warning(
+                    "catalog: registry unreachable, serving the last good set (%s); retry in %.1fs",
+                    first_line(error),
+                    delay,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
 
 
 def _served(row: dict) -> ServedPatch:
-    return ServedPatch(id=row["id"], sdk_language=row["sdk_language"], error_signature=row["error_signature"],
-                       description=row["description"], severity=row["severity"], version=row["version"],
-                       sequence=row["sequence"], row=row,
-                       candidate=Candidate(id=row["id"], sdk_language=row["sdk_language"],
-                                           error_signature=row["error_signature"], severity=row["severity"],
-                                           updated_at=row["updated_epoch"]))
+    return ServedPatch(
+        id=row["id"],
+        sdk_language=row["sdk_language"],
+        error_signature=row["error_signature"],
+        description=row["description"],
+        severity=row["severity"],
+        version=row["version"],
+        sequence=row["sequence"],
+        row=row,
+        candidate=Candidate(
+            id=row["id"],
+            sdk_language=row["sdk_language"],
+            error_signature=row["error_signature"],
+            severity=row["severity"],
+            updated_at=row["updated_epoch"],
+        ),
+    )

@@ -17,6 +17,7 @@ from selfheal.registry.errors import first_line
 
 log = logging.getLogger("selfheal.api.outcomes")
 
+
 class OutcomeWriter:
     """The buffer, and `writers` connections copying batches out of it in parallel.
 
@@ -25,8 +26,15 @@ class OutcomeWriter:
     the front if the write fails, so `pending` counts it until it is in the database.
     """
 
-    def __init__(self, database_url: str, *, capacity: int = 100_000, batch_size: int = 5_000,
-                 flush_interval: float = 0.2, writers: int = 2) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        capacity: int = 100_000,
+        batch_size: int = 5_000,
+        flush_interval: float = 0.2,
+        writers: int = 2,
+    ) -> None:
         self.database_url = database_url
         self.capacity, self.batch_size, self.flush_interval = capacity, batch_size, flush_interval
         self.writers = writers
@@ -95,12 +103,17 @@ class OutcomeWriter:
                     except (psycopg.DataError, psycopg.IntegrityError) as error:
                         # A row the database refuses must not hold back the others: write them one by
                         # one and report each refused row, loudly, instead of retrying it forever.
+                        assert conn is not None  # connected, since COPY ran and the database refused a row
                         await self._write_one_by_one(conn, batch, error)
                     except psycopg.Error as error:
                         # Keep the batch; the buffer (and 503s when full) protect the SDKs meanwhile.
                         self._buffer[:0] = batch
-                        log.warning("outcomes: %d buffered, write failed (%s); retry in %.1fs", self.pending,
-                                    first_line(error), delay)
+                        log.warning(
+                            "outcomes: %d buffered, write failed (%s); retry in %.1fs",
+                            self.pending,
+                            first_line(error),
+                            delay,
+                        )
                         if conn is not None:
                             await conn.close()
                         conn = None
@@ -132,8 +145,13 @@ class OutcomeWriter:
             except (psycopg.DataError, psycopg.IntegrityError) as row_error:
                 refused += 1
                 patch_id, developer_id, _, error_text = line.split("\t", 4)[:4]
-                log.error("outcomes: refused by the database, not written (%s): developer %s, patch %s, error %r",
-                          first_line(row_error), developer_id, patch_id, error_text[:100])
+                log.error(
+                    "outcomes: refused by the database, not written (%s): developer %s, patch %s, error %r",
+                    first_line(row_error),
+                    developer_id,
+                    patch_id,
+                    error_text[:100],
+                )
             except psycopg.Error:
                 self._buffer[:0] = batch[index:]  # the connection went: the rest waits for the next pass
                 await conn.close()

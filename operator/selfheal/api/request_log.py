@@ -1,7 +1,7 @@
 """One structured line per self-heal request, written in batches off the request path.
 
-Going through `logging` cost a third of a lookup (records, handlers, a write per line); this
-appends the fields to a list and a background task formats and writes the lines every 100 ms,
+A `logging` record per request (record, handlers, a write per line) would sit on the lookup's
+path; this appends the fields to a list and a background task formats and writes the lines every 100 ms,
 as JSON objects in the same format as the process's other log lines. SDKs repeat the same few
 errors, so the JSON of a line's fields but the latency is kept per distinct set of fields.
 """
@@ -31,19 +31,29 @@ class RequestLog:
         self._second, self._stamp = -1, ""
         self._fragments: dict[tuple, str] = {}
 
-    def self_heal(self, developer: str, sdk: str, error: str, patch: str | None, version: str | None,
-                  matched_by: str, recorded: bool, latency_ms: float) -> None:
+    def self_heal(
+        self,
+        developer: str,
+        sdk: str,
+        error: str,
+        patch: str | None,
+        version: str | None,
+        matched_by: str,
+        recorded: bool,
+        latency_ms: float,
+    ) -> None:
         """Queue the line of one self-heal request; the fields are formatted when the batch is written."""
         if len(self._lines) >= self.max_pending:
             self.dropped += 1  # bounded memory if the log sink stalls; counted and reported
             return
-        self._lines.append((time.time(), (developer, sdk, error[:200], patch, version, matched_by, recorded),
-                            latency_ms))
+        self._lines.append(
+            (time.time(), (developer, sdk, error[:200], patch, version, matched_by, recorded), latency_ms)
+        )
 
     def _format(self, entry: tuple) -> str:
         when, fields, latency_ms = entry
         second = int(when)
-        if second != self._second:  # formatting the time costs a tenth of a line: once a second
+        if second != self._second:  # the time is formatted once a second, not once a line
             self._second, self._stamp = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
         fragment = self._fragments.get(fields)
         if fragment is None:
@@ -57,8 +67,10 @@ class RequestLog:
         lines = [self._format(entry) for entry in entries]
         stream = self.stream or sys.stderr
         if self.dropped:
-            lines.append(f"{time.strftime('%Y-%m-%d %H:%M:%S')} WARNING selfheal.api "
-                         f"{self.dropped} self-heal log lines dropped (log sink too slow)\n")
+            lines.append(
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')} WARNING selfheal.api "
+                f"{self.dropped} self-heal log lines dropped (log sink too slow)\n"
+            )
             self.dropped = 0
         if lines:
             stream.write("".join(lines))
@@ -73,9 +85,12 @@ class RequestLog:
             self.flush()
 
 
-def _fragment(developer: str, sdk: str, error: str, patch: str | None, version: str | None, matched_by: str,
-              recorded: bool) -> str:
+def _fragment(
+    developer: str, sdk: str, error: str, patch: str | None, version: str | None, matched_by: str, recorded: bool
+) -> str:
     """The line's JSON object up to its last field, the latency."""
-    return (f'{{"developer": {_text(developer)}, "sdk": {_text(sdk)}, "error": {_text(error)}, '
-            f'"patch": {_text(patch)}, "version": {_text(version)}, "matched_by": {_text(matched_by)}, '
-            f'"recorded": {"true" if recorded else "false"}, ')
+    return (
+        f'{{"developer": {_text(developer)}, "sdk": {_text(sdk)}, "error": {_text(error)}, '
+        f'"patch": {_text(patch)}, "version": {_text(version)}, "matched_by": {_text(matched_by)}, '
+        f'"recorded": {"true" if recorded else "false"}, '
+    )

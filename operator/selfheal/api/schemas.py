@@ -47,8 +47,13 @@ class OutcomeBatch(BaseModel):
 
 def field_errors(error: ValidationError) -> list[dict]:
     """[{field, reason}] for a 400 body: `reports.3.success`, `status`, …"""
-    return [{"field": ".".join(str(part) for part in item["loc"]) or "body",
-             "reason": item["msg"].removeprefix("Value error, ")} for item in error.errors(include_url=False)]
+    return [
+        {
+            "field": ".".join(str(part) for part in item["loc"]) or "body",
+            "reason": item["msg"].removeprefix("Value error, "),
+        }
+        for item in error.errors(include_url=False)
+    ]
 
 
 def may_hold_nul(raw: bytes) -> bool:
@@ -62,11 +67,17 @@ def nul_fields(body: SelfHealRequest | OutcomeBatch) -> list[dict]:
 
     Run only when `may_hold_nul` says so, which keeps the check off the path of ordinary bodies.
     """
-    items = [("", body)] if isinstance(body, SelfHealRequest) else [
-        (f"reports.{index}.", report) for index, report in enumerate(body.reports)]
-    return [{"field": prefix + name, "reason": NUL_REASON}
-            for prefix, item in items for name in ("patch_id", "error", "code", "context")
-            if _holds_nul(getattr(item, name, None))]
+    items = (
+        [("", body)]
+        if isinstance(body, SelfHealRequest)
+        else [(f"reports.{index}.", report) for index, report in enumerate(body.reports)]
+    )
+    return [
+        {"field": prefix + name, "reason": NUL_REASON}
+        for prefix, item in items
+        for name in ("patch_id", "error", "code", "context")
+        if _holds_nul(getattr(item, name, None))
+    ]
 
 
 def _holds_nul(value: object) -> bool:

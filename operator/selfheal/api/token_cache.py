@@ -6,7 +6,7 @@ one interval), and a token seen for the first time is checked once for all the r
 wait on it. The checks share one connection, reopened after a failure.
 
 Entries are keyed by the token itself, in this process's memory only (every request carries it
-there anyway): hashing it per request was a twentieth of a lookup. The database stores digests.
+there anyway), so no digest is computed per request. The database stores digests.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class TokenCache:
         """Who holds `token` (None: unknown or revoked). psycopg.Error when nobody can say."""
         answer = self.cached(token)
         if answer is not NOT_CACHED:
-            return answer
+            return answer  # type: ignore[return-value]  # a Principal or None, the sentinel ruled out
         try:
             return await asyncio.shield(self._checks.get(token) or self._start_check(token))
         except psycopg.Error:
@@ -66,8 +66,9 @@ class TokenCache:
             async with self._lock:
                 try:
                     if self._conn is None or self._conn.closed:
-                        self._conn = await psycopg.AsyncConnection.connect(self.database_url, autocommit=True,
-                                                                           connect_timeout=3)
+                        self._conn = await psycopg.AsyncConnection.connect(
+                            self.database_url, autocommit=True, connect_timeout=3
+                        )
                     principal = await tokens.authenticate(self._conn, token)
                 except psycopg.Error:
                     if self._conn is not None:

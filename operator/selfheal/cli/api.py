@@ -14,30 +14,75 @@ from selfheal.cli.options import database_url_option
 
 @click.command()
 @database_url_option
-@click.option("--signing-key", "signing_key_file", envvar="SELFHEAL_SIGNING_KEY_FILE", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Ed25519 private key (PEM) that signs patch envelopes; a mounted Secret in Kubernetes. "
-                   "Create one with `selfheal keygen`. [env: SELFHEAL_SIGNING_KEY_FILE]")
+@click.option(
+    "--signing-key",
+    "signing_key_file",
+    envvar="SELFHEAL_SIGNING_KEY_FILE",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Ed25519 private key (PEM) that signs patch envelopes; a mounted Secret in Kubernetes. "
+    "Create one with `selfheal keygen`. [env: SELFHEAL_SIGNING_KEY_FILE]",
+)
 @click.option("--host", default="0.0.0.0", show_default=True, envvar="SELFHEAL_API_HOST")
 @click.option("--port", type=click.IntRange(1, 65535), default=8140, show_default=True, envvar="SELFHEAL_API_PORT")
-@click.option("--envelope-ttl", type=click.IntRange(10, 86400), default=300, show_default=True, metavar="SECONDS",
-              help="How long an SDK may use a patch envelope before asking again.")
-@click.option("--rate", type=click.FloatRange(0.1, 100000), default=50.0, show_default=True,
-              envvar="SELFHEAL_API_RATE", help="Requests per second allowed per token (burst: twice that).")
-@click.option("--max-body", type=click.IntRange(1024, 10 * 1024 * 1024), default=64 * 1024, show_default=True,
-              metavar="BYTES", help="Largest request body accepted; larger ones get 413.")
-@click.option("--patch-namespace", envvar="SELFHEAL_PATCH_NAMESPACE", default=None, metavar="NS",
-              help="Namespace where POST /api/dev/patches creates SelfHealPatch resources (cluster from the "
-                   "usual kubeconfig rules). Unset: that route answers 501. [env: SELFHEAL_PATCH_NAMESPACE]")
-@click.option("--outcome-buffer", "--report-buffer", "outcome_buffer", type=click.IntRange(1000, 10_000_000),
-              default=100_000, show_default=True, metavar="ROWS",
-              envvar=["SELFHEAL_OUTCOME_BUFFER", "SELFHEAL_REPORT_BUFFER"],
-              help="Outcomes SDKs report, held in memory while PostgreSQL is away or behind; beyond, outcome "
-                   "batches wait up to 2 s, then get 503 and the SDKs keep them. --report-buffer is the older "
-                   "name. [env: SELFHEAL_OUTCOME_BUFFER or SELFHEAL_REPORT_BUFFER]")
+@click.option(
+    "--envelope-ttl",
+    type=click.IntRange(10, 86400),
+    default=300,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long an SDK may use a patch envelope before asking again.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(0.1, 100000),
+    default=50.0,
+    show_default=True,
+    envvar="SELFHEAL_API_RATE",
+    help="Requests per second allowed per token (burst: twice that).",
+)
+@click.option(
+    "--max-body",
+    type=click.IntRange(1024, 10 * 1024 * 1024),
+    default=64 * 1024,
+    show_default=True,
+    metavar="BYTES",
+    help="Largest request body accepted; larger ones get 413.",
+)
+@click.option(
+    "--patch-namespace",
+    envvar="SELFHEAL_PATCH_NAMESPACE",
+    default=None,
+    metavar="NS",
+    help="Namespace where POST /api/dev/patches creates SelfHealPatch resources (cluster from the "
+    "usual kubeconfig rules). Unset: that route answers 501. [env: SELFHEAL_PATCH_NAMESPACE]",
+)
+@click.option(
+    "--outcome-buffer",
+    "--report-buffer",
+    "outcome_buffer",
+    type=click.IntRange(1000, 10_000_000),
+    default=100_000,
+    show_default=True,
+    metavar="ROWS",
+    envvar=["SELFHEAL_OUTCOME_BUFFER", "SELFHEAL_REPORT_BUFFER"],
+    help="Outcomes SDKs report, held in memory while PostgreSQL is away or behind; beyond, outcome "
+    "batches wait up to 2 s, then get 503 and the SDKs keep them. --report-buffer is the older "
+    "name. [env: SELFHEAL_OUTCOME_BUFFER or SELFHEAL_REPORT_BUFFER]",
+)
 @click.option("--migrate/--no-migrate", default=True, show_default=True, help="Apply the registry schema at start.")
-def api(database_url: str, signing_key_file: Path, host: str, port: int, envelope_ttl: int, rate: float,
-        max_body: int, patch_namespace: str | None, outcome_buffer: int, migrate: bool) -> None:
+def api(
+    database_url: str,
+    signing_key_file: Path,
+    host: str,
+    port: int,
+    envelope_ttl: int,
+    rate: float,
+    max_body: int,
+    patch_namespace: str | None,
+    outcome_buffer: int,
+    migrate: bool,
+) -> None:
     """Serve the registry API: POST /api/dev/self-heal, reports, GET /api/dev/patches, /metrics.
 
     Patches are served from memory, refreshed by PostgreSQL LISTEN/NOTIFY; while PostgreSQL is
@@ -48,22 +93,33 @@ def api(database_url: str, signing_key_file: Path, host: str, port: int, envelop
     from selfheal.api.app import ApiSettings, build_app
     from selfheal.core.signing import SigningKey
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if migrate:
         from selfheal.registry.migrate import migrate as apply
+
         apply(database_url)
     key = SigningKey.from_pem(signing_key_file.read_bytes())
     logging.getLogger("selfheal.api").info("signing with key id %s", key.key_id)
-    settings = ApiSettings(database_url=database_url, signing_key=key, envelope_ttl_seconds=envelope_ttl,
-                           max_body_bytes=max_body, rate_per_second=rate, rate_burst=max(1, int(rate * 2)),
-                           patch_namespace=patch_namespace, outcome_buffer=outcome_buffer)
+    settings = ApiSettings(
+        database_url=database_url,
+        signing_key=key,
+        envelope_ttl_seconds=envelope_ttl,
+        max_body_bytes=max_body,
+        rate_per_second=rate,
+        rate_burst=max(1, int(rate * 2)),
+        patch_namespace=patch_namespace,
+        outcome_buffer=outcome_buffer,
+    )
     web.run_app(build_app(settings), host=host, port=port, print=None, access_log=None)
 
 
 @click.command()
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Where to write the private key (PEM, mode 0600). Refuses to overwrite.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the private key (PEM, mode 0600). Refuses to overwrite.",
+)
 def keygen(out: Path) -> None:
     """Create an Ed25519 signing key for `selfheal api`; prints its public key and key id."""
     from selfheal.core.signing import SigningKey

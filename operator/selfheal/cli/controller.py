@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from selfheal.cli.options import allowed_hosts_option, database_url_option, guard_config, guard_options, webhook_options
@@ -13,22 +11,47 @@ from selfheal.core.patchlang import AllowedHosts
 
 @click.command()
 @database_url_option
-@click.option("--namespace", "-n", "namespaces", multiple=True, metavar="NS",
-              envvar="SELFHEAL_NAMESPACES", help="Watch only these namespaces (repeatable). Default: all namespaces.")
-@click.option("--registry-poll-interval", type=click.FloatRange(0.2, 300), default=2.0, show_default=True,
-              envvar="SELFHEAL_REGISTRY_POLL_INTERVAL", metavar="SECONDS",
-              help="How often changes made to the registry outside the operator are picked up.")
-@click.option("--migrate/--no-migrate", default=True, show_default=True,
-              help="Apply the registry schema at start.")
-@click.option("--liveness-port", type=click.IntRange(0, 65535), default=0, envvar="SELFHEAL_LIVENESS_PORT",
-              help="Serve kopf's liveness probe on http://0.0.0.0:PORT/healthz (0: off).")
+@click.option(
+    "--namespace",
+    "-n",
+    "namespaces",
+    multiple=True,
+    metavar="NS",
+    envvar="SELFHEAL_NAMESPACES",
+    help="Watch only these namespaces (repeatable). Default: all namespaces.",
+)
+@click.option(
+    "--registry-poll-interval",
+    type=click.FloatRange(0.2, 300),
+    default=2.0,
+    show_default=True,
+    envvar="SELFHEAL_REGISTRY_POLL_INTERVAL",
+    metavar="SECONDS",
+    help="How often changes made to the registry outside the operator are picked up.",
+)
+@click.option("--migrate/--no-migrate", default=True, show_default=True, help="Apply the registry schema at start.")
+@click.option(
+    "--liveness-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    envvar="SELFHEAL_LIVENESS_PORT",
+    help="Serve kopf's liveness probe on http://0.0.0.0:PORT/healthz (0: off).",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Debug logging.")
 @allowed_hosts_option
 @webhook_options
 @guard_options
-def operator(database_url: str, namespaces: tuple[str, ...], registry_poll_interval: float, migrate: bool,
-             liveness_port: int, verbose: bool, allowed_hosts: AllowedHosts,
-             webhook: WebhookConfig | None, **guard) -> None:
+def operator(
+    database_url: str,
+    namespaces: tuple[str, ...],
+    registry_poll_interval: float,
+    migrate: bool,
+    liveness_port: int,
+    verbose: bool,
+    allowed_hosts: AllowedHosts,
+    webhook: WebhookConfig | None,
+    **guard,
+) -> None:
     """Run the operator: validate SelfHealPatch resources and sync them into the registry.
 
     The cluster comes from the usual kubeconfig rules (KUBECONFIG, ~/.kube/config, then the
@@ -37,7 +60,12 @@ def operator(database_url: str, namespaces: tuple[str, ...], registry_poll_inter
     from selfheal.controller.config import OperatorConfig
     from selfheal.controller.run import run_operator
 
-    config = OperatorConfig(database_url=database_url, registry_poll_seconds=registry_poll_interval,
-                            run_migrations=migrate, allowed_hosts=allowed_hosts,
-                            webhook=webhook, guard=guard_config(**guard))
+    config = OperatorConfig(
+        database_url=database_url,
+        registry_poll_seconds=registry_poll_interval,
+        run_migrations=migrate,
+        allowed_hosts=allowed_hosts,
+        webhook=webhook,
+        guard=guard_config(**guard),
+    )
     run_operator(config=config, namespaces=namespaces, liveness_port=liveness_port or None, debug=verbose)

@@ -13,8 +13,13 @@ def dev() -> None:
 
 
 @dev.command("up")
-@click.option("--state-dir", type=click.Path(file_okay=False), envvar="SELFHEAL_STATE_DIR", default=None,
-              help="Where processes keep data, logs and PIDs. [env: SELFHEAL_STATE_DIR; default ~/.local/state/selfheal/dev]")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    envvar="SELFHEAL_STATE_DIR",
+    default=None,
+    help="Where processes keep data, logs and PIDs. [env: SELFHEAL_STATE_DIR; default ~/.local/state/selfheal/dev]",
+)
 def dev_up(state_dir: str | None) -> None:
     """Start (building what is missing) and print `export` lines: eval "$(selfheal dev up)".
 
@@ -42,8 +47,13 @@ def dev_build() -> None:
 
 
 @dev.command("down")
-@click.option("--state-dir", type=click.Path(file_okay=False), envvar="SELFHEAL_STATE_DIR", default=None,
-              help="The state directory given to `dev up`.")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    envvar="SELFHEAL_STATE_DIR",
+    default=None,
+    help="The state directory given to `dev up`.",
+)
 def dev_down(state_dir: str | None) -> None:
     """Stop everything `selfheal dev up` started; leaves no process or port behind."""
     from selfheal.devenv import environment

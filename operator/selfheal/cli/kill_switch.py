@@ -37,12 +37,17 @@ def _in_registry(database_url: str | None, action: Callable[..., Awaitable[bool]
 
 
 def _common(function: Callable[..., None]) -> Callable[..., None]:
-    for option in reversed([
-        click.argument("patch", metavar="[NAMESPACE/]NAME"),
-        click.option("--namespace", "-n", default="default", show_default=True,
-                     help="Namespace of the SelfHealPatch."),
-        optional_database_url_option("Optional: with it the registry changes at once, even with the operator down."),
-    ]):
+    for option in reversed(
+        [
+            click.argument("patch", metavar="[NAMESPACE/]NAME"),
+            click.option(
+                "--namespace", "-n", default="default", show_default=True, help="Namespace of the SelfHealPatch."
+            ),
+            optional_database_url_option(
+                "Optional: with it the registry changes at once, even with the operator down."
+            ),
+        ]
+    ):
         function = option(function)
     return function
 
@@ -64,8 +69,9 @@ def disable(patch: str, namespace: str, database_url: str | None, reason: str) -
 
     namespace, name = _target(patch, namespace)
     kill_switch.annotate(namespace, name, kill_switch.disable_annotations(reason))
-    done = _in_registry(database_url, kill_switch.switch_off_resource, namespace=namespace, name=name,
-                        actor=_actor(), reason=reason)
+    done = _in_registry(
+        database_url, kill_switch.switch_off_resource, namespace=namespace, name=name, actor=_actor(), reason=reason
+    )
     where = "registry row switched off" if done else "the operator switches the registry row off"
     click.echo(f"{namespace}/{name}: disabled ({where}): {reason}")
 
@@ -81,8 +87,9 @@ def enable(patch: str, namespace: str, database_url: str | None) -> None:
     from selfheal.services import kill_switch
 
     namespace, name = _target(patch, namespace)
-    token = kill_switch.reactivation_token(datetime.datetime.now(datetime.timezone.utc))
+    token = kill_switch.reactivation_token(datetime.datetime.now(datetime.UTC))
     kill_switch.annotate(namespace, name, kill_switch.enable_annotations(token))
-    done = _in_registry(database_url, kill_switch.switch_on_resource, namespace=namespace, name=name,
-                        actor=_actor(), token=token)
+    done = _in_registry(
+        database_url, kill_switch.switch_on_resource, namespace=namespace, name=name, actor=_actor(), token=token
+    )
     click.echo(f"{namespace}/{name}: enabled ({'registry row active' if done else 'the operator reactivates it'})")

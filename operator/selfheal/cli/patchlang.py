@@ -18,8 +18,13 @@ from selfheal.core.patchlang.operations import canonical_json
 
 
 @click.command("compile")
-@click.option("--language", "-l", type=click.Choice(["python", "node"]), required=True,
-              help="SDK language the patch code is written in.")
+@click.option(
+    "--language",
+    "-l",
+    type=click.Choice(["python", "node"]),
+    required=True,
+    help="SDK language the patch code is written in.",
+)
 @allowed_hosts_option
 def compile_command(language: str, allowed_hosts: AllowedHosts) -> None:
     """Compile patch code from standard input to its operations (canonical JSON on stdout).
@@ -63,8 +68,10 @@ def check_command(paths: tuple[Path, ...], allowed_hosts: AllowedHosts) -> None:
         problems += len(report.problems)
         for problem in report.problems:
             click.echo(f"{file}:{problem.line}: {problem.field}: {problem.reason}")
-    click.echo(f"checked {documents} SelfHealPatch document(s) in {len(files)} file(s): "
-               f"{problems or 'no'} problem(s)", err=True)
+    click.echo(
+        f"checked {documents} SelfHealPatch document(s) in {len(files)} file(s): {problems or 'no'} problem(s)",
+        err=True,
+    )
     sys.exit(1 if problems else 0)
 
 

@@ -15,7 +15,8 @@ def migrate(database_url: str) -> None:
     Safe to run any number of times and from several processes at once. The operator also
     runs it at start unless --no-migrate is given.
     """
-    from selfheal.registry.migrate import available_migrations, migrate as apply
+    from selfheal.registry.migrate import available_migrations
+    from selfheal.registry.migrate import migrate as apply
 
     applied = apply(database_url)
     for migration in applied:

@@ -7,7 +7,6 @@ unchanged unless a window, --as-of or a limit is given (see selfheal.registry.re
 from __future__ import annotations
 
 import datetime
-import json
 import sys
 
 import click
@@ -21,8 +20,10 @@ from selfheal.core.reports.windows import describe_window, parse_window
 
 
 def _window(value: str | None) -> datetime.timedelta | None:
-    if value is None:
-        return None
+    return None if value is None else _required_window(value)
+
+
+def _required_window(value: str) -> datetime.timedelta:
     try:
         return parse_window(value)
     except ValueError as error:
@@ -31,20 +32,29 @@ def _window(value: str | None) -> datetime.timedelta | None:
 
 def _as_of(value: datetime.datetime | None) -> datetime.datetime | None:
     if value is not None and value.tzinfo is None:
-        value = value.replace(tzinfo=datetime.timezone.utc)
+        value = value.replace(tzinfo=datetime.UTC)
     return value
 
 
 def _format_option(default: str = "table"):
-    return click.option("--format", "output_format", type=click.Choice(FORMATS), default=default,
-                        show_default=True, help="table for people; csv or json for machines.")
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(FORMATS),
+        default=default,
+        show_default=True,
+        help="table for people; csv or json for machines.",
+    )
 
 
 _as_of_option = click.option(
-    "--as-of", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]),
-    default=None, metavar="TIMESTAMP",
+    "--as-of",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]),
+    default=None,
+    metavar="TIMESTAMP",
     help="End of the window, e.g. 2025-06-15T12:00:00 (UTC unless an offset is given). Default: now. "
-                       "With it the window is (as-of - window, as-of], so a past report is reproducible.")
+    "With it the window is (as-of - window, as-of], so a past report is reproducible.",
+)
 
 
 class RegistryUnavailable(click.ClickException):
@@ -94,32 +104,54 @@ def _sql_report(name: str, summary: str, *, limit: bool = False, min_application
         with _connect(database_url) as conn:
             _emit(run_report(conn, name, period=period, **extra), output_format)
 
-    command.__doc__ = (f"{summary}\n\nThe runbook's query, run unchanged with its window ({window_default}) "
-                       "unless --window or --as-of is given.")
+    command.__doc__ = (
+        f"{summary}\n\nThe runbook's query, run unchanged with its window ({window_default}) "
+        "unless --window or --as-of is given."
+    )
     command = _format_option()(command)
     command = _as_of_option(command)
-    command = click.option("--window", default=None, metavar="DURATION",
-                           help=f"How far back, e.g. 90m, 24h, 7d. [default: {window_default}]")(command)
+    command = click.option(
+        "--window",
+        default=None,
+        metavar="DURATION",
+        help=f"How far back, e.g. 90m, 24h, 7d. [default: {window_default}]",
+    )(command)
     if limit:
-        command = click.option("--limit", type=click.IntRange(1, 100000), default=default_limit(name),
-                               show_default=True, help="At most this many rows.")(command)
+        command = click.option(
+            "--limit",
+            type=click.IntRange(1, 100000),
+            default=default_limit(name),
+            show_default=True,
+            help="At most this many rows.",
+        )(command)
     if min_applications:
-        command = click.option("--min-applications", type=click.IntRange(0), default=10, show_default=True,
-                               help="Only patches with more applications than this in the window.")(command)
+        command = click.option(
+            "--min-applications",
+            type=click.IntRange(0),
+            default=10,
+            show_default=True,
+            help="Only patches with more applications than this in the window.",
+        )(command)
     command = database_url_option(command)
     report.command(name)(command)
 
 
-_sql_report("top-patches", "Most used patches: applications and success rate (runbook: \"Patches les plus utilisés\").",
-            limit=True)
-_sql_report("rollback-rates", "Rollback rate per patch, in % (runbook: \"Taux de rollback par patch\").",
-            min_applications=True)
-_sql_report("developers", "Applications per developer and SDK (runbook: \"Erreurs par développeur\").", limit=True)
-_sql_report("unpatched-errors", "Error patterns no patch answered (runbook: \"Erreurs sans patch disponible\").",
-            limit=True)
-_sql_report("failing-patches", "Failed applications per patch (runbook: \"Identifier le patch problématique\").")
-_sql_report("rollbacks", "The latest rollbacks with their error and context (runbook: \"Analyser les rollbacks\").",
-            limit=True)
+_sql_report(
+    "top-patches",
+    'Most used patches: applications and success rate (runbook: "Patches les plus utilisés").',
+    limit=True,
+)
+_sql_report(
+    "rollback-rates", 'Rollback rate per patch, in % (runbook: "Taux de rollback par patch").', min_applications=True
+)
+_sql_report("developers", 'Applications per developer and SDK (runbook: "Erreurs par développeur").', limit=True)
+_sql_report(
+    "unpatched-errors", 'Error patterns no patch answered (runbook: "Erreurs sans patch disponible").', limit=True
+)
+_sql_report("failing-patches", 'Failed applications per patch (runbook: "Identifier le patch problématique").')
+_sql_report(
+    "rollbacks", 'The latest rollbacks with their error and context (runbook: "Analyser les rollbacks").', limit=True
+)
 
 
 @report.command("export")
@@ -127,8 +159,13 @@ _sql_report("rollbacks", "The latest rollbacks with their error and context (run
 @click.option("--window", default=None, metavar="DURATION", help="How far back. [default: 30d]")
 @_as_of_option
 @_format_option(default="csv")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write to this file instead of stdout.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write to this file instead of stdout.",
+)
 def export(database_url: str, window: str | None, as_of, output_format: str, output: str | None) -> None:
     """Applications of the last 30 days, the runbook's columns in its order.
 
@@ -175,7 +212,7 @@ def kpis(database_url: str, window: str, as_of, output_format: str) -> None:
     from selfheal.registry.reports import Period, window_figures
 
     with _connect(database_url) as conn:
-        figures = window_figures(conn, Period(window=_window(window), as_of=_as_of(as_of)))
+        figures = window_figures(conn, Period(window=_required_window(window), as_of=_as_of(as_of)))
     _emit(kpi_table(figures), output_format)
 
 
@@ -183,20 +220,54 @@ def kpis(database_url: str, window: str, as_of, output_format: str) -> None:
 @database_url_option
 @click.option("--window", default="24h", show_default=True, metavar="DURATION", help="The day the checklist looks at.")
 @_as_of_option
-@click.option("--min-success-rate", type=click.FloatRange(0, 100), default=90.0, show_default=True,
-              help="The success rate must be above this, in %.")
-@click.option("--max-rollback-rate", type=click.FloatRange(0, 100), default=10.0, show_default=True,
-              help="The rollback rate must be below this, in %.")
-@click.option("--review-threshold", type=click.IntRange(0), default=100, show_default=True,
-              help="Patches applied more often than this in the window are listed for review.")
-@click.option("--prometheus-url", envvar="SELFHEAL_PROMETHEUS_URL", default=None, metavar="URL",
-              help="Ask this Prometheus for firing alerts (/api/v1/alerts); without it the item is "
-                   "'not checked'. [env: SELFHEAL_PROMETHEUS_URL]")
-@click.option("--alert-match", default="^selfheal", show_default=True, metavar="REGEX",
-              help="Alerts that count: alertname matching this (case-insensitive).")
+@click.option(
+    "--min-success-rate",
+    type=click.FloatRange(0, 100),
+    default=90.0,
+    show_default=True,
+    help="The success rate must be above this, in %.",
+)
+@click.option(
+    "--max-rollback-rate",
+    type=click.FloatRange(0, 100),
+    default=10.0,
+    show_default=True,
+    help="The rollback rate must be below this, in %.",
+)
+@click.option(
+    "--review-threshold",
+    type=click.IntRange(0),
+    default=100,
+    show_default=True,
+    help="Patches applied more often than this in the window are listed for review.",
+)
+@click.option(
+    "--prometheus-url",
+    envvar="SELFHEAL_PROMETHEUS_URL",
+    default=None,
+    metavar="URL",
+    help="Ask this Prometheus for firing alerts (/api/v1/alerts); without it the item is "
+    "'not checked'. [env: SELFHEAL_PROMETHEUS_URL]",
+)
+@click.option(
+    "--alert-match",
+    default="^selfheal",
+    show_default=True,
+    metavar="REGEX",
+    help="Alerts that count: alertname matching this (case-insensitive).",
+)
 @_format_option()
-def checklist(database_url: str, window: str, as_of, min_success_rate: float, max_rollback_rate: float,
-              review_threshold: int, prometheus_url: str | None, alert_match: str, output_format: str) -> None:
+def checklist(
+    database_url: str,
+    window: str,
+    as_of,
+    min_success_rate: float,
+    max_rollback_rate: float,
+    review_threshold: int,
+    prometheus_url: str | None,
+    alert_match: str,
+    output_format: str,
+) -> None:
     """The runbook's daily checklist: each item with its figure and pass or fail.
 
     \b
@@ -207,7 +278,7 @@ def checklist(database_url: str, window: str, as_of, min_success_rate: float, ma
     from selfheal.registry.reports import Period, busy_patches, new_error_patterns, window_figures
     from selfheal.services.prometheus import query_firing_alerts
 
-    period = Period(window=_window(window), as_of=_as_of(as_of))
+    period = Period(window=_required_window(window), as_of=_as_of(as_of))
     with _connect(database_url) as conn:
         figures = window_figures(conn, period)
         busy = busy_patches(conn, period, threshold=review_threshold)
@@ -215,10 +286,19 @@ def checklist(database_url: str, window: str, as_of, min_success_rate: float, ma
     alerts, alerts_error = (None, None)
     if prometheus_url:
         alerts, alerts_error = query_firing_alerts(prometheus_url, alert_match, timeout=10)
-    items = daily.checklist(daily.ChecklistInput(
-        window=period.window, figures=figures, busy_patches=busy, new_patterns=new, alerts=alerts,
-        alerts_error=alerts_error, min_success_rate=min_success_rate, max_rollback_rate=max_rollback_rate,
-        review_threshold=review_threshold))
+    items = daily.checklist(
+        daily.ChecklistInput(
+            window=period.window,
+            figures=figures,
+            busy_patches=busy,
+            new_patterns=new,
+            alerts=alerts,
+            alerts_error=alerts_error,
+            min_success_rate=min_success_rate,
+            max_rollback_rate=max_rollback_rate,
+            review_threshold=review_threshold,
+        )
+    )
     _emit(daily.checklist_table(items), output_format)
     if daily.checklist_failed(items):
         sys.exit(1)

@@ -50,8 +50,12 @@ def _csv_value(value: Any) -> str:
 def render(table: Table, fmt: str) -> str:
     """`table`: aligned columns (numbers right-aligned); `csv`: header + rows; `json`: a list of objects."""
     if fmt == "json":
-        return json.dumps([{k: _json_value(v) for k, v in r.items()} for r in table.records()],
-                          ensure_ascii=False, indent=2) + "\n"
+        return (
+            json.dumps(
+                [{k: _json_value(v) for k, v in r.items()} for r in table.records()], ensure_ascii=False, indent=2
+            )
+            + "\n"
+        )
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
@@ -62,9 +66,15 @@ def render(table: Table, fmt: str) -> str:
         raise ValueError(f"unknown format {fmt!r}")
     cells = [[_text(v) for v in row] for row in table.rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(table.columns)]
-    numeric = [all(isinstance(row[i], (int, float, decimal.Decimal)) and not isinstance(row[i], bool)
-                   for row in table.rows if row[i] is not None) and bool(table.rows)
-               for i in range(len(table.columns))]
+    numeric = [
+        all(
+            isinstance(row[i], (int, float, decimal.Decimal)) and not isinstance(row[i], bool)
+            for row in table.rows
+            if row[i] is not None
+        )
+        and bool(table.rows)
+        for i in range(len(table.columns))
+    ]
 
     def line(values: Sequence[str]) -> str:
         parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)]

@@ -22,12 +22,12 @@ from typing import Any
 import kopf
 import kubernetes
 
-from selfheal.core.resource import GROUP, PLURAL, VERSION
-from selfheal.services import kube
 from selfheal.controller import webhook_certs
 from selfheal.controller.config import WebhookConfig
 from selfheal.core.models import SpecError
+from selfheal.core.resource import GROUP, PLURAL, VERSION
 from selfheal.core.validation import validate_patch
+from selfheal.services import kube
 
 HANDLER_ID = "patch-code"
 WEBHOOK_NAME = f"{HANDLER_ID}.{GROUP}"
@@ -47,14 +47,22 @@ def check_patch(spec: kopf.Spec, old: kopf.BodyEssence | None, operation: str, m
         raise kopf.AdmissionError("invalid SelfHealPatch: " + "; ".join(error.problems), code=422) from None
 
 
-def webhook_configuration(*, name: str, url: str, ca_bundle: bytes, namespaces: list[str] | tuple[str, ...] = (),
-                          timeout_seconds: int) -> dict:
+def webhook_configuration(
+    *, name: str, url: str, ca_bundle: bytes, namespaces: list[str] | tuple[str, ...] = (), timeout_seconds: int
+) -> dict:
     """The ValidatingWebhookConfiguration: SelfHealPatch only, fail closed, short timeout."""
     webhook: dict[str, Any] = {
         "name": WEBHOOK_NAME,
         "clientConfig": {"url": url, "caBundle": base64.b64encode(ca_bundle).decode("ascii")},
-        "rules": [{"apiGroups": [GROUP], "apiVersions": [VERSION], "resources": [PLURAL],
-                   "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"}],
+        "rules": [
+            {
+                "apiGroups": [GROUP],
+                "apiVersions": [VERSION],
+                "resources": [PLURAL],
+                "operations": ["CREATE", "UPDATE"],
+                "scope": "Namespaced",
+            }
+        ],
         "failurePolicy": "Fail",
         "matchPolicy": "Equivalent",
         "sideEffects": "None",
@@ -63,11 +71,15 @@ def webhook_configuration(*, name: str, url: str, ca_bundle: bytes, namespaces: 
     }
     if namespaces:
         # An operator that watches some namespaces guards only those.
-        webhook["namespaceSelector"] = {"matchExpressions": [
-            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(namespaces)}]}
-    return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
-            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "selfheal-operator"}},
-            "webhooks": [webhook]}
+        webhook["namespaceSelector"] = {
+            "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(namespaces)}]
+        }
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "selfheal-operator"}},
+        "webhooks": [webhook],
+    }
 
 
 def enable(*, webhook: WebhookConfig, namespaces: tuple[str, ...]) -> None:
@@ -77,27 +89,40 @@ def enable(*, webhook: WebhookConfig, namespaces: tuple[str, ...]) -> None:
     @kopf.on.startup()
     async def serve_admission(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.admission.server = kopf.WebhookServer(
-            addr=webhook.listen_address, port=webhook.port, host=webhook.host,
-            certfile=str(certificates.cert_file), pkeyfile=str(certificates.key_file),
+            addr=webhook.listen_address,
+            port=webhook.port,
+            host=webhook.host,
+            certfile=str(certificates.cert_file),
+            pkeyfile=str(certificates.key_file),
             cafile=str(certificates.ca_file),
         )
         settings.admission.managed = None  # ours: see the module docstring
         if webhook.configuration_name:
             body = webhook_configuration(
-                name=webhook.configuration_name, url=f"https://{webhook.host}:{webhook.port}/{HANDLER_ID}",
-                ca_bundle=certificates.ca_file.read_bytes(), namespaces=namespaces,
+                name=webhook.configuration_name,
+                url=f"https://{webhook.host}:{webhook.port}/{HANDLER_ID}",
+                ca_bundle=certificates.ca_file.read_bytes(),
+                namespaces=namespaces,
                 timeout_seconds=webhook.timeout_seconds,
             )
             await asyncio.to_thread(_apply, body)
-            log.info("validating webhook %s points at %s", webhook.configuration_name, body["webhooks"][0]["clientConfig"]["url"])
+            log.info(
+                "validating webhook %s points at %s",
+                webhook.configuration_name,
+                body["webhooks"][0]["clientConfig"]["url"],
+            )
 
-    kopf.on.validate(GROUP, VERSION, PLURAL, id=HANDLER_ID, operations=["CREATE", "UPDATE"])(check_patch)
+    # kopf's handler protocols spell out every keyword; ours take what they use and **_.
+    kopf.on.validate(GROUP, VERSION, PLURAL, id=HANDLER_ID, operations=["CREATE", "UPDATE"])(check_patch)  # type: ignore[arg-type]
 
 
 def _certificates(webhook: WebhookConfig) -> webhook_certs.WebhookCertificates:
     if webhook.cert_file and webhook.key_file:
-        return webhook_certs.WebhookCertificates(ca_file=Path(webhook.ca_file or webhook.cert_file),
-                                                 cert_file=Path(webhook.cert_file), key_file=Path(webhook.key_file))
+        return webhook_certs.WebhookCertificates(
+            ca_file=Path(webhook.ca_file or webhook.cert_file),
+            cert_file=Path(webhook.cert_file),
+            key_file=Path(webhook.key_file),
+        )
     directory = Path(tempfile.mkdtemp(prefix="selfheal-webhook-"))
     return webhook_certs.generate(directory, hosts=[webhook.host])
 
@@ -110,7 +135,7 @@ def _apply(body: dict) -> None:
     except kubernetes.client.ApiException as error:
         if error.status != 404:
             raise
-        api.create_validating_webhook_configuration(body)
+        api.create_validating_webhook_configuration(body)  # type: ignore[arg-type]  # the client takes plain dicts
         return
-    body["metadata"]["resourceVersion"] = current.metadata.resource_version
-    api.replace_validating_webhook_configuration(name, body)
+    body["metadata"]["resourceVersion"] = current.metadata.resource_version if current.metadata else None
+    api.replace_validating_webhook_configuration(name, body)  # type: ignore[arg-type]

@@ -19,8 +19,8 @@ class OperatorConfig:
     # Hosts a patch's base URL may point at (`--allowed-host`, SELFHEAL_ALLOWED_HOSTS).
     allowed_hosts: AllowedHosts = DEFAULT_HOSTS
     # The validating admission webhook (`--webhook-*`); None: not served.
-    webhook: "WebhookConfig | None" = None
-    guard: "GuardConfig" = field(default_factory=lambda: GuardConfig())
+    webhook: WebhookConfig | None = None
+    guard: GuardConfig = field(default_factory=lambda: GuardConfig())
 
 
 @dataclass(frozen=True)

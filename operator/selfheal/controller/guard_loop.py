@@ -109,16 +109,20 @@ class GuardLoop:
         async with pool.connection() as conn:
             if now >= self.next_maintenance:
                 created, dropped = await guard_store.maintain(
-                    conn, now=as_datetime(now), days_ahead=self.config.partitions_ahead_days,
-                    retention_days=self.config.retention_days)
+                    conn,
+                    now=as_datetime(now),
+                    days_ahead=self.config.partitions_ahead_days,
+                    retention_days=self.config.retention_days,
+                )
                 self.next_maintenance = now + MAINTENANCE_SECONDS
                 if created or dropped:
                     log.info("guard: %d application partitions created, %d dropped", created, dropped)
             changed = await self._annotations(conn)
         async with pool.connection() as conn:
             windows, custom = self._windows_and_custom()
-            decisions = await self.cycle.run(conn, now=now, windows=windows, default_settings=self.config.settings,
-                                             custom=custom)
+            decisions = await self.cycle.run(
+                conn, now=now, windows=windows, default_settings=self.config.settings, custom=custom
+            )
         guard_metrics.cycle_seconds.observe(time.perf_counter() - started)
         for decision in decisions:
             changed |= await self._tell(decision)
@@ -138,7 +142,8 @@ class GuardLoop:
             if view["disable"] is None and view["reactivate"] is None:
                 continue
             patch_id = view["status"].get("registryId") or await activation.patch_id_for(
-                conn, namespace=namespace, name=name)
+                conn, namespace=namespace, name=name
+            )
             if patch_id is None:
                 continue
             if view["disable"] is not None:
@@ -162,9 +167,11 @@ class GuardLoop:
             return False
         guard_metrics.deactivations.labels(reason=REASON_MANUAL_KILL_SWITCH, rule="").inc()
         log.warning("%s/%s: kill switch: %s", namespace, name, reason)
-        await notify(url=self.config.webhook_url, details={"patch": f"{namespace}/{name}",
-                     "reason": REASON_MANUAL_KILL_SWITCH},
-                     text=f":octagonal_sign: SelfHealPatch {namespace}/{name} switched off: {reason}")
+        await notify(
+            url=self.config.webhook_url,
+            details={"patch": f"{namespace}/{name}", "reason": REASON_MANUAL_KILL_SWITCH},
+            text=f":octagonal_sign: SelfHealPatch {namespace}/{name} switched off: {reason}",
+        )
         return True
 
     async def _tell(self, decision: Decision) -> bool:
@@ -175,15 +182,21 @@ class GuardLoop:
             assert verdict.cause is not None
             guard_metrics.deactivations.labels(reason="AutoDeactivated", rule=verdict.cause.rule.name).inc()
             log.warning("%s: deactivated by the guard: %s", where, verdict.message())
-            await notify(url=self.config.webhook_url, details=figures,
-                         text=f":rotating_light: {where} deactivated by the guard: {verdict.message()}")
+            await notify(
+                url=self.config.webhook_url,
+                details=figures,
+                text=f":rotating_light: {where} deactivated by the guard: {verdict.message()}",
+            )
             return True
         for warning in decision.new_warnings:
             message = warning.describe()
             guard_metrics.warnings.labels(rule=warning.rule.name).inc()
             log.warning("%s: guard warning: %s", where, message)
-            await notify(url=self.config.webhook_url, details={**figures, "message": message},
-                         text=f":warning: {where}: {message}")
+            await notify(
+                url=self.config.webhook_url,
+                details={**figures, "message": message},
+                text=f":warning: {where}: {message}",
+            )
             view = self.state.views.get((patch.namespace, patch.name)) if patch.namespace and patch.name else None
             if view is not None and patch.namespace and patch.name:
                 await self._event(patch.namespace, patch.name, view, reason=warning.rule.name, message=message)
@@ -191,8 +204,9 @@ class GuardLoop:
 
     async def _event(self, namespace: str, name: str, view: PatchView, *, reason: str, message: str) -> None:
         try:
-            await kube.post_event(namespace=namespace, name=name, uid=view["uid"], type="Warning",
-                                  reason=reason, message=message)
+            await kube.post_event(
+                namespace=namespace, name=name, uid=view["uid"], type="Warning", reason=reason, message=message
+            )
         except kubernetes.client.ApiException as error:
             log.warning("%s/%s: could not post event: %s", namespace, name, error.reason)
 
@@ -208,15 +222,25 @@ class GuardLoop:
             counts = day.get(patch_id, NO_DATA)
             guard = guard_status(state=state, day=counts)
             guard_metrics.record_patch(
-                namespace=key[0], name=key[1], patch_id=patch_id, guard_state=state, total=counts.total,
+                namespace=key[0],
+                name=key[1],
+                patch_id=patch_id,
+                guard_state=state,
+                total=counts.total,
                 success=(counts.total - counts.failures) / counts.total if counts.total else None,
-                rollback=counts.rollbacks / counts.total if counts.total else None)
+                rollback=counts.rollbacks / counts.total if counts.total else None,
+            )
             status = view["status"]
             shown = {k: v for k, v in guard.items() if v is not None}
-            conditions = self._warning_conditions(status, patch_id=patch_id, state=state,
-                                                  generation=view["generation"] or 0)
-            await status_writes.guard_figures(key, guard=guard if status.get("guard") != shown else None,
-                                              conditions=conditions, resource_version=view["resource_version"])
+            conditions = self._warning_conditions(
+                status, patch_id=patch_id, state=state, generation=view["generation"] or 0
+            )
+            await status_writes.guard_figures(
+                key,
+                guard=guard if status.get("guard") != shown else None,
+                conditions=conditions,
+                resource_version=view["resource_version"],
+            )
 
     def _state(self, patch_id: str, view: PatchView) -> str:
         condition = active_condition(view)
@@ -225,13 +249,17 @@ class GuardLoop:
         verdict = self.cycle.verdicts.get(patch_id)
         return verdict.state if verdict else INCONCLUSIVE
 
-    def _warning_conditions(self, status: PatchStatus, *, patch_id: str, state: str,
-                            generation: int) -> list[Condition] | None:
+    def _warning_conditions(
+        self, status: PatchStatus, *, patch_id: str, state: str, generation: int
+    ) -> list[Condition] | None:
         """The HighVolume and Regression conditions where they change; None when nothing to write."""
         conditions = list(status.get("conditions") or [])
         verdict = self.cycle.verdicts.get(patch_id) if state != DEACTIVATED else None
-        firing = {o.rule.name: o for o in verdict.outcomes if o.firing and o.rule.action == "warn"} \
-            if verdict is not None and verdict.action != "deactivate" else {}
+        firing = (
+            {o.rule.name: o for o in verdict.outcomes if o.firing and o.rule.action == "warn"}
+            if verdict is not None and verdict.action != "deactivate"
+            else {}
+        )
         changed = False
         for condition_type, rule, off in WARNING_CONDITIONS:
             current = next((c for c in conditions if c.get("type") == condition_type), None)
@@ -239,7 +267,14 @@ class GuardLoop:
             if current is None and not warned or current is not None and (current["status"] == "True") == warned:
                 continue
             message = (WARNED_MESSAGES.get(rule) or firing[rule].describe()) if warned else off
-            conditions = set_condition(conditions, type=condition_type, status=warned, reason=rule, message=message,
-                                       generation=generation, now=utc_now())
+            conditions = set_condition(
+                conditions,
+                type=condition_type,
+                status=warned,
+                reason=rule,
+                message=message,
+                generation=generation,
+                now=utc_now(),
+            )
             changed = True
         return conditions if changed else None

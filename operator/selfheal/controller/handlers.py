@@ -27,7 +27,7 @@ from selfheal.registry.store import PatchSource, RegistryConflict
 from selfheal.services import sync
 
 # A conflict (two writers raced on one row) is retried like an outage: the next try sees the winner.
-RETRIED_ERRORS = (*REGISTRY_UNREACHABLE, RegistryConflict)
+RETRIED_ERRORS: tuple[type[Exception], ...] = (*REGISTRY_UNREACHABLE, RegistryConflict)
 
 T = TypeVar("T")
 
@@ -38,7 +38,8 @@ def configure(settings: kopf.OperatorSettings) -> None:
     # kopf's bookkeeping lives in annotations: the structural schema would prune status.kopf.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=KOPF_PREFIX, key="last-handled-configuration",
+        prefix=KOPF_PREFIX,
+        key="last-handled-configuration",
     )
     settings.persistence.finalizer = FINALIZER
     # Events are posted on purpose (kopf.event/warn below), not for every log line.
@@ -59,8 +60,10 @@ async def start(settings: kopf.OperatorSettings, memo: OperatorState, retry: int
         try:
             applied = await asyncio.to_thread(migrate, config.database_url)
         except psycopg.OperationalError as error:
-            raise kopf.TemporaryError(f"registry unreachable, cannot migrate yet: {error}",
-                                      delay=retry_delay(retry, ceiling=config.max_retry_delay_seconds))
+            raise kopf.TemporaryError(
+                f"registry unreachable, cannot migrate yet: {error}",
+                delay=retry_delay(retry, ceiling=config.max_retry_delay_seconds),
+            ) from error
         if applied:
             log.info("applied registry migrations: %s", ", ".join(f"{m.number:04d}_{m.name}" for m in applied))
     await memo.pool.open(wait=False)
@@ -77,16 +80,23 @@ async def stop(memo: OperatorState, **_: Any) -> None:
 
 
 def _source(meta: kopf.Meta) -> PatchSource:
-    return PatchSource(namespace=meta["namespace"], name=meta["name"], uid=meta["uid"],
-                       generation=int(meta["generation"]))
+    return PatchSource(
+        namespace=meta["namespace"], name=meta["name"], uid=meta["uid"], generation=int(meta["generation"])
+    )
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 async def reconcile(
-    spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, body: kopf.Body, patch: kopf.Patch,
-    memo: OperatorState, retry: int, **_: Any,
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: OperatorState,
+    retry: int,
+    **_: Any,
 ) -> None:
     source = _source(meta)
     previous: PatchStatus = dict(status)  # type: ignore[assignment]
@@ -94,31 +104,56 @@ async def reconcile(
     if isinstance(checked, list):
         status_writes.invalid(patch, previous, generation=source.generation, problems=checked)
         kopf.warn(body, reason="InvalidSpec", message="; ".join(checked)[:1000])
-        await _registry_call(memo, retry, patch, previous, source,
-                             lambda conn: sync.record_invalid(conn, source=source, problems=checked))
+        await _registry_call(
+            memo,
+            retry,
+            patch,
+            previous,
+            source,
+            lambda conn: sync.record_invalid(conn, source=source, problems=checked),
+        )
         return
 
-    outcome = await _registry_call(memo, retry, patch, previous, source,
-                                   lambda conn: sync.record_valid(conn, source=source, valid=checked))
-    status_writes.synced(patch, previous, generation=source.generation, row=outcome.state,
-                         operations=operation_counts(checked))
+    outcome = await _registry_call(
+        memo, retry, patch, previous, source, lambda conn: sync.record_valid(conn, source=source, valid=checked)
+    )
+    status_writes.synced(
+        patch, previous, generation=source.generation, row=outcome.state, operations=operation_counts(checked)
+    )
     if outcome.written:
         # kopf.event, not kopf.info: posting.level (WARNING, above) drops kopf.info events.
-        kopf.event(body, type="Normal", reason="Synced",
-                   message=f"registry version {outcome.state.version} (id {outcome.state.id})")
+        kopf.event(
+            body,
+            type="Normal",
+            reason="Synced",
+            message=f"registry version {outcome.state.version} (id {outcome.state.id})",
+        )
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
-async def release(meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo: OperatorState, retry: int,
-                  **_: Any) -> None:
+async def release(
+    meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo: OperatorState, retry: int, **_: Any
+) -> None:
     # The finalizer holds the object until the registry row is inactive: a delete is never lost.
     source = _source(meta)
-    await _registry_call(memo, retry, patch, dict(status), source,  # type: ignore[arg-type]
-                         lambda conn: sync.retire(conn, source=source))
+    await _registry_call(
+        memo,
+        retry,
+        patch,
+        PatchStatus(**dict(status)),  # type: ignore[typeddict-item]
+        source,
+        lambda conn: sync.retire(conn, source=source),
+    )
 
 
-async def _registry_call(memo: OperatorState, retry: int, patch: kopf.Patch, previous: PatchStatus,
-                         source: PatchSource, action: Callable[[psycopg.AsyncConnection], Awaitable[T]]) -> T:
+async def _registry_call(
+    memo: OperatorState,
+    retry: int,
+    patch: kopf.Patch,
+    previous: PatchStatus,
+    source: PatchSource,
+    action: Callable[[psycopg.AsyncConnection], Awaitable[T]],
+) -> T:
     """Run one registry transaction; while the registry is away, say so in status and retry."""
     try:
         async with memo.pool.connection() as conn:
@@ -127,5 +162,6 @@ async def _registry_call(memo: OperatorState, retry: int, patch: kopf.Patch, pre
         guard_metrics.sync_failures.labels(reason=type(error).__name__).inc()
         reason = first_line(error)
         status_writes.unavailable(patch, previous, generation=source.generation, error=reason)
-        raise kopf.TemporaryError(f"registry unavailable: {reason}",
-                                  delay=retry_delay(retry, ceiling=memo.config.max_retry_delay_seconds))
+        raise kopf.TemporaryError(
+            f"registry unavailable: {reason}", delay=retry_delay(retry, ceiling=memo.config.max_retry_delay_seconds)
+        ) from error

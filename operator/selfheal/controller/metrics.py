@@ -9,20 +9,26 @@ from selfheal.core.guard.rules import DEFAULT_RULES, REGRESSION_RULE
 STATES = ["Healthy", "Inconclusive", "Pending", "Warning", "Firing", "Deactivated", "Disabled"]
 _PATCH = ["namespace", "name", "patch_id"]
 
-deactivations = Counter("selfheal_guard_deactivations_total", "Patches switched off by the guard or a kill switch",
-                        ["reason", "rule"])
+deactivations = Counter(
+    "selfheal_guard_deactivations_total", "Patches switched off by the guard or a kill switch", ["reason", "rule"]
+)
 warnings = Counter("selfheal_guard_warnings_total", "Guard warnings (rules configured to warn only)", ["rule"])
-cycle_seconds = Histogram("selfheal_guard_cycle_seconds", "Duration of one evaluation cycle of all patches",
-                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+cycle_seconds = Histogram(
+    "selfheal_guard_cycle_seconds",
+    "Duration of one evaluation cycle of all patches",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 cycle_errors = Counter("selfheal_guard_cycle_errors_total", "Evaluation cycles that gave no verdict", ["kind"])
 applications_24h = Gauge("selfheal_guard_applications_24h", "Applications of the patch in the last 24 hours", _PATCH)
 success_ratio = Gauge("selfheal_guard_success_ratio", "Successful applications / applications, last 24 hours", _PATCH)
-rollback_ratio = Gauge("selfheal_guard_rollback_ratio", "Rolled back applications / applications, last 24 hours",
-                       _PATCH)
+rollback_ratio = Gauge(
+    "selfheal_guard_rollback_ratio", "Rolled back applications / applications, last 24 hours", _PATCH
+)
 state = Enum("selfheal_guard_state", "The guard's verdict on the patch", _PATCH, states=STATES)
 # The operator's health, for the alerts in manifests/components/monitoring/prometheusrule.yaml.
-sync_failures = Counter("selfheal_sync_failures_total", "Registry writes of a SelfHealPatch that failed (retried)",
-                        ["reason"])
+sync_failures = Counter(
+    "selfheal_sync_failures_total", "Registry writes of a SelfHealPatch that failed (retried)", ["reason"]
+)
 registry_up = Gauge("selfheal_registry_up", "1 when the last guard cycle reached the registry, else 0")
 # Series present from the start: increase() misses a counter's first sample, so an alert on the
 # first auto-deactivation needs the zero before it.
@@ -35,8 +41,16 @@ def serve(*, port: int) -> None:
         start_http_server(port)
 
 
-def record_patch(*, namespace: str, name: str, patch_id: str, guard_state: str, total: int,
-                 success: float | None, rollback: float | None) -> None:
+def record_patch(
+    *,
+    namespace: str,
+    name: str,
+    patch_id: str,
+    guard_state: str,
+    total: int,
+    success: float | None,
+    rollback: float | None,
+) -> None:
     labels = {"namespace": namespace, "name": name, "patch_id": patch_id}
     applications_24h.labels(**labels).set(total)
     success_ratio.labels(**labels).set(float("nan") if success is None else success)

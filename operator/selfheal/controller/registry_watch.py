@@ -58,8 +58,9 @@ def _active_differs(view: PatchView, row: store.SourcedRow) -> bool:
         return False  # the handler has not written status yet
     want_status = "True" if row.state.active else "False"
     want_reason = "Active" if row.state.active else (row.state.deactivation_reason or "DeactivatedInRegistry")
-    return (condition.get("status"), condition.get("reason")) != (want_status, want_reason) \
-        or view["status"].get("registryVersion") != row.state.version
+    return (condition.get("status"), condition.get("reason")) != (want_status, want_reason) or view["status"].get(
+        "registryVersion"
+    ) != row.state.version
 
 
 async def _reflect(state: OperatorState, row: store.SourcedRow, view: PatchView) -> None:
@@ -67,15 +68,23 @@ async def _reflect(state: OperatorState, row: store.SourcedRow, view: PatchView)
         return
     key = (row.namespace, row.name)
     new_status = await status_writes.mirror_registry(
-        state.views, key, previous=view["status"], generation=view["generation"] or 0, row=row.state,
-        resource_version=view["resource_version"])
+        state.views,
+        key,
+        previous=view["status"],
+        generation=view["generation"] or 0,
+        row=row.state,
+        resource_version=view["resource_version"],
+    )
     if new_status is None:
         return
     described = "active" if row.state.active else f"inactive ({new_status['reason']})"
     log.info("%s/%s: registry says %s", row.namespace, row.name, described)
     detail = row.state.deactivation_message if not row.state.active else None
     await kube.post_event(
-        namespace=row.namespace, name=row.name, uid=view["uid"],
-        type="Normal" if row.state.active else "Warning", reason=new_status["reason"],
+        namespace=row.namespace,
+        name=row.name,
+        uid=view["uid"],
+        type="Normal" if row.state.active else "Warning",
+        reason=new_status["reason"],
         message=f"registry row {row.state.id} is {described}" + (f": {detail}" if detail else ""),
     )

@@ -14,9 +14,15 @@ from selfheal.controller.config import OperatorConfig
 from selfheal.controller.state import OperatorState
 
 
-def run_operator(*, config: OperatorConfig, namespaces: Collection[str] = (), liveness_port: int | None = None,
-                 stop_flag: asyncio.Event | None = None, ready_flag: asyncio.Event | None = None,
-                 debug: bool = False) -> None:
+def run_operator(
+    *,
+    config: OperatorConfig,
+    namespaces: Collection[str] = (),
+    liveness_port: int | None = None,
+    stop_flag: asyncio.Event | None = None,
+    ready_flag: asyncio.Event | None = None,
+    debug: bool = False,
+) -> None:
     kopf.configure(debug=debug)
     if config.webhook is not None:
         admission.enable(webhook=config.webhook, namespaces=tuple(namespaces))

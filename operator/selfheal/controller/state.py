@@ -29,8 +29,13 @@ class OperatorState:
     @classmethod
     def create(cls, config: OperatorConfig) -> OperatorState:
         pool = psycopg_pool.AsyncConnectionPool(
-            config.database_url, min_size=1, max_size=4, open=False, timeout=5,
-            kwargs={"connect_timeout": 3}, check=psycopg_pool.AsyncConnectionPool.check_connection,
+            config.database_url,
+            min_size=1,
+            max_size=4,
+            open=False,
+            timeout=5,
+            kwargs={"connect_timeout": 3},
+            check=psycopg_pool.AsyncConnectionPool.check_connection,
             reconnect_timeout=0,
         )
         return cls(config=config, pool=pool)

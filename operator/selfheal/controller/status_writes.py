@@ -31,13 +31,15 @@ log = logging.getLogger("selfheal.operator")
 
 # --- from handlers: through kopf's patch ---------------------------------------------------------
 
+
 def invalid(patch: kopf.Patch, previous: PatchStatus, *, generation: int, problems: list[str]) -> None:
     patch.status.update(invalid_status(previous, generation=generation, problems=problems, now=utc_now()))
     patch.status["operations"] = None
 
 
-def synced(patch: kopf.Patch, previous: PatchStatus, *, generation: int, row: RegistryState,
-           operations: dict[str, int]) -> None:
+def synced(
+    patch: kopf.Patch, previous: PatchStatus, *, generation: int, row: RegistryState, operations: dict[str, int]
+) -> None:
     patch.status.update(synced_status(previous, generation=generation, row=row, now=utc_now()))
     patch.status["operations"] = operations
 
@@ -48,8 +50,16 @@ def unavailable(patch: kopf.Patch, previous: PatchStatus, *, generation: int, er
 
 # --- from the loops: through the API server ------------------------------------------------------
 
-async def mirror_registry(views: PatchViews, key: Key, *, previous: PatchStatus, generation: int,
-                          row: RegistryState, resource_version: str | None) -> PatchStatus | None:
+
+async def mirror_registry(
+    views: PatchViews,
+    key: Key,
+    *,
+    previous: PatchStatus,
+    generation: int,
+    row: RegistryState,
+    resource_version: str | None,
+) -> PatchStatus | None:
     """Active as the registry says; None when the view was stale or the object is gone."""
     status = registry_status(previous, generation=generation, row=row, now=utc_now())
     if not await _write(key, status, resource_version=resource_version):
@@ -58,8 +68,9 @@ async def mirror_registry(views: PatchViews, key: Key, *, previous: PatchStatus,
     return status
 
 
-async def guard_figures(key: Key, *, guard: GuardFigures | None, conditions: list | None,
-                        resource_version: str | None) -> None:
+async def guard_figures(
+    key: Key, *, guard: GuardFigures | None, conditions: list | None, resource_version: str | None
+) -> None:
     """`status.guard` and the warning conditions; conditions only over the view they came from."""
     status: PatchStatus = {}
     if guard is not None:
@@ -77,8 +88,9 @@ async def guard_figures(key: Key, *, guard: GuardFigures | None, conditions: lis
 async def _write(key: Key, status: PatchStatus, *, resource_version: str | None) -> bool:
     """False when the precondition failed (a newer status won) or the object is gone."""
     try:
-        return await kube.patch_status(namespace=key[0], name=key[1], status=dict(status),
-                                       resource_version=resource_version)
+        return await kube.patch_status(
+            namespace=key[0], name=key[1], status=dict(status), resource_version=resource_version
+        )
     except kubernetes.client.ApiException as error:
         if error.status == 404:
             return False

@@ -27,18 +27,25 @@ class PatchView(TypedDict):
     status: PatchStatus
 
 
-@kopf.index(GROUP, VERSION, PLURAL)
-def selfhealpatches(namespace: str, name: str, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status,
-                    **_: Any) -> dict[Key, PatchView]:
+@kopf.index(GROUP, VERSION, PLURAL)  # type: ignore[arg-type]  # kopf's protocols list every keyword
+def selfhealpatches(
+    namespace: str, name: str, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, **_: Any
+) -> dict[Key, PatchView]:
     annotations = meta.get("annotations") or {}
-    return {(namespace, name): PatchView(
-        uid=meta.get("uid"), generation=meta.get("generation"), resource_version=meta.get("resourceVersion"),
-        guard=spec.get("guard"), disable=annotations.get(ANNOTATION_DISABLE),
-        reactivate=annotations.get(ANNOTATION_REACTIVATE), status=dict(status),  # type: ignore[typeddict-item]
-    )}
+    return {
+        (namespace, name): PatchView(
+            uid=meta.get("uid"),
+            generation=meta.get("generation"),
+            resource_version=meta.get("resourceVersion"),
+            guard=spec.get("guard"),
+            disable=annotations.get(ANNOTATION_DISABLE),
+            reactivate=annotations.get(ANNOTATION_REACTIVATE),
+            status=dict(status),  # type: ignore[typeddict-item]
+        )
+    }
 
 
-@kopf.on.startup()
+@kopf.on.startup()  # type: ignore[arg-type]
 async def bind_views(memo: Any, selfhealpatches: kopf.Index, **_: Any) -> None:
     memo.views.bind(selfhealpatches)
 

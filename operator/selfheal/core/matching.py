@@ -16,8 +16,8 @@ the most recently updated, then the smallest id: the same request always gets th
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 MATCH_KINDS = ("exact", "code", "prefix", "status")
 _SEVERITY_RANK = {"critical": 3, "high": 2, "medium": 1, "low": 0}
@@ -74,7 +74,7 @@ def _kind(candidate: Candidate, error: ErrorReport) -> str | None:
 
 def best_match(candidates: Iterable[Candidate], error: ErrorReport) -> Match | None:
     """The most specific candidate for `error` among those of its SDK language, or None."""
-    best: tuple | None = None
+    best: tuple[object, ...] | None = None
     chosen: Match | None = None
     for candidate in candidates:
         if candidate.sdk_language != error.sdk_language:
@@ -82,8 +82,13 @@ def best_match(candidates: Iterable[Candidate], error: ErrorReport) -> Match | N
         kind = _kind(candidate, error)
         if kind is None:
             continue
-        key = (-MATCH_KINDS.index(kind), len(candidate.error_signature), _SEVERITY_RANK.get(candidate.severity, 0),
-               candidate.updated_at, _reverse(candidate.id))
+        key = (
+            -MATCH_KINDS.index(kind),
+            len(candidate.error_signature),
+            _SEVERITY_RANK.get(candidate.severity, 0),
+            candidate.updated_at,
+            _reverse(candidate.id),
+        )
         if best is None or key > best:
             best, chosen = key, Match(candidate, kind)
     return chosen

@@ -7,7 +7,8 @@ and so that offline checks give the same answers.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -54,12 +55,11 @@ class PatchSpec(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _rollback_rules(self) -> "PatchSpec":
+    def _rollback_rules(self) -> PatchSpec:
         has_rollback = bool(self.rollback_code and self.rollback_code.strip())
         if self.severity in SEVERITIES_NEEDING_ROLLBACK and not has_rollback:
             raise ValueError(
-                f"rollbackCode: is required for {self.severity} patches "
-                "(runbook: always provide a rollback_code)"
+                f"rollbackCode: is required for {self.severity} patches (runbook: always provide a rollback_code)"
             )
         if self.rollback_code is not None and self.rollback_code == self.patch_code:
             raise ValueError("rollbackCode: must undo the patch, not repeat patchCode")
@@ -74,7 +74,7 @@ class SpecError(ValueError):
         self.problems = problems
 
 
-def _problem_text(error: dict) -> str:
+def _problem_text(error: Mapping[str, Any]) -> str:
     path = ".".join(str(part) for part in error["loc"])
     message = error["msg"].removeprefix("Value error, ")
     if not path:

@@ -15,15 +15,17 @@ def is_semver(text: str) -> bool:
     return SEMVER_PATTERN.match(text) is not None
 
 
-def _key(text: str) -> tuple:
+def _key(text: str) -> tuple[int, int, int, tuple[object, ...]]:
     match = SEMVER_PATTERN.match(text)
     if match is None:
         raise ValueError(f"not a semantic version: {text!r}")
     major, minor, patch, pre = match.groups()
     # A release sorts after its pre-releases; numeric identifiers sort before alphanumeric ones.
-    pre_key: tuple = (1,) if pre is None else (0, *(
-        (0, int(part), "") if part.isdigit() else (1, 0, part) for part in pre.split(".")
-    ))
+    pre_key: tuple[object, ...] = (
+        (1,)
+        if pre is None
+        else (0, *((0, int(part), "") if part.isdigit() else (1, 0, part) for part in pre.split(".")))
+    )
     return (int(major), int(minor), int(patch), pre_key)
 
 

@@ -8,7 +8,7 @@ Conditions follow the Kubernetes conventions: `observedGeneration` on each, and 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import TypedDict
 
 READY = "Ready"
 SYNCED = "Synced"
@@ -67,16 +67,26 @@ class RegistryState:
 
 
 def set_condition(
-    conditions: list[Condition], *, type: str, status: bool | None, reason: str, message: str,
-    generation: int, now: str,
+    conditions: list[Condition],
+    *,
+    type: str,
+    status: bool | None,
+    reason: str,
+    message: str,
+    generation: int,
+    now: str,
 ) -> list[Condition]:
     """A copy of `conditions` with `type` set; the transition time moves only on a status flip."""
     text = "Unknown" if status is None else ("True" if status else "False")
     previous = next((c for c in conditions if c.get("type") == type), None)
     since = previous.get("lastTransitionTime", now) if previous and previous.get("status") == text else now
-    updated = {
-        "type": type, "status": text, "reason": reason, "message": message[:4096],
-        "observedGeneration": generation, "lastTransitionTime": since,
+    updated: Condition = {
+        "type": type,
+        "status": text,
+        "reason": reason,
+        "message": message[:4096],
+        "observedGeneration": generation,
+        "lastTransitionTime": since,
     }
     return [c for c in conditions if c.get("type") != type] + [updated]
 
@@ -101,13 +111,31 @@ def _with_summary(status: PatchStatus, conditions: list[Condition], generation: 
 def synced_status(previous: PatchStatus, *, generation: int, row: RegistryState, now: str) -> PatchStatus:
     """Status after the registry accepted (or already held) this generation."""
     conditions = list(previous.get("conditions") or [])
-    conditions = set_condition(conditions, type=SYNCED, status=True, reason="Synced",
-                               message=f"registry version {row.version} holds generation {generation}",
-                               generation=generation, now=now)
-    conditions = set_condition(conditions, type=READY, status=True, reason="Ready",
-                               message="patch is valid and synced to the registry", generation=generation, now=now)
+    conditions = set_condition(
+        conditions,
+        type=SYNCED,
+        status=True,
+        reason="Synced",
+        message=f"registry version {row.version} holds generation {generation}",
+        generation=generation,
+        now=now,
+    )
+    conditions = set_condition(
+        conditions,
+        type=READY,
+        status=True,
+        reason="Ready",
+        message="patch is valid and synced to the registry",
+        generation=generation,
+        now=now,
+    )
     conditions = _active_condition(conditions, row=row, generation=generation, now=now)
-    status = {**previous, "registryId": row.id, "registryVersion": row.version, "syncedGeneration": generation}
+    status: PatchStatus = {
+        **previous,
+        "registryId": row.id,
+        "registryVersion": row.version,
+        "syncedGeneration": generation,
+    }
     return _with_summary(status, conditions, generation)
 
 
@@ -121,9 +149,16 @@ def invalid_status(previous: PatchStatus, *, generation: int, problems: list[str
     message = "; ".join(problems)
     conditions = list(previous.get("conditions") or [])
     for type in (READY, SYNCED, ACTIVE):
-        conditions = set_condition(conditions, type=type, status=False, reason=REASON_INVALID_SPEC,
-                                   message=message, generation=generation, now=now)
-    return _with_summary(dict(previous), conditions, generation)
+        conditions = set_condition(
+            conditions,
+            type=type,
+            status=False,
+            reason=REASON_INVALID_SPEC,
+            message=message,
+            generation=generation,
+            now=now,
+        )
+    return _with_summary(PatchStatus(**previous), conditions, generation)
 
 
 def unavailable_status(previous: PatchStatus, *, generation: int, error: str, now: str) -> PatchStatus:
@@ -131,19 +166,34 @@ def unavailable_status(previous: PatchStatus, *, generation: int, error: str, no
     message = f"registry unreachable, retrying: {error}"
     conditions = list(previous.get("conditions") or [])
     for type in (SYNCED, READY):
-        conditions = set_condition(conditions, type=type, status=False, reason=REASON_REGISTRY_UNAVAILABLE,
-                                   message=message, generation=generation, now=now)
-    return _with_summary(dict(previous), conditions, generation)
+        conditions = set_condition(
+            conditions,
+            type=type,
+            status=False,
+            reason=REASON_REGISTRY_UNAVAILABLE,
+            message=message,
+            generation=generation,
+            now=now,
+        )
+    return _with_summary(PatchStatus(**previous), conditions, generation)
 
 
 def _active_condition(conditions: list[Condition], *, row: RegistryState, generation: int, now: str) -> list[Condition]:
     if row.active:
-        return set_condition(conditions, type=ACTIVE, status=True, reason="Active",
-                             message=f"served by the registry as version {row.version}", generation=generation, now=now)
+        return set_condition(
+            conditions,
+            type=ACTIVE,
+            status=True,
+            reason="Active",
+            message=f"served by the registry as version {row.version}",
+            generation=generation,
+            now=now,
+        )
     reason = row.deactivation_reason or REASON_DEACTIVATED_IN_REGISTRY
     message = row.deactivation_message or _DEFAULT_MESSAGES.get(reason, "not served by the registry")
-    return set_condition(conditions, type=ACTIVE, status=False, reason=reason, message=message,
-                         generation=generation, now=now)
+    return set_condition(
+        conditions, type=ACTIVE, status=False, reason=reason, message=message, generation=generation, now=now
+    )
 
 
 _DEFAULT_MESSAGES = {

@@ -8,9 +8,11 @@ admission webhook and `selfheal check` use them too.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from selfheal.core.models import PatchSpec, SpecError, parse_spec
 from selfheal.core.patchlang import DEFAULT_HOSTS, AllowedHosts, CompiledPatch, PatchCodeError, compile_patch
+from selfheal.core.patchlang.bounds import Json
 
 
 @dataclass(frozen=True)
@@ -22,11 +24,11 @@ class ValidPatch:
     rollback: CompiledPatch | None
 
     @property
-    def operations(self) -> dict:
+    def operations(self) -> dict[str, Json]:
         return self.patch.document()
 
     @property
-    def rollback_operations(self) -> dict | None:
+    def rollback_operations(self) -> dict[str, Json] | None:
         return self.rollback.document() if self.rollback else None
 
 
@@ -35,8 +37,7 @@ def operation_counts(valid: ValidPatch) -> dict[str, int]:
     return {"patch": len(valid.patch.operations), "rollback": len(valid.rollback.operations) if valid.rollback else 0}
 
 
-def _compile(field: str, *, language: str, code: str, hosts: AllowedHosts,
-             problems: list[str]) -> CompiledPatch | None:
+def _compile(field: str, *, language: str, code: str, hosts: AllowedHosts, problems: list[str]) -> CompiledPatch | None:
     try:
         return compile_patch(language=language, code=code, allowed_hosts=hosts)
     except PatchCodeError as error:
@@ -51,13 +52,19 @@ def validate_patch(raw: object, *, allowed_hosts: AllowedHosts = DEFAULT_HOSTS) 
     except SpecError as error:
         raise SpecError(error.problems + _code_problems_of_invalid(raw, error.problems, allowed_hosts)) from None
     problems: list[str] = []
-    patch = _compile("spec.patchCode", language=spec.sdk_language, code=spec.patch_code,
-                     hosts=allowed_hosts, problems=problems)
+    patch = _compile(
+        "spec.patchCode", language=spec.sdk_language, code=spec.patch_code, hosts=allowed_hosts, problems=problems
+    )
     rollback = None
     # An empty rollback is no rollback (the model requires one where severity needs it).
     if spec.rollback_code and spec.rollback_code.strip():
-        rollback = _compile("spec.rollbackCode", language=spec.sdk_language, code=spec.rollback_code,
-                            hosts=allowed_hosts, problems=problems)
+        rollback = _compile(
+            "spec.rollbackCode",
+            language=spec.sdk_language,
+            code=spec.rollback_code,
+            hosts=allowed_hosts,
+            problems=problems,
+        )
     if problems or patch is None:
         raise SpecError(problems)
     return ValidPatch(spec, patch, rollback)
@@ -79,7 +86,7 @@ def validate_spec(raw: object, *, allowed_hosts: AllowedHosts = DEFAULT_HOSTS) -
     return validate_patch(raw, allowed_hosts=allowed_hosts).spec
 
 
-def validate_row(fields: dict, *, allowed_hosts: AllowedHosts = DEFAULT_HOSTS) -> ValidPatch:
+def validate_row(fields: dict[str, Any], *, allowed_hosts: AllowedHosts = DEFAULT_HOSTS) -> ValidPatch:
     """A registry row (column names) as a ValidPatch, or SpecError with the registry's column names."""
     raw = {key: value for key, value in fields.items() if value is not None}
     try:
@@ -88,7 +95,7 @@ def validate_row(fields: dict, *, allowed_hosts: AllowedHosts = DEFAULT_HOSTS) -
         raise SpecError([_column_names(problem) for problem in error.problems]) from None
 
 
-def row_problems(fields: dict, *, allowed_hosts: AllowedHosts = DEFAULT_HOSTS) -> list[str]:
+def row_problems(fields: dict[str, Any], *, allowed_hosts: AllowedHosts = DEFAULT_HOSTS) -> list[str]:
     try:
         validate_row(fields, allowed_hosts=allowed_hosts)
     except SpecError as error:
@@ -97,8 +104,12 @@ def row_problems(fields: dict, *, allowed_hosts: AllowedHosts = DEFAULT_HOSTS) -
 
 
 _COLUMN_OF = {
-    "spec.sdkLanguage": "sdk_language", "spec.errorSignature": "error_signature", "spec.patchCode": "patch_code",
-    "spec.rollbackCode": "rollback_code", "spec.description": "description", "spec.severity": "severity",
+    "spec.sdkLanguage": "sdk_language",
+    "spec.errorSignature": "error_signature",
+    "spec.patchCode": "patch_code",
+    "spec.rollbackCode": "rollback_code",
+    "spec.description": "description",
+    "spec.severity": "severity",
     "spec.version": "version",
 }
 

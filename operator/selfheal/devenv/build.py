@@ -76,16 +76,13 @@ def ensure_binaries(
     for module in (kube_mod, etcd_mod):
         if not (module / "go.mod").is_file() or not (module / "go.sum").is_file():
             raise DevEnvError(
-                f"{module}/go.mod or go.sum not found; set SELFHEAL_SOURCE_DIR to the "
-                "selfheal repository root"
+                f"{module}/go.mod or go.sum not found; set SELFHEAL_SOURCE_DIR to the selfheal repository root"
             )
     kube_version = _pinned_version(kube_mod / "go.mod", _KUBE_MODULE)
     etcd_version = _pinned_version(etcd_mod / "go.mod", _ETCD_MODULE)
 
     bin_dir = cache_dir / "bin"
-    binaries = Binaries(
-        etcd=bin_dir / "etcd", kube_apiserver=bin_dir / "kube-apiserver", kubectl=bin_dir / "kubectl"
-    )
+    binaries = Binaries(etcd=bin_dir / "etcd", kube_apiserver=bin_dir / "kube-apiserver", kubectl=bin_dir / "kubectl")
     bin_dir.mkdir(parents=True, exist_ok=True)
     with _locked(cache_dir / ".build.lock"):
         kube_ok = _version_of(binaries.kube_apiserver, ["--version"]) == f"Kubernetes {kube_version}"
@@ -96,12 +93,9 @@ def ensure_binaries(
                 "(a cold build takes about 5 minutes; later runs reuse Go's build cache)"
             )
             major, minor = kube_version.removeprefix("v").split(".")[:2]
-            stamps = {"gitVersion": kube_version, "gitMajor": major, "gitMinor": minor,
-                      "gitTreeState": "clean"}
+            stamps = {"gitVersion": kube_version, "gitMajor": major, "gitMinor": minor, "gitTreeState": "clean"}
             ldflags = " ".join(
-                f"-X '{pkg}.{key}={value}'"
-                for pkg in _KUBE_VERSION_PACKAGES
-                for key, value in stamps.items()
+                f"-X '{pkg}.{key}={value}'" for pkg in _KUBE_VERSION_PACKAGES for key, value in stamps.items()
             )
             _go_build(
                 module_dir=kube_mod,
@@ -147,9 +141,7 @@ def _kubectl_version(kubectl: Path) -> str | None:
     if not kubectl.is_file():
         return None
     try:
-        out = subprocess.run(
-            [kubectl, "version", "--client", "-o", "json"], capture_output=True, text=True, timeout=30
-        )
+        out = subprocess.run([kubectl, "version", "--client", "-o", "json"], capture_output=True, text=True, timeout=30)
         version: str = json.loads(out.stdout)["clientVersion"]["gitVersion"]
         return version
     except (OSError, subprocess.SubprocessError, ValueError, KeyError):

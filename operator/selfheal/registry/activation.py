@@ -18,6 +18,7 @@ from selfheal.core.status import REASON_AUTO_DEACTIVATED, REASON_DEACTIVATED_IN_
 # Reasons a reactivation annotation or `selfheal enable` may undo; spec-driven ones need a new spec.
 REVERSIBLE_REASONS = (REASON_AUTO_DEACTIVATED, REASON_MANUAL_KILL_SWITCH, REASON_DEACTIVATED_IN_REGISTRY)
 
+
 @dataclass(frozen=True)
 class Deactivated:
     id: str
@@ -26,8 +27,15 @@ class Deactivated:
     version: str
 
 
-async def deactivate(conn: psycopg.AsyncConnection, *, patch_id: str, reason: str, message: str, actor: str,
-                     details: Mapping[str, object]) -> Deactivated | None:
+async def deactivate(
+    conn: psycopg.AsyncConnection,
+    *,
+    patch_id: str,
+    reason: str,
+    message: str,
+    actor: str,
+    details: Mapping[str, object],
+) -> Deactivated | None:
     """Switch a patch off with its reason and an audit row of figures, in one transaction.
 
     None when it was already inactive (another writer got there first): nothing is written.
@@ -49,8 +57,16 @@ async def deactivate(conn: psycopg.AsyncConnection, *, patch_id: str, reason: st
             """INSERT INTO sdk_patch_audit (patch_id, action, actor, version, revision, active, source_generation,
                                             reason, details)
                VALUES (%s, %s, %s, %s, %s, false, %s, %s, %s)""",
-            (patch_id, "guard" if reason == REASON_AUTO_DEACTIVATED else "kill-switch", actor, row["version"],
-             row["revision"], row["source_generation"], message[:2000], json.dumps(dict(details))),
+            (
+                patch_id,
+                "guard" if reason == REASON_AUTO_DEACTIVATED else "kill-switch",
+                actor,
+                row["version"],
+                row["revision"],
+                row["source_generation"],
+                message[:2000],
+                json.dumps(dict(details)),
+            ),
         )
         await conn.execute(
             """INSERT INTO sdk_guard_state AS g (patch_id, pending, verdict) VALUES (%s, '{}', 'Deactivated')
@@ -71,7 +87,8 @@ async def reactivate(conn: psycopg.AsyncConnection, *, patch_id: str, actor: str
         if token is not None:
             # A token is used once, whoever uses it first (the CLI or the operator).
             cursor = await conn.execute(
-                "SELECT reactivation_token FROM sdk_guard_state WHERE patch_id = %s FOR UPDATE", (patch_id,))
+                "SELECT reactivation_token FROM sdk_guard_state WHERE patch_id = %s FOR UPDATE", (patch_id,)
+            )
             row = await cursor.fetchone()
             if row is not None and row[0] == token:
                 return False
@@ -92,23 +109,24 @@ async def reactivate(conn: psycopg.AsyncConnection, *, patch_id: str, actor: str
 
 async def reactivation_tokens(conn: psycopg.AsyncConnection) -> dict[str, str]:
     cursor = await conn.execute(
-        "SELECT patch_id, reactivation_token FROM sdk_guard_state WHERE reactivation_token IS NOT NULL")
+        "SELECT patch_id, reactivation_token FROM sdk_guard_state WHERE reactivation_token IS NOT NULL"
+    )
     return dict(await cursor.fetchall())
 
 
 async def patch_id_for(conn: psycopg.AsyncConnection, *, namespace: str, name: str) -> str | None:
     cursor = await conn.execute(
-        "SELECT id FROM sdk_self_healing_registry WHERE source_namespace = %s AND source_name = %s",
-        (namespace, name))
+        "SELECT id FROM sdk_self_healing_registry WHERE source_namespace = %s AND source_name = %s", (namespace, name)
+    )
     row = await cursor.fetchone()
     return row[0] if row else None
 
 
-async def source_of(conn: psycopg.AsyncConnection, *, patch_id: str) -> tuple[str, str] | None | bool:
-    """The (namespace, name) of the SelfHealPatch behind a row; None for a row written in SQL; False: no such row."""
+async def source_of(conn: psycopg.AsyncConnection, *, patch_id: str) -> tuple[str | None, str | None] | None:
+    """(namespace, name) of the SelfHealPatch behind a row, (None, None) for a row written in SQL;
+    None when there is no such row."""
     cursor = await conn.execute(
-        "SELECT source_namespace, source_name FROM sdk_self_healing_registry WHERE id = %s", (patch_id,))
+        "SELECT source_namespace, source_name FROM sdk_self_healing_registry WHERE id = %s", (patch_id,)
+    )
     row = await cursor.fetchone()
-    if row is None:
-        return False
-    return (row[0], row[1]) if row[0] is not None else None
+    return None if row is None else (row[0], row[1])

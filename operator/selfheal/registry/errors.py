@@ -10,7 +10,9 @@ import psycopg
 import psycopg_pool
 
 REGISTRY_UNREACHABLE: tuple[type[Exception], ...] = (
-    psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    psycopg_pool.PoolTimeout,
 )
 
 

@@ -1,5 +1,11 @@
 """The guard's reads and writes (psycopg 3, async): windows from rollups, pending state, CUSUMs.
 
+The source of truth for every verdict is the Python rules (core/guard/rules.py, evaluated by
+core/guard/evaluate.py). The SQL below that pre-judges quiet patches is generated from the same
+rule objects (`_quiet_condition`, `_glance_condition`): every threshold, window and minimum comes
+from `GuardSettings`, none is written here; tests/guard/test_quiet_sql.py holds the two equal on
+edge and random counts.
+
 Rollups are kept by the database itself (0003_guard.sql), so one evaluation cycle reads a few
 buckets per patch with recent traffic, whatever the size of the history.
 """
@@ -12,6 +18,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -121,8 +128,9 @@ class PatchWindows:
     cusum: CusumState = RESTING  # the Regression rule's CUSUM as last saved
 
 
-async def read_windows(conn: psycopg.AsyncConnection, *, now: datetime.datetime, windows: Iterable[int],
-                       quiet: QuietFilter | None = None) -> tuple[list[PatchWindows], dict[str, str]]:
+async def read_windows(
+    conn: psycopg.AsyncConnection, *, now: datetime.datetime, windows: Iterable[int], quiet: QuietFilter | None = None
+) -> tuple[list[PatchWindows], dict[str, str]]:
     """Active patches with traffic in any window or a pending rule, with their counts; and, with a
     `quiet` filter, the patches it judged quiet apart (id -> Healthy or Inconclusive)."""
     windows = tuple(sorted(set(windows)))
@@ -133,62 +141,102 @@ async def read_windows(conn: psycopg.AsyncConnection, *, now: datetime.datetime,
     fine = [params[f"start_{w}"] for w in windows if bucket_seconds(w) == FINE_BUCKET_SECONDS]
     coarse = [params[f"start_{w}"] for w in windows if bucket_seconds(w) == COARSE_BUCKET_SECONDS]
     later = now + datetime.timedelta(seconds=1)  # an empty range for a width no window uses
-    params.update(fine_start=min(fine, default=later), coarse_start=min(coarse, default=later),
-                  include=sorted(judge.include) if judge else [],
-                  custom=sorted(f"{namespace}/{name}" for namespace, name in judge.custom) if judge else [])
-    cursor = conn.cursor()  # plain tuples: ten thousand rows a cycle, a dict each was a tenth of it
+    params.update(
+        fine_start=min(fine, default=later),
+        coarse_start=min(coarse, default=later),
+        include=sorted(judge.include) if judge else [],
+        custom=sorted(f"{namespace}/{name}" for namespace, name in judge.custom) if judge else [],
+    )
+    cursor = conn.cursor()  # plain tuples: ten thousand rows a cycle, no dict per row
     # The newest buckets are always newer than the planner's statistics: it expects one row where
-    # there are thousands and joins them by nested loops, at three times the cost of hash joins.
+    # there are thousands and joins them by nested loops, where hash joins are far cheaper.
     # Off for this query only (transaction-local, then put back as it was).
     await cursor.execute("SELECT current_setting('enable_nestloop'), set_config('enable_nestloop', 'off', true)")
-    (previous, _), = await cursor.fetchall()
+    ((previous, _),) = await cursor.fetchall()
     await cursor.execute(sql, params)
     found = await cursor.fetchall()
     await cursor.execute("SELECT set_config('enable_nestloop', %s, true)", (previous,))
-    rows, quiet_states = [], {}
-    for (patch_id, quiet_ids, namespace, name, generation, pending, flat, since, statistic, total, failures,
-         alarmed) in found:
+    rows: list[PatchWindows] = []
+    quiet_states: dict[str, str] = {}
+    for (
+        patch_id,
+        quiet_ids,
+        namespace,
+        name,
+        generation,
+        pending,
+        flat,
+        since,
+        statistic,
+        total,
+        failures,
+        alarmed,
+    ) in found:
         if quiet_ids is not None:  # patch_id is the state they share
-            quiet_states.update(dict.fromkeys(quiet_ids, patch_id))
+            quiet_states.update(dict.fromkeys(quiet_ids, str(patch_id)))
             continue
-        rows.append(PatchWindows(
-            id=patch_id, namespace=namespace, name=name, generation=generation,
-            pending={k: float(v) for k, v in pending.items()} if pending else {},
-            windows=_windows(flat), since=since,
-            cusum=CusumState(float(statistic), int(total), int(failures), bool(alarmed))
-            if statistic or total or alarmed else RESTING,
-        ))
+        rows.append(
+            PatchWindows(
+                id=patch_id,
+                namespace=namespace,
+                name=name,
+                generation=generation,
+                pending={k: float(v) for k, v in pending.items()} if pending else {},
+                windows=_windows(flat),
+                since=since,
+                cusum=CusumState(float(statistic), int(total), int(failures), bool(alarmed))
+                if statistic or total or alarmed
+                else RESTING,
+            )
+        )
     return rows, quiet_states
 
 
 def _window_start(at: float, seconds: int) -> datetime.datetime:
     """The first bucket of a window ending now: date_bin(width, now) - (window - width)."""
     width = bucket_seconds(seconds)
-    return datetime.datetime.fromtimestamp(at // width * width - (seconds - width), datetime.timezone.utc)
+    return datetime.datetime.fromtimestamp(at // width * width - (seconds - width), datetime.UTC)
 
 
 @functools.lru_cache(maxsize=64)
 def _windows_query(windows: tuple[int, ...], quiet: GuardSettings | None) -> tuple[str, dict]:
     """The windows query for these windows, judging quiet patches with `quiet` (None: none judged)."""
+
     def sums(width: int) -> str:
-        return ", ".join(
-            f"coalesce(sum(r.{column}) FILTER (WHERE r.bucket >= %(start_{w})s), 0)::int8 AS {column[0]}_{w}"
-            for w in windows if bucket_seconds(w) == width for column in ("total", "failures", "rollbacks")) or "0"
+        return (
+            ", ".join(
+                f"coalesce(sum(r.{column}) FILTER (WHERE r.bucket >= %(start_{w})s), 0)::int8 AS {column[0]}_{w}"
+                for w in windows
+                if bucket_seconds(w) == width
+                for column in ("total", "failures", "rollbacks")
+            )
+            or "0"
+        )
 
     counts = ", ".join(f"coalesce({column}_{w}, 0) AS {column}_{w}" for w in windows for column in "tfr")
-    # [seconds, total, failures, rollbacks, ...] as one int8[]: a tenth of jsonb's cost to read
+    # [seconds, total, failures, rollbacks, ...] as one int8[]: much cheaper to read than jsonb
     flat = ", ".join(f"{w}::int8, t_{w}, f_{w}, r_{w}" for w in windows)
     columns = ", ".join(f"c.{column}_{w}" for w in windows for column in "tfr") + ", true AS has_counts"
     no_columns = ", ".join("NULL::int8" for _ in windows for _ in "tfr") + ", false"
     if quiet is None:
-        condition, params, at_a_glance, glance_state = "NULL::text", {}, "false", "NULL"
+        params: dict[str, object] = {}
+        condition, at_a_glance, glance_state = "NULL::text", "false", "NULL"
     else:
         condition, params = _quiet_condition(quiet)
         at_a_glance, glance_state = _glance_condition(quiet)
-    return _WINDOWS_SQL.format(fine_sums=sums(FINE_BUCKET_SECONDS), coarse_sums=sums(COARSE_BUCKET_SECONDS),
-                               counts=counts, flat=flat, columns=columns, no_columns=no_columns,
-                               fine=FINE_BUCKET_SECONDS, coarse=COARSE_BUCKET_SECONDS, quiet=condition,
-                               at_a_glance=at_a_glance, glance_state=glance_state), params
+    return _WINDOWS_SQL.format(
+        fine_sums=sums(FINE_BUCKET_SECONDS),
+        coarse_sums=sums(COARSE_BUCKET_SECONDS),
+        counts=counts,
+        flat=flat,
+        columns=columns,
+        no_columns=no_columns,
+        fine=FINE_BUCKET_SECONDS,
+        coarse=COARSE_BUCKET_SECONDS,
+        quiet=condition,
+        at_a_glance=at_a_glance,
+        glance_state=glance_state,
+    ), params
 
 
 # Never quiet, whatever the counts: pending rules, a CUSUM off zero, an id the cycle asks for, a
@@ -204,15 +252,19 @@ def _glance_condition(settings: GuardSettings) -> tuple[str, str]:
     window holds the minimum samples). Whole numbers with a margin of one below every limit, so
     that no rounding of the exact comparisons can matter; `false` when there is no such number."""
     limits = [settings.min_samples - 1] if any(rule.is_rate for rule in settings.rules) else []
-    limits += [math.floor(rule.threshold * rule.window_seconds / 60) - 1
-               for rule in settings.rules if rule.metric == "volume"]
+    limits += [
+        math.floor(rule.threshold * rule.window_seconds / 60) - 1 for rule in settings.rules if rule.metric == "volume"
+    ]
     most = min(limits, default=-1)
     if most < 0:
         return "false", "NULL"
     state = "'Inconclusive'" if any(rule.is_rate for rule in settings.rules) else "'Healthy'"
     # The early cut-off looks at any rate above the threshold, however few the samples.
-    events = "x.fine_events" if all(bucket_seconds(w) == FINE_BUCKET_SECONDS
-                                    for w in settings.early_windows_seconds) else "x.any_events"
+    events = (
+        "x.fine_events"
+        if all(bucket_seconds(w) == FINE_BUCKET_SECONDS for w in settings.early_windows_seconds)
+        else "x.any_events"
+    )
     early = f" AND NOT {events}" if settings.early_cutoff else ""
     return f"x.most <= {most}{early} AND {_JUDGED_IN_SQL}", state
 
@@ -241,8 +293,7 @@ def _quiet_condition(settings: GuardSettings) -> tuple[str, dict]:
         alarms.append(f"({total(w)} >= %(min_samples)s::float8 AND {rate_above(w, rule.metric, threshold)})")
         if rule.action == "deactivate" and settings.early_cutoff:
             alarms.extend(rate_above(e, rule.metric, threshold) for e in settings.early_windows_seconds)
-    state = (f"CASE WHEN {' OR '.join(conclusive)} THEN 'Healthy' ELSE 'Inconclusive' END"
-             if conclusive else "'Healthy'")
+    state = f"CASE WHEN {' OR '.join(conclusive)} THEN 'Healthy' ELSE 'Inconclusive' END" if conclusive else "'Healthy'"
     return f"CASE WHEN {_JUDGED_IN_SQL} AND NOT ({' OR '.join(alarms) or 'false'}) THEN {state} END", params
 
 
@@ -252,9 +303,13 @@ def _windows(flat: list[int] | None) -> dict[int, Counts]:
     return {flat[i]: Counts(flat[i + 1], flat[i + 2], flat[i + 3]) for i in range(0, len(flat), 4)}
 
 
-def _cusum(row: Mapping[str, object]) -> CusumState:
-    return CusumState(float(row["regression_cusum"]), int(row["regression_total"]), int(row["regression_failures"]),
-                      bool(row["regression_alarm"]))
+def _cusum(row: Mapping[str, Any]) -> CusumState:
+    return CusumState(
+        float(row["regression_cusum"]),
+        int(row["regression_total"]),
+        int(row["regression_failures"]),
+        bool(row["regression_alarm"]),
+    )
 
 
 # ---------------------------------------------------------------------------------- Regression rule
@@ -273,8 +328,9 @@ async def read_watermark(conn: psycopg.AsyncConnection) -> datetime.datetime | N
     return row[0] if row else None
 
 
-async def read_new_buckets(conn: psycopg.AsyncConnection, *, start: datetime.datetime,
-                           until: datetime.datetime) -> list[NewBuckets]:
+async def read_new_buckets(
+    conn: psycopg.AsyncConnection, *, start: datetime.datetime, until: datetime.datetime
+) -> list[NewBuckets]:
     """The 5-second buckets in [start, until) of every active patch (one range scan of the rollups)."""
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
@@ -293,16 +349,25 @@ async def read_new_buckets(conn: psycopg.AsyncConnection, *, start: datetime.dat
         {"start": start, "until": until},
     )
     return [
-        NewBuckets(PatchWindows(id=row["id"], namespace=row["source_namespace"], name=row["source_name"],
-                                generation=row["source_generation"], pending={}, since=row["since"],
-                                cusum=_cusum(row)),
-                   [(int(t), int(f)) for t, f in row["buckets"]])
+        NewBuckets(
+            PatchWindows(
+                id=row["id"],
+                namespace=row["source_namespace"],
+                name=row["source_name"],
+                generation=row["source_generation"],
+                pending={},
+                since=row["since"],
+                cusum=_cusum(row),
+            ),
+            [(int(t), int(f)) for t, f in row["buckets"]],
+        )
         for row in await cursor.fetchall()
     ]
 
 
-async def read_baselines(conn: psycopg.AsyncConnection, *, now: datetime.datetime,
-                         ids: Iterable[str]) -> dict[str, Baseline]:
+async def read_baselines(
+    conn: psycopg.AsyncConnection, *, now: datetime.datetime, ids: Iterable[str]
+) -> dict[str, Baseline]:
     """Each patch's applications over the 24 hours before the current hour (hourly rollups, whole
     hours after `since` only); patches without any are absent."""
     cursor = await conn.execute(
@@ -320,8 +385,9 @@ async def read_baselines(conn: psycopg.AsyncConnection, *, now: datetime.datetim
     return {patch_id: Baseline(int(t), int(f), float(hours)) for patch_id, t, f, hours in await cursor.fetchall()}
 
 
-async def save_regression(conn: psycopg.AsyncConnection, *, changes: Mapping[str, CusumState],
-                          folded_until: datetime.datetime) -> None:
+async def save_regression(
+    conn: psycopg.AsyncConnection, *, changes: Mapping[str, CusumState], folded_until: datetime.datetime
+) -> None:
     """The CUSUMs that changed and the watermark they are complete up to, in one transaction:
     a bucket is in the saved CUSUMs exactly when it starts before the saved watermark."""
     async with conn.transaction():
@@ -336,8 +402,13 @@ async def save_regression(conn: psycopg.AsyncConnection, *, changes: Mapping[str
                    ON CONFLICT (patch_id) DO UPDATE SET regression_cusum = excluded.regression_cusum,
                        regression_total = excluded.regression_total, regression_failures = excluded.regression_failures,
                        regression_alarm = excluded.regression_alarm, updated_at = now()""",
-                (ids, [changes[i].statistic for i in ids], [changes[i].total for i in ids],
-                 [changes[i].failures for i in ids], [changes[i].alarmed for i in ids]),
+                (
+                    ids,
+                    [changes[i].statistic for i in ids],
+                    [changes[i].total for i in ids],
+                    [changes[i].failures for i in ids],
+                    [changes[i].alarmed for i in ids],
+                ),
             )
         await conn.execute(
             """INSERT INTO sdk_guard_watermark (singleton, folded_until) VALUES (true, %s)
@@ -372,22 +443,33 @@ async def figures_24h(conn: psycopg.AsyncConnection, *, now: datetime.datetime) 
     return {patch_id: Counts(int(t), int(f), int(r)) for patch_id, t, f, r in await cursor.fetchall()}
 
 
-async def maintain(conn: psycopg.AsyncConnection, *, now: datetime.datetime, days_ahead: int,
-                   retention_days: int) -> tuple[int, int]:
+async def maintain(
+    conn: psycopg.AsyncConnection, *, now: datetime.datetime, days_ahead: int, retention_days: int
+) -> tuple[int, int]:
     """Create daily partitions ahead, drop those past retention (0: keep all), prune old rollups."""
-    today = now.astimezone(datetime.timezone.utc).date()
+    today = now.astimezone(datetime.UTC).date()
     async with conn.transaction():
-        created = (await (await conn.execute("SELECT selfheal_ensure_application_partitions(%s, %s)",
-                                             (today, today + datetime.timedelta(days=days_ahead)))).fetchone())[0]
+        created = await _scalar(
+            conn,
+            "SELECT selfheal_ensure_application_partitions(%s, %s)",
+            (today, today + datetime.timedelta(days=days_ahead)),
+        )
         dropped = 0
         if retention_days > 0:
             cutoff = today - datetime.timedelta(days=retention_days)
-            dropped = (await (await conn.execute("SELECT selfheal_drop_application_partitions(%s)",
-                                                 (cutoff,))).fetchone())[0]
+            dropped = await _scalar(conn, "SELECT selfheal_drop_application_partitions(%s)", (cutoff,))
             await conn.execute("DELETE FROM sdk_patch_rollups WHERE width = 3600 AND bucket < %s", (cutoff,))
         # Short buckets only serve the guard's windows (at most an hour).
         await conn.execute(
             """DELETE FROM sdk_patch_rollups WHERE (width = 5 AND bucket < %(now)s - interval '2 hours')
                                                  OR (width = 60 AND bucket < %(now)s - interval '2 days')""",
-            {"now": now})
+            {"now": now},
+        )
     return created, dropped
+
+
+async def _scalar(conn: psycopg.AsyncConnection, query: str, params: tuple[object, ...]) -> Any:
+    """The value of a query that always returns one row of one column (a function call)."""
+    row = await (await conn.execute(query, params)).fetchone()
+    assert row is not None
+    return row[0]

@@ -37,7 +37,9 @@ def runbook_queries() -> dict[str, str]:
 
 def default_window(name: str) -> datetime.timedelta:
     """The runbook's window for a query: its `INTERVAL '…'` literal."""
-    amount, unit = _BOUND.search(runbook_queries()[name]).group("window").split()
+    bound = _BOUND.search(runbook_queries()[name])
+    assert bound is not None, f"runbook query {name} has no time bound"
+    amount, unit = bound.group("window").split()
     return datetime.timedelta(**{unit if unit.endswith("s") else unit + "s": int(amount)})
 
 
@@ -54,8 +56,9 @@ class Period:
     as_of: datetime.datetime | None = None
 
 
-def render(name: str, *, period: Period | None = None, limit: int | None = None,
-           min_applications: int | None = None) -> tuple[str, dict | None]:
+def render(
+    name: str, *, period: Period | None = None, limit: int | None = None, min_applications: int | None = None
+) -> tuple[str, dict | None]:
     """The query to send and its parameters; the runbook's exact text when nothing is overridden."""
     query = runbook_queries()[name]
     params: dict = {}
@@ -65,7 +68,8 @@ def render(name: str, *, period: Period | None = None, limit: int | None = None,
     if limit is not None and limit != default_limit(name):
         query = _LIMIT.sub("LIMIT %(limit)s", query)
         params["limit"] = limit
-    if min_applications is not None and _HAVING.search(query) and int(_HAVING.search(query).group(1)) != min_applications:
+    having = _HAVING.search(query)
+    if min_applications is not None and having and int(having.group(1)) != min_applications:
         query = _HAVING.sub("HAVING COUNT(*) > %(min_applications)s", query)
         params["min_applications"] = min_applications
     return query, (params or None)
@@ -74,21 +78,38 @@ def render(name: str, *, period: Period | None = None, limit: int | None = None,
 def _bind(conn: psycopg.Connection, params: dict | None, period: Period | None) -> dict | None:
     if params is None or period is None:
         return params
-    end = period.as_of or conn.execute("SELECT now()").fetchone()[0]
+    end = period.as_of or _now(conn)
     return {**{k: v for k, v in params.items() if k != "window"}, "start": end - period.window, "end": end}
 
 
 def _bounds(conn: psycopg.Connection, period: Period) -> tuple[datetime.datetime, datetime.datetime]:
-    end = period.as_of or conn.execute("SELECT now()").fetchone()[0]
+    end = period.as_of or _now(conn)
     return end - period.window, end
 
 
-def run_report(conn: psycopg.Connection, name: str, *, period: Period | None = None, limit: int | None = None,
-               min_applications: int | None = None) -> Table:
+def _now(conn: psycopg.Connection) -> datetime.datetime:
+    return _one(conn, "SELECT now()")[0]
+
+
+def _one(conn: psycopg.Connection, query: str, params: dict | None = None) -> tuple:
+    """The one row an aggregate query always returns."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None, "an aggregate query returned no row"
+    return row
+
+
+def run_report(
+    conn: psycopg.Connection,
+    name: str,
+    *,
+    period: Period | None = None,
+    limit: int | None = None,
+    min_applications: int | None = None,
+) -> Table:
     query, params = render(name, period=period, limit=limit, min_applications=min_applications)
     with conn.cursor() as cur:
         cur.execute(query, _bind(conn, params, period))
-        return Table(tuple(d.name for d in cur.description), cur.fetchall())
+        return Table(tuple(d.name for d in cur.description or ()), cur.fetchall())
 
 
 def export_csv(conn: psycopg.Connection, *, period: Period | None = None, write) -> None:
@@ -150,12 +171,20 @@ FROM repairs
 def window_figures(conn: psycopg.Connection, period: Period) -> WindowFigures:
     start, end = _bounds(conn, period)
     bounds = {"start": start, "end": end}
-    errors, applied, successful, rollbacks, enabled = conn.execute(_FIGURES, bounds).fetchone()
-    known = conn.execute(_DEVELOPERS_KNOWN, bounds).fetchone()[0]
-    measured, fixed, mttr = conn.execute(_MTTR, bounds).fetchone()
-    return WindowFigures(errors=errors, applied=applied, successful=successful, rollbacks=rollbacks,
-                         developers_enabled=enabled, developers_known=known, repairs_measured=measured,
-                         patches_fixed=fixed, mttr_seconds=mttr)
+    errors, applied, successful, rollbacks, enabled = _one(conn, _FIGURES, bounds)
+    known = _one(conn, _DEVELOPERS_KNOWN, bounds)[0]
+    measured, fixed, mttr = _one(conn, _MTTR, bounds)
+    return WindowFigures(
+        errors=errors,
+        applied=applied,
+        successful=successful,
+        rollbacks=rollbacks,
+        developers_enabled=enabled,
+        developers_known=known,
+        repairs_measured=measured,
+        patches_fixed=fixed,
+        mttr_seconds=mttr,
+    )
 
 
 _BUSY = """

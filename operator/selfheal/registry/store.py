@@ -48,8 +48,12 @@ class RegistryConflict(RuntimeError):
 
 def _state(row: dict) -> RegistryState:
     return RegistryState(
-        id=row["id"], version=row["version"], active=row["active"], source_generation=row["source_generation"],
-        deactivation_reason=row["deactivation_reason"], deactivation_message=row["deactivation_message"],
+        id=row["id"],
+        version=row["version"],
+        active=row["active"],
+        source_generation=row["source_generation"],
+        deactivation_reason=row["deactivation_reason"],
+        deactivation_message=row["deactivation_message"],
     )
 
 
@@ -71,8 +75,14 @@ async def _current(conn: psycopg.AsyncConnection, source: PatchSource) -> dict |
     return await cursor.fetchone()
 
 
-async def sync_patch(conn: psycopg.AsyncConnection, *, source: PatchSource, spec: PatchSpec, operations: dict,
-                     rollback_operations: dict | None) -> SyncOutcome:
+async def sync_patch(
+    conn: psycopg.AsyncConnection,
+    *,
+    source: PatchSource,
+    spec: PatchSpec,
+    operations: dict,
+    rollback_operations: dict | None,
+) -> SyncOutcome:
     """Make the registry hold `spec` at `source.generation`: one row, history and audit by trigger.
 
     `operations` and `rollback_operations` are what the code compiled to (patchlang documents):
@@ -85,8 +95,9 @@ async def sync_patch(conn: psycopg.AsyncConnection, *, source: PatchSource, spec
             row = await _current(conn, source)
             if row is not None and _holds(row, source):
                 return SyncOutcome(_state(row), written=False)
-            written = await (_insert(conn, source, spec, compiled) if row is None
-                             else _update(conn, source, spec, compiled, row))
+            written = await (
+                _insert(conn, source, spec, compiled) if row is None else _update(conn, source, spec, compiled, row)
+            )
             if written is not None:
                 return SyncOutcome(_state(written), written=True)
     raise RegistryConflict(f"{source.namespace}/{source.name}: registry row kept changing during sync")
@@ -109,14 +120,25 @@ async def _insert(conn: psycopg.AsyncConnection, source: PatchSource, spec: Patc
             VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'valid', %s, %s)
             ON CONFLICT (source_namespace, source_name) DO NOTHING
             RETURNING {_STATE_COLUMNS}""",
-        (*(getattr(spec, column) for column in _CONTENT), spec.version, active, reason, message,
-         source.namespace, source.name, source.uid, source.generation, *compiled),
+        (
+            *(getattr(spec, column) for column in _CONTENT),
+            spec.version,
+            active,
+            reason,
+            message,
+            source.namespace,
+            source.name,
+            source.uid,
+            source.generation,
+            *compiled,
+        ),
     )
     return await cursor.fetchone()
 
 
-async def _update(conn: psycopg.AsyncConnection, source: PatchSource, spec: PatchSpec, compiled: tuple,
-                  row: dict) -> dict | None:
+async def _update(
+    conn: psycopg.AsyncConnection, source: PatchSource, spec: PatchSpec, compiled: tuple, row: dict
+) -> dict | None:
     content_changed = any(getattr(spec, column) != row[column] for column in _CONTENT)
     version = next_registry_version(current=row["version"], declared=spec.version, content_changed=content_changed)
     active, reason, message = _activity(spec)
@@ -130,15 +152,31 @@ async def _update(conn: psycopg.AsyncConnection, source: PatchSource, spec: Patc
             WHERE id = %s AND revision = %s AND active = %s
               AND source_uid IS NOT DISTINCT FROM %s AND source_generation IS NOT DISTINCT FROM %s
             RETURNING {_STATE_COLUMNS}""",
-        (*(getattr(spec, column) for column in _CONTENT), version, active, reason, message,
-         source.uid, source.generation, *compiled, row["id"], row["revision"], row["active"],
-         row["source_uid"], row["source_generation"]),
+        (
+            *(getattr(spec, column) for column in _CONTENT),
+            version,
+            active,
+            reason,
+            message,
+            source.uid,
+            source.generation,
+            *compiled,
+            row["id"],
+            row["revision"],
+            row["active"],
+            row["source_uid"],
+            row["source_generation"],
+        ),
     )
     return await cursor.fetchone()
 
 
 async def deactivate_source(
-    conn: psycopg.AsyncConnection, *, source: PatchSource, reason: str, message: str,
+    conn: psycopg.AsyncConnection,
+    *,
+    source: PatchSource,
+    reason: str,
+    message: str,
 ) -> RegistryState | None:
     """Take a patch out of service without touching its code (invalid spec, delete). Idempotent."""
     async with conn.transaction():
@@ -152,8 +190,17 @@ async def deactivate_source(
                   AND (active OR deactivation_reason IS DISTINCT FROM %s
                        OR source_uid IS DISTINCT FROM %s OR coalesce(source_generation, 0) < %s)
                 RETURNING {_STATE_COLUMNS}""",
-            (reason, message[:2000], source.uid, source.generation, source.namespace, source.name,
-             reason, source.uid, source.generation),
+            (
+                reason,
+                message[:2000],
+                source.uid,
+                source.generation,
+                source.namespace,
+                source.name,
+                reason,
+                source.uid,
+                source.generation,
+            ),
         )
         row = await cursor.fetchone()
         if row is None:
@@ -161,13 +208,16 @@ async def deactivate_source(
     return _state(row) if row is not None else None
 
 
-async def mark_invalid(conn: psycopg.AsyncConnection, *, source: PatchSource, problems: list[str]) -> RegistryState | None:
+async def mark_invalid(
+    conn: psycopg.AsyncConnection, *, source: PatchSource, problems: list[str]
+) -> RegistryState | None:
     return await deactivate_source(conn, source=source, reason=REASON_INVALID_SPEC, message="; ".join(problems))
 
 
 async def retire(conn: psycopg.AsyncConnection, *, source: PatchSource) -> RegistryState | None:
-    return await deactivate_source(conn, source=source, reason=REASON_DELETED,
-                                   message="the SelfHealPatch was deleted; its history is kept")
+    return await deactivate_source(
+        conn, source=source, reason=REASON_DELETED, message="the SelfHealPatch was deleted; its history is kept"
+    )
 
 
 @dataclass(frozen=True)
@@ -205,8 +255,14 @@ async def pending_rows(conn: psycopg.AsyncConnection, *, limit: int = 500) -> li
     return [PendingRow(row.pop("id"), row.pop("revision"), row) for row in await cursor.fetchall()]
 
 
-async def record_validation(conn: psycopg.AsyncConnection, *, row: PendingRow, problems: list[str],
-                            operations: dict | None = None, rollback_operations: dict | None = None) -> bool:
+async def record_validation(
+    conn: psycopg.AsyncConnection,
+    *,
+    row: PendingRow,
+    problems: list[str],
+    operations: dict | None = None,
+    rollback_operations: dict | None = None,
+) -> bool:
     """Store the verdict for the revision that was checked; an invalid row is switched off.
 
     A valid row gets the operations its code compiled to (required: a valid row is servable).
@@ -228,7 +284,11 @@ async def record_validation(conn: psycopg.AsyncConnection, *, row: PendingRow, p
                 """UPDATE sdk_self_healing_registry SET validation_state = 'valid', validation_message = NULL,
                      operations = %s, rollback_operations = %s
                    WHERE id = %s AND revision = %s AND validation_state = 'pending'""",
-                (Jsonb(operations), Jsonb(rollback_operations) if rollback_operations is not None else None,
-                 row.id, row.revision),
+                (
+                    Jsonb(operations),
+                    Jsonb(rollback_operations) if rollback_operations is not None else None,
+                    row.id,
+                    row.revision,
+                ),
             )
         return cursor.rowcount == 1

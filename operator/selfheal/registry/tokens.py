@@ -41,10 +41,11 @@ def create_token(database_url: str, *, developer_id: str, role: str, description
 def revoke_token(database_url: str, *, token_id: str) -> bool:
     """Revoke by id (or by the token itself); False when no live token matched."""
     if token_id.startswith(_PREFIX):
-        token_id = token_id[len(_PREFIX):].split("_", 1)[0]
+        token_id = token_id[len(_PREFIX) :].split("_", 1)[0]
     with psycopg.connect(database_url) as conn:
         cursor = conn.execute(
-            "UPDATE selfheal_api_tokens SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL", (token_id,))
+            "UPDATE selfheal_api_tokens SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL", (token_id,)
+        )
         return cursor.rowcount == 1
 
 

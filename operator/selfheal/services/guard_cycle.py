@@ -19,8 +19,8 @@ from selfheal.core.guard.cusum import RESTING
 from selfheal.core.guard.evaluate import NO_DATA, QUIET_VERDICTS, RuleOutcome, Verdict, evaluate
 from selfheal.core.guard.regression import NO_BASELINE, Baseline
 from selfheal.core.guard.rules import FINE_BUCKET_SECONDS, GuardSettings
-from selfheal.registry import activation, guard_store
 from selfheal.core.status import REASON_AUTO_DEACTIVATED
+from selfheal.registry import activation, guard_store
 
 ACTOR = "operator"
 # A 5-second bucket is folded into the CUSUMs once it ended this long ago: SDKs report in batches
@@ -47,17 +47,25 @@ class Decision:
 
 
 def as_datetime(now: float) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
+    return datetime.datetime.fromtimestamp(now, datetime.UTC)
 
 
 def details(verdict: Verdict, *, now: float) -> dict[str, object]:
     cause = verdict.cause
     assert cause is not None
     return {
-        "rule": cause.rule.name, "metric": cause.rule.metric, "threshold": cause.rule.threshold,
-        "window_seconds": cause.window_seconds, "for_seconds": cause.rule.for_seconds, "early": cause.early,
-        "total": cause.counts.total, "failures": cause.counts.failures, "rollbacks": cause.counts.rollbacks,
-        "value": round(cause.value, 6), "evaluated_at": as_datetime(now).isoformat(), **cause.details(),
+        "rule": cause.rule.name,
+        "metric": cause.rule.metric,
+        "threshold": cause.rule.threshold,
+        "window_seconds": cause.window_seconds,
+        "for_seconds": cause.rule.for_seconds,
+        "early": cause.early,
+        "total": cause.counts.total,
+        "failures": cause.counts.failures,
+        "rollbacks": cause.counts.rollbacks,
+        "value": round(cause.value, 6),
+        "evaluated_at": as_datetime(now).isoformat(),
+        **cause.details(),
     }
 
 
@@ -77,22 +85,39 @@ class GuardCycle:
         self.verdicts: dict[str, Verdict] = {}
         self._baselines: dict[str, tuple[tuple[float, datetime.datetime | None], Baseline]] = {}
 
-    async def run(self, conn: psycopg.AsyncConnection, *, now: float, windows: frozenset[int],
-                  default_settings: GuardSettings | None = None,
-                  custom: frozenset[tuple[str, str]] = frozenset()) -> list[Decision]:
+    async def run(
+        self,
+        conn: psycopg.AsyncConnection,
+        *,
+        now: float,
+        windows: frozenset[int],
+        default_settings: GuardSettings | None = None,
+        custom: frozenset[tuple[str, str]] = frozenset(),
+    ) -> list[Decision]:
         """Decisions of the patches evaluated in full. With `default_settings` (what `settings_for`
         answers for every patch outside `custom`, the resources with settings of their own), the
         quiet ones are judged in SQL: they are in `verdicts`, not in the decisions."""
         folded, folded_until = await self._fold(conn, now=now)
-        quiet_filter = None if default_settings is None else guard_store.QuietFilter(
-            default_settings, custom=custom, include=frozenset(pid for pid, state in folded.items() if state != RESTING))
-        rows, quiet_states = await guard_store.read_windows(conn, now=as_datetime(now), windows=windows,
-                                                            quiet=quiet_filter)
+        quiet_filter = (
+            None
+            if default_settings is None
+            else guard_store.QuietFilter(
+                default_settings,
+                custom=custom,
+                include=frozenset(pid for pid, state in folded.items() if state != RESTING),
+            )
+        )
+        rows, quiet_states = await guard_store.read_windows(
+            conn, now=as_datetime(now), windows=windows, quiet=quiet_filter
+        )
         seen = {row.id for row in rows} | quiet_states.keys()
         baselines = await self._baselines_for(conn, now=now, patches=rows)
         # Patches whose traffic stopped are evaluated once more without data: pending rules reset.
-        quiet = [guard_store.PatchWindows(id=pid, namespace=None, name=None, generation=None, pending={})
-                 for pid, verdict in self.verdicts.items() if pid not in seen and verdict.pending]
+        quiet = [
+            guard_store.PatchWindows(id=pid, namespace=None, name=None, generation=None, pending={})
+            for pid, verdict in self.verdicts.items()
+            if pid not in seen and verdict.pending
+        ]
         decisions, changed = [], {}
         for patch in rows + quiet:
             settings = self.settings_for(patch)
@@ -100,27 +125,44 @@ class GuardCycle:
             state = folded.get(patch.id, patch.cusum)
             # At rest (S = 0, no alarm) the rule can neither fire nor warn: nothing to judge.
             if patch.id in seen and settings.regression.enabled and (state.alarmed or state.statistic > 0):
-                outcome = regression.judge(settings=settings.regression, baseline=baselines.get(patch.id, NO_BASELINE),
-                                           state=state)
-            verdict = evaluate(settings=settings, windows=patch.windows or {0: NO_DATA},
-                               pending=patch.pending, now=now, regression=outcome)
+                outcome = regression.judge(
+                    settings=settings.regression, baseline=baselines.get(patch.id, NO_BASELINE), state=state
+                )
+            verdict = evaluate(
+                settings=settings,
+                windows=patch.windows or {0: NO_DATA},
+                pending=patch.pending,
+                now=now,
+                regression=outcome,
+            )
             if verdict.pending != patch.pending:
                 changed[patch.id] = verdict.pending
             before = _warnings(self.verdicts.get(patch.id))
-            decisions.append(Decision(patch, verdict, new_warnings=tuple(
-                o for name, o in _warnings(verdict).items() if name not in before)))
+            decisions.append(
+                Decision(
+                    patch,
+                    verdict,
+                    new_warnings=tuple(o for name, o in _warnings(verdict).items() if name not in before),
+                )
+            )
         await guard_store.save_pending(conn, changes=changed)
         if folded_until is not None:
             await guard_store.save_regression(conn, changes=folded, folded_until=folded_until)
         for index, decision in enumerate(decisions):
             if decision.verdict.action == "deactivate":
                 done = await activation.deactivate(
-                    conn, patch_id=decision.patch.id, reason=REASON_AUTO_DEACTIVATED, actor=ACTOR,
-                    message=f"guard: {decision.verdict.message()}", details=details(decision.verdict, now=now))
+                    conn,
+                    patch_id=decision.patch.id,
+                    reason=REASON_AUTO_DEACTIVATED,
+                    actor=ACTOR,
+                    message=f"guard: {decision.verdict.message()}",
+                    details=details(decision.verdict, now=now),
+                )
                 decisions[index] = Decision(decision.patch, decision.verdict, deactivated=done)
         # Adopted only once every write went through: a failed cycle leaves memory as it was.
-        self.verdicts = {d.patch.id: d.verdict for d in decisions
-                         if d.patch.id in seen and d.verdict.action != "deactivate"}
+        self.verdicts = {
+            d.patch.id: d.verdict for d in decisions if d.patch.id in seen and d.verdict.action != "deactivate"
+        }
         self.verdicts.update((pid, QUIET_VERDICTS[state]) for pid, state in quiet_states.items())
         return decisions
 
@@ -140,15 +182,19 @@ class GuardCycle:
         folded = {}
         for batch in batches:
             patch = batch.patch
-            state = regression.advance(settings=self.settings_for(patch).regression,
-                                       baseline=baselines.get(patch.id, NO_BASELINE), state=batch.patch.cusum,
-                                       buckets=batch.buckets)
+            state = regression.advance(
+                settings=self.settings_for(patch).regression,
+                baseline=baselines.get(patch.id, NO_BASELINE),
+                state=batch.patch.cusum,
+                buckets=batch.buckets,
+            )
             if state != batch.patch.cusum:
                 folded[patch.id] = state
         return folded, as_datetime(until)
 
-    async def _baselines_for(self, conn: psycopg.AsyncConnection, *, now: float,
-                             patches: list[guard_store.PatchWindows]) -> dict[str, Baseline]:
+    async def _baselines_for(
+        self, conn: psycopg.AsyncConnection, *, now: float, patches: list[guard_store.PatchWindows]
+    ) -> dict[str, Baseline]:
         """24 h baselines, read once an hour per patch (and again when it came back: `since`)."""
         hour = now // 3600 * 3600
         if any(key[0] != hour for key, _ in self._baselines.values()):  # a new hour: forget the last one's

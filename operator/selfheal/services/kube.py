@@ -34,8 +34,9 @@ def admission_registration() -> kubernetes.client.AdmissionregistrationV1Api:
     return kubernetes.client.AdmissionregistrationV1Api(_api_client())
 
 
-async def patch_status(*, namespace: str, name: str, status: dict[str, Any],
-                       resource_version: str | None = None) -> bool:
+async def patch_status(
+    *, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
+) -> bool:
     """Merge `status` in; with `resource_version`, only if the object has not changed since.
 
     Loops that rewrite the conditions list from a cached view pass the view's resourceVersion:
@@ -46,7 +47,13 @@ async def patch_status(*, namespace: str, name: str, status: dict[str, Any],
         body["metadata"] = {"resourceVersion": resource_version}
     try:
         await asyncio.to_thread(
-            custom_objects().patch_namespaced_custom_object_status, GROUP, VERSION, namespace, PLURAL, name, body,
+            custom_objects().patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            body,
         )
     except kubernetes.client.ApiException as error:
         if error.status == 409 and resource_version is not None:
@@ -56,14 +63,24 @@ async def patch_status(*, namespace: str, name: str, status: dict[str, Any],
 
 
 async def post_event(*, namespace: str, name: str, uid: str | None, type: str, reason: str, message: str) -> None:
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     event = kubernetes.client.CoreV1Event(
         metadata=kubernetes.client.V1ObjectMeta(generate_name=f"{name}.", namespace=namespace),
         involved_object=kubernetes.client.V1ObjectReference(
-            api_version=f"{GROUP}/{VERSION}", kind=KIND, namespace=namespace, name=name, uid=uid,
+            api_version=f"{GROUP}/{VERSION}",
+            kind=KIND,
+            namespace=namespace,
+            name=name,
+            uid=uid,
         ),
-        type=type, reason=reason, message=message[:1024], first_timestamp=now, last_timestamp=now, count=1,
+        type=type,
+        reason=reason,
+        message=message[:1024],
+        first_timestamp=now,
+        last_timestamp=now,
+        count=1,
         source=kubernetes.client.V1EventSource(component="selfheal-operator"),
-        reporting_component="selfheal-operator", reporting_instance="selfheal-operator",
+        reporting_component="selfheal-operator",
+        reporting_instance="selfheal-operator",
     )
     await asyncio.to_thread(core().create_namespaced_event, namespace, event)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from selfheal.core.resource import GROUP, KIND, VERSION
 from selfheal.core.models import SpecError
 from selfheal.core.patchlang import AllowedHosts
+from selfheal.core.resource import GROUP, KIND, VERSION
 from selfheal.core.validation import validate_patch
 
 MAX_FILE_BYTES = 1_000_000

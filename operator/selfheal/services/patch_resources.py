@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+from typing import Any
 
 import kubernetes
 
-from selfheal.core.resource import GROUP, KIND, PLURAL, VERSION
 from selfheal.core.models import PatchSpec
+from selfheal.core.resource import GROUP, KIND, PLURAL, VERSION
 
 _NAME_UNSAFE = re.compile(r"[^a-z0-9]+")
 
@@ -27,11 +28,12 @@ def resource_name(spec: PatchSpec) -> str:
 
 def resource_for(spec: PatchSpec, *, created_by: str) -> dict:
     return {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": KIND,
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
         "metadata": {"name": resource_name(spec), "annotations": {f"{GROUP}/created-by": created_by}},
         "spec": spec.model_dump(by_alias=True, exclude_none=True),
     }
 
 
-async def create_resource(api: kubernetes.client.CustomObjectsApi, *, namespace: str, body: dict) -> dict:
+async def create_resource(api: kubernetes.client.CustomObjectsApi, *, namespace: str, body: dict) -> Any:
     return await asyncio.to_thread(api.create_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, body)

@@ -16,8 +16,10 @@ def firing_alerts(answer: dict, *, match: str) -> list[Alert]:
     if answer.get("status") != "success":
         raise ValueError(f"Prometheus answered {answer.get('status')!r}: {answer.get('error', '')}")
     pattern = re.compile(match, re.I)
-    alerts = [Alert(name=a.get("labels", {}).get("alertname", ""), state=a.get("state", ""),
-                    labels=a.get("labels", {})) for a in answer.get("data", {}).get("alerts", [])]
+    alerts = [
+        Alert(name=a.get("labels", {}).get("alertname", ""), state=a.get("state", ""), labels=a.get("labels", {}))
+        for a in answer.get("data", {}).get("alerts", [])
+    ]
     return [a for a in alerts if a.state == "firing" and pattern.search(a.name)]
 
 

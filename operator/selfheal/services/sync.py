@@ -32,12 +32,14 @@ def check(spec: Mapping[str, Any], *, allowed_hosts: AllowedHosts) -> ValidPatch
 
 
 async def record_valid(conn: psycopg.AsyncConnection, *, source: PatchSource, valid: ValidPatch) -> SyncOutcome:
-    return await store.sync_patch(conn, source=source, spec=valid.spec, operations=valid.operations,
-                                  rollback_operations=valid.rollback_operations)
+    return await store.sync_patch(
+        conn, source=source, spec=valid.spec, operations=valid.operations, rollback_operations=valid.rollback_operations
+    )
 
 
-async def record_invalid(conn: psycopg.AsyncConnection, *, source: PatchSource,
-                         problems: list[str]) -> RegistryState | None:
+async def record_invalid(
+    conn: psycopg.AsyncConnection, *, source: PatchSource, problems: list[str]
+) -> RegistryState | None:
     return await store.mark_invalid(conn, source=source, problems=problems)
 
 
@@ -54,8 +56,12 @@ async def validate_rows_written_outside(conn: psycopg.AsyncConnection, *, allowe
             valid, problems = validate_row(row.fields, allowed_hosts=allowed_hosts), []
         except SpecError as error:
             valid, problems = None, error.problems
-        if await store.record_validation(conn, row=row, problems=problems,
-                                         operations=valid.operations if valid else None,
-                                         rollback_operations=valid.rollback_operations if valid else None):
+        if await store.record_validation(
+            conn,
+            row=row,
+            problems=problems,
+            operations=valid.operations if valid else None,
+            rollback_operations=valid.rollback_operations if valid else None,
+        ):
             verdict = "invalid: " + "; ".join(problems) if problems else "valid"
             log.info("registry row %s (revision %s) written outside the operator is %s", row.id, row.revision, verdict)

@@ -20,6 +20,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
+
+# math.log, min, max, or numpy's: the simulation bench passes arrays through the same formulas.
+Numeric = Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -37,24 +41,31 @@ class CusumState:
 RESTING = CusumState()
 
 
-def weights(p0, p1, *, log: Callable = math.log):
+def weights(p0: Any, p1: Any, *, log: Numeric = math.log) -> tuple[Any, Any]:
     """What one failure and one success add to S: (ln(p1/p0), ln((1-p1)/(1-p0)))."""
     return log(p1 / p0), log((1 - p1) / (1 - p0))
 
 
-def alternative(p0, factor, *, minimum: Callable = min):
+def alternative(p0: Any, factor: Any, *, minimum: Numeric = min) -> Any:
     """p1 = factor x p0, kept at most halfway between p0 and 1 so that it stays a probability."""
     return minimum(factor * p0, (1 + p0) / 2)
 
 
-def threshold(*, samples_per_day, budget_days, log: Callable = math.log, maximum: Callable = max):
+def threshold(*, samples_per_day: Any, budget_days: Any, log: Numeric = math.log, maximum: Numeric = max) -> Any:
     """h = ln(gamma), gamma = samples per day x budget days: e^h samples between false alarms is
     at most one false alarm per `budget_days` days of this traffic, whatever the traffic. h >= 1."""
     return log(maximum(samples_per_day * budget_days, math.e))
 
 
-def fold(state: CusumState, buckets: Iterable[tuple[int, int]], *, p0: float, p1: float,
-         h: float = math.inf, ceiling: float = math.inf) -> CusumState:
+def fold(
+    state: CusumState,
+    buckets: Iterable[tuple[int, int]],
+    *,
+    p0: float,
+    p1: float,
+    h: float = math.inf,
+    ceiling: float = math.inf,
+) -> CusumState:
     """S after the buckets (total, failures) in order, alarmed once above `h`; at zero it forgets
     the calls behind it and the alarm.
 
@@ -74,12 +85,12 @@ def fold(state: CusumState, buckets: Iterable[tuple[int, int]], *, p0: float, p1
     return CusumState(statistic, total, failures, alarmed)
 
 
-def kl_divergence(p, q, *, log: Callable = math.log):
+def kl_divergence(p: Any, q: Any, *, log: Numeric = math.log) -> Any:
     """KL(Bernoulli(p) || Bernoulli(q)) in nats, 0 < p, q < 1."""
     return p * log(p / q) + (1 - p) * log((1 - p) / (1 - q))
 
 
-def lorden_delay(*, gamma, p1, p0, log: Callable = math.log):
+def lorden_delay(*, gamma: Any, p1: Any, p0: Any, log: Numeric = math.log) -> Any:
     """The least worst-case mean number of samples any detector needs to see a change from p0 to
     p1 when it may raise a false alarm no more than once every `gamma` samples."""
     return log(gamma) / kl_divergence(p1, p0, log=log)

@@ -49,8 +49,10 @@ class RuleOutcome:
         if rule.metric == "volume":
             figure = f"{self.value:.0f} applications/min (threshold {rule.threshold:.0f}/min)"
         else:
-            figure = (f"{rule.metric} rate {self.value:.1%} = {counts.events(rule.metric)}/{counts.total} "
-                      f"(threshold {rule.threshold:.0%})")
+            figure = (
+                f"{rule.metric} rate {self.value:.1%} = {counts.events(rule.metric)}/{counts.total} "
+                f"(threshold {rule.threshold:.0%})"
+            )
         how = "early cut-off" if self.early else f"held for {rule.for_seconds}s"
         return f"{rule.name}: {figure} over {self.window_seconds}s, {how}"
 
@@ -72,12 +74,19 @@ class Verdict:
 
 
 # The verdicts of quiet patches, shared: most patches are quiet, and nothing mutates a verdict.
-QUIET_VERDICTS = {state: Verdict(state=state, action="none", outcomes=(), pending={})
-                  for state in (HEALTHY, INCONCLUSIVE)}
+QUIET_VERDICTS = {
+    state: Verdict(state=state, action="none", outcomes=(), pending={}) for state in (HEALTHY, INCONCLUSIVE)
+}
 
 
-def evaluate(*, settings: GuardSettings, windows: Mapping[int, Counts], pending: Mapping[str, float],
-             now: float, regression: RuleOutcome | None = None) -> Verdict:
+def evaluate(
+    *,
+    settings: GuardSettings,
+    windows: Mapping[int, Counts],
+    pending: Mapping[str, float],
+    now: float,
+    regression: RuleOutcome | None = None,
+) -> Verdict:
     """Judge one patch at `now` from its counts per window and the pending times kept so far.
 
     `regression` is the outcome of the relative rule (guard/regression.py), judged by the caller
@@ -92,18 +101,28 @@ def evaluate(*, settings: GuardSettings, windows: Mapping[int, Counts], pending:
     return evaluate_fully(settings=settings, windows=windows, pending=pending, now=now, regression=regression)
 
 
-def evaluate_fully(*, settings: GuardSettings, windows: Mapping[int, Counts], pending: Mapping[str, float],
-                   now: float, regression: RuleOutcome | None = None) -> Verdict:
+def evaluate_fully(
+    *,
+    settings: GuardSettings,
+    windows: Mapping[int, Counts],
+    pending: Mapping[str, float],
+    now: float,
+    regression: RuleOutcome | None = None,
+) -> Verdict:
     """`evaluate` without the quiet-patch shortcut: every rule's outcome built and kept."""
-    by_threshold = tuple(_rule_outcome(rule, settings=settings, windows=windows, pending=pending.get(rule.name),
-                                       now=now) for rule in settings.rules)
+    by_threshold = tuple(
+        _rule_outcome(rule, settings=settings, windows=windows, pending=pending.get(rule.name), now=now)
+        for rule in settings.rules
+    )
     outcomes = by_threshold + ((regression,) if regression is not None else ())
     kept = {o.rule.name: o.pending_since for o in outcomes if o.pending_since is not None}
-    for action, label in (("deactivate", "Firing"), ("warn", "Warning")):
+    pairs: tuple[tuple[Literal["deactivate", "warn"], str], ...] = (("deactivate", "Firing"), ("warn", "Warning"))
+    for action, label in pairs:
         cause = next((o for o in outcomes if o.firing and o.rule.action == action), None)
         if cause:
-            return Verdict(state=f"{label}: {cause.rule.name}", action=action, outcomes=outcomes, pending=kept,
-                           cause=cause)
+            return Verdict(
+                state=f"{label}: {cause.rule.name}", action=action, outcomes=outcomes, pending=kept, cause=cause
+            )
     pending_one = next((o for o in outcomes if o.pending_since is not None), None)
     if pending_one:
         return Verdict(state=f"Pending: {pending_one.rule.name}", action="none", outcomes=outcomes, pending=kept)
@@ -114,9 +133,9 @@ def evaluate_fully(*, settings: GuardSettings, windows: Mapping[int, Counts], pe
 
 def _quiet_state(settings: GuardSettings, windows: Mapping[int, Counts]) -> str | None:
     """Healthy or Inconclusive when no rule can hold, turn pending or cut early on these counts;
-    None when the full evaluation must look. Most patches are quiet: this keeps a cycle over
-    ten thousand of them in milliseconds, with no outcome objects built for them. The guard's
-    windows query judges the same in SQL (registry/guard_store.py, `_quiet_condition`)."""
+    None when the full evaluation must look. Most patches are quiet: no outcome objects are built
+    for them. This is the source of truth; the guard's windows query judges the same in SQL
+    generated from the same rule objects (registry/guard_store.py, `_quiet_condition`)."""
     conclusive, has_rate = False, False
     for rule in settings.rules:
         counts = windows.get(rule.window_seconds, NO_DATA)
@@ -138,8 +157,9 @@ def _quiet_state(settings: GuardSettings, windows: Mapping[int, Counts]) -> str 
     return HEALTHY if conclusive or not has_rate else INCONCLUSIVE
 
 
-def _rule_outcome(rule: Rule, *, settings: GuardSettings, windows: Mapping[int, Counts], pending: float | None,
-                  now: float) -> RuleOutcome:
+def _rule_outcome(
+    rule: Rule, *, settings: GuardSettings, windows: Mapping[int, Counts], pending: float | None, now: float
+) -> RuleOutcome:
     counts = windows.get(rule.window_seconds, NO_DATA)
     if rule.metric == "volume":
         value = counts.total * 60.0 / rule.window_seconds
@@ -150,16 +170,32 @@ def _rule_outcome(rule: Rule, *, settings: GuardSettings, windows: Mapping[int, 
         conclusive = counts.total >= settings.min_samples
     holds = conclusive and value > rule.threshold
     step = advance(pending_since=pending, holds=holds, now=now, for_seconds=rule.for_seconds)
-    outcome = RuleOutcome(rule=rule, counts=counts, value=value, holds=holds, conclusive=conclusive,
-                          pending_since=step.pending_since, firing=step.firing, window_seconds=rule.window_seconds)
+    outcome = RuleOutcome(
+        rule=rule,
+        counts=counts,
+        value=value,
+        holds=holds,
+        conclusive=conclusive,
+        pending_since=step.pending_since,
+        firing=step.firing,
+        window_seconds=rule.window_seconds,
+    )
     if not step.firing and rule.is_rate and rule.action == "deactivate" and settings.early_cutoff:
         early = _early_evidence(rule, settings=settings, windows=windows)
         if early is not None:
             window, early_counts = early
             events = early_counts.events(rule.metric)
-            return RuleOutcome(rule=rule, counts=early_counts, value=events / early_counts.total, holds=True,
-                               conclusive=True, pending_since=step.pending_since or now, firing=True, early=True,
-                               window_seconds=window)
+            return RuleOutcome(
+                rule=rule,
+                counts=early_counts,
+                value=events / early_counts.total,
+                holds=True,
+                conclusive=True,
+                pending_since=step.pending_since or now,
+                firing=True,
+                early=True,
+                window_seconds=window,
+            )
     return outcome
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from selfheal.core.status import GuardFigures
-
 from selfheal.core.guard.evaluate import Counts
+from selfheal.core.status import GuardFigures
 
 
 def guard_status(*, state: str, day: Counts) -> GuardFigures:

@@ -62,13 +62,16 @@ def design(*, settings: RegressionSettings, baseline: Baseline) -> Design | None
     if baseline.total < max(settings.min_baseline_samples, 1) or baseline.failures >= baseline.total:
         return None
     p0 = max(settings.floor, baseline.failures / baseline.total)
-    return Design(p0=p0, p1=cusum.alternative(p0, settings.factor),
-                  h=cusum.threshold(samples_per_day=baseline.samples_per_day,
-                                    budget_days=settings.budget_patch_days))
+    return Design(
+        p0=p0,
+        p1=cusum.alternative(p0, settings.factor),
+        h=cusum.threshold(samples_per_day=baseline.samples_per_day, budget_days=settings.budget_patch_days),
+    )
 
 
-def advance(*, settings: RegressionSettings, baseline: Baseline, state: CusumState,
-            buckets: Iterable[tuple[int, int]]) -> CusumState:
+def advance(
+    *, settings: RegressionSettings, baseline: Baseline, state: CusumState, buckets: Iterable[tuple[int, int]]
+) -> CusumState:
     """The CUSUM after new complete buckets (total, failures); at rest without a baseline."""
     plan = design(settings=settings, baseline=baseline) if settings.enabled else None
     if plan is None:
@@ -89,16 +92,23 @@ class RegressionOutcome(RuleOutcome):
         if self.design is None:
             return f"{self.rule.name}: no baseline ({base.total} applications in 24 h)"
         counts, plan = self.counts, self.design
-        return (f"{self.rule.name}: failure rate {self.value:.1%} = {counts.failures}/{counts.total} since the rise "
-                f"began, baseline {plan.p0:.1%} ({base.failures}/{base.total} over 24 h); "
-                f"CUSUM {self.statistic:.1f} {'crossed' if self.firing else 'under'} h = {plan.h:.1f} "
-                f"(tuned for {plan.p1:.1%})")
+        return (
+            f"{self.rule.name}: failure rate {self.value:.1%} = {counts.failures}/{counts.total} since the rise "
+            f"began, baseline {plan.p0:.1%} ({base.failures}/{base.total} over 24 h); "
+            f"CUSUM {self.statistic:.1f} {'crossed' if self.firing else 'under'} h = {plan.h:.1f} "
+            f"(tuned for {plan.p1:.1%})"
+        )
 
     def details(self) -> dict[str, object]:
         plan = self.design
-        return {"baseline_total": self.baseline.total, "baseline_failures": self.baseline.failures,
-                "p0": plan and round(plan.p0, 6), "p1": plan and round(plan.p1, 6),
-                "cusum": round(self.statistic, 4), "h": plan and round(plan.h, 4)}
+        return {
+            "baseline_total": self.baseline.total,
+            "baseline_failures": self.baseline.failures,
+            "p0": plan and round(plan.p0, 6),
+            "p1": plan and round(plan.p1, 6),
+            "cusum": round(self.statistic, 4),
+            "h": plan and round(plan.h, 4),
+        }
 
 
 def judge(*, settings: RegressionSettings, baseline: Baseline, state: CusumState) -> RegressionOutcome:
@@ -109,6 +119,15 @@ def judge(*, settings: RegressionSettings, baseline: Baseline, state: CusumState
     value = state.failures / state.total if state.total else 0.0
     # Fires when S crosses h, and holds until S is back at zero (no flapping around h).
     firing = plan is not None and (state.alarmed or state.statistic > plan.h)
-    return RegressionOutcome(rule=rule, counts=counts, value=value, holds=firing, conclusive=plan is not None,
-                             pending_since=None, firing=firing, baseline=baseline, design=plan,
-                             statistic=state.statistic if plan else 0.0)
+    return RegressionOutcome(
+        rule=rule,
+        counts=counts,
+        value=value,
+        holds=firing,
+        conclusive=plan is not None,
+        pending_since=None,
+        firing=firing,
+        baseline=baseline,
+        design=plan,
+        statistic=state.statistic if plan else 0.0,
+    )

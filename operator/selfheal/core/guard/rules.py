@@ -14,7 +14,7 @@ a patch whose failures went from 2 % to 10 % never crosses the absolute threshol
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 Metric = Literal["rollback", "failure", "volume"]
 Action = Literal["deactivate", "warn"]
@@ -103,6 +103,7 @@ class GuardSettings:
     def rule(self, name: str) -> Rule:
         return next(rule for rule in self.rules if rule.name == name)
 
-    def with_rule(self, name: str, **changes: object) -> "GuardSettings":
-        return replace(self, rules=tuple(replace(rule, **changes) if rule.name == name else rule
-                                         for rule in self.rules))
+    def with_rule(self, name: str, **changes: Any) -> GuardSettings:
+        return replace(
+            self, rules=tuple(replace(rule, **changes) if rule.name == name else rule for rule in self.rules)
+        )

@@ -11,6 +11,12 @@ from selfheal.core.patchlang.hosts import DEFAULT_ALLOWED_HOSTS, DEFAULT_HOSTS, 
 from selfheal.core.patchlang.operations import canonical_json
 
 __all__ = [
-    "DEFAULT_ALLOWED_HOSTS", "DEFAULT_HOSTS", "MAX_CODE_CHARS", "AllowedHosts", "CompiledPatch", "PatchCodeError",
-    "canonical_json", "compile_patch",
+    "DEFAULT_ALLOWED_HOSTS",
+    "DEFAULT_HOSTS",
+    "MAX_CODE_CHARS",
+    "AllowedHosts",
+    "CompiledPatch",
+    "PatchCodeError",
+    "canonical_json",
+    "compile_patch",
 ]

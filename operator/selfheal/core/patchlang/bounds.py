@@ -29,7 +29,8 @@ MAX_FIELD_INTEGER = 10**12
 
 # Circulating ISO 4217 currencies; precious metals, fund units and test codes are not money a
 # payment can be in.
-ISO_4217 = frozenset("""
+ISO_4217 = frozenset(
+    """
     AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP
     BYN BZD CAD CDF CHF CLP CNY COP CRC CUC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP
     GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS
@@ -37,7 +38,8 @@ ISO_4217 = frozenset("""
     MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF
     SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD
     TZS UAH UGX USD UYU UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
-""".split())
+""".split()
+)
 
 _SECRET_SHAPES = (
     (re.compile(r"\b[sprk]k_(?:live|test)_[A-Za-z0-9]{6,}"), "an API key"),
@@ -47,8 +49,10 @@ _SECRET_SHAPES = (
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
     (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\."), "a JSON web token"),
     (re.compile(r"://[^/\s@]*:[^/\s@]*@"), "a URL with a password"),
-    (re.compile(r"(?i)\b(?:api[_-]?key|secret|passw(?:or)?d|token|bearer)\b\s*[:=]?\s*[A-Za-z0-9+/_=.-]{8,}"),
-     "a credential"),
+    (
+        re.compile(r"(?i)\b(?:api[_-]?key|secret|passw(?:or)?d|token|bearer)\b\s*[:=]?\s*[A-Za-z0-9+/_=.-]{8,}"),
+        "a credential",
+    ),
     (re.compile(r"\b[0-9a-fA-F]{32,}\b"), "a hexadecimal key"),
 )
 _TOKEN = re.compile(r"[A-Za-z0-9+/=_-]{20,}")
@@ -97,8 +101,9 @@ def plain_text(value: Value, *, what: str, limit: int = MAX_TEXT) -> str:
 
 
 def _kind(value: Value) -> str:
-    return {"string": "a string", "number": "a number", "boolean": "a boolean", "null": "null",
-            "mapping": "a mapping"}[value.kind]
+    return {"string": "a string", "number": "a number", "boolean": "a boolean", "null": "null", "mapping": "a mapping"}[
+        value.kind
+    ]
 
 
 def _number(value: Value, *, what: str) -> Decimal:
@@ -117,6 +122,7 @@ def integer(low: int, high: int, *, what: str) -> Check:
         if not low <= number <= high:
             raise fail(value, f"{what} must be between {low} and {high}")
         return int(number)
+
     return check
 
 
@@ -129,9 +135,12 @@ def duration_ms(low_ms: int, high_ms: int, *, what: str, written_in: str) -> Che
         if ms != ms.to_integral_value():
             raise fail(value, f"{what} must be a whole number of milliseconds")
         if not low_ms <= ms <= high_ms:
-            raise fail(value, f"{what} must be between {Decimal(low_ms) / scale:f} and "
-                              f"{Decimal(high_ms) / scale:f} {written_in}")
+            raise fail(
+                value,
+                f"{what} must be between {Decimal(low_ms) / scale:f} and {Decimal(high_ms) / scale:f} {written_in}",
+            )
         return int(ms)
+
     return check
 
 
@@ -140,6 +149,7 @@ def boolean(*, what: str) -> Check:
         if value.kind != "boolean":
             raise fail(value, f"{what} must be true or false, not {_kind(value)}")
         return bool(value.data)
+
     return check
 
 
@@ -148,6 +158,7 @@ _URL = re.compile(r"https://(?P<host>[^/:?#@\\\s]+)(?::(?P<port>[0-9]{1,5}))?(?P
 
 def https_url(*, what: str) -> Check:
     """`https://host[:port][/path]`, host on the allow-list; no user info, query or fragment."""
+
     def check(value: Value, hosts: AllowedHosts) -> str:
         if value.kind == "string" and "@" in str(value.data):
             raise fail(value, f"{what} must be https://host[:port][/path] with no user, query or fragment")
@@ -169,6 +180,7 @@ def https_url(*, what: str) -> Check:
         if "//" in (match["path"] or "") or "/../" in (match["path"] or "") + "/":
             raise fail(value, f"{what} path must not contain // or ..")
         return url
+
     return check
 
 
@@ -180,6 +192,7 @@ def currency(*, what: str, nullable: bool) -> Check:
         if code not in ISO_4217:
             raise fail(value, f"{what} {code!r} is not an ISO 4217 currency code")
         return code
+
     return check
 
 
@@ -198,6 +211,7 @@ def api_version(*, what: str) -> Check:
             except ValueError:
                 raise fail(value, f"{what} {text!r} is not a calendar date") from None
         return text
+
     return check
 
 
@@ -206,12 +220,17 @@ _CREDENTIAL_NAME = re.compile(r"[A-Z][A-Z0-9_]{2,63}")
 
 def credential_name(*, what: str) -> Check:
     """The name of a credential the SDK already holds (e.g. an environment variable), never its value."""
+
     def check(value: Value, hosts: AllowedHosts) -> str:
         name = plain_text(value, what=what)
         if not _CREDENTIAL_NAME.fullmatch(name):
-            raise fail(value, f"{what} must be a credential name such as MOLAM_FALLBACK_API_KEY "
-                              "(capitals, digits, _), never the credential itself")
+            raise fail(
+                value,
+                f"{what} must be a credential name such as MOLAM_FALLBACK_API_KEY "
+                "(capitals, digits, _), never the credential itself",
+            )
         return name
+
     return check
 
 
@@ -220,6 +239,7 @@ _FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 def field_defaults(*, what: str) -> Check:
     """Request field name → default value (string, whole number or boolean); a currency is ISO 4217."""
+
     def check(value: Value, hosts: AllowedHosts) -> dict[str, Json]:
         if value.kind != "mapping":
             raise fail(value, f"{what} must be a mapping of field names to default values")
@@ -229,12 +249,14 @@ def field_defaults(*, what: str) -> Check:
         fields: dict[str, Json] = {}
         for entry in value.data:
             if not _FIELD_NAME.fullmatch(entry.key):
-                raise PatchCodeError(entry.line, entry.column,
-                                     f"field name {entry.key!r} must be snake_case ASCII (a-z, 0-9, _)")
+                raise PatchCodeError(
+                    entry.line, entry.column, f"field name {entry.key!r} must be snake_case ASCII (a-z, 0-9, _)"
+                )
             if entry.key in fields:
                 raise PatchCodeError(entry.line, entry.column, f"field {entry.key!r} is given twice")
             fields[entry.key] = _field_value(entry.key, entry.value, hosts)
         return fields
+
     return check
 
 

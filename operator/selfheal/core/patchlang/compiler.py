@@ -12,12 +12,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from selfheal.core.patchlang import bounds
+from selfheal.core.patchlang.bounds import Json
 from selfheal.core.patchlang.errors import PatchCodeError
 from selfheal.core.patchlang.hosts import DEFAULT_HOSTS, AllowedHosts
 from selfheal.core.patchlang.javascript_subset import parse_javascript
 from selfheal.core.patchlang.operations import (
-    ACTION_BY_NAME, CLIENT, LANGUAGES, LOG_LEVELS, LOGGER, MAX_OPERATIONS, SETTING_BY_NAME, Action, Language,
-    Operation, action_operation, canonical_json, document, log_operation, set_operation,
+    ACTION_BY_NAME,
+    CLIENT,
+    LANGUAGES,
+    LOG_LEVELS,
+    LOGGER,
+    MAX_OPERATIONS,
+    SETTING_BY_NAME,
+    Action,
+    Language,
+    Operation,
+    action_operation,
+    canonical_json,
+    document,
+    log_operation,
+    set_operation,
 )
 from selfheal.core.patchlang.python_subset import parse_python
 from selfheal.core.patchlang.syntax import ActionCall, Assignment, Entry, LogCall, Statement
@@ -31,7 +45,7 @@ class CompiledPatch:
     language: Language
     operations: tuple[Operation, ...]
 
-    def document(self) -> dict:
+    def document(self) -> dict[str, Json]:
         return document(list(self.operations))
 
     def canonical_json(self) -> str:
@@ -49,7 +63,7 @@ def compile_patch(*, language: str, code: str, allowed_hosts: AllowedHosts = DEF
     if "\x00" in code:
         raise PatchCodeError(1, 1, "contains a NUL byte")
     statements = parse_python(code) if language == "python" else parse_javascript(code)
-    return CompiledPatch(language, tuple(_operations(language, statements, allowed_hosts)))  # type: ignore[arg-type]
+    return CompiledPatch(language, tuple(_operations(language, statements, allowed_hosts)))
 
 
 def _operations(language: Language, statements: list[Statement], hosts: AllowedHosts) -> list[Operation]:
@@ -113,10 +127,12 @@ def _action(language: Language, statement: ActionCall, hosts: AllowedHosts) -> O
         if statement.keywords:
             raise PatchCodeError(*where, f"{call} takes no keyword arguments")
         if len(statement.arguments) != len(action.positional):
-            raise PatchCodeError(*where, f"{call} takes {len(action.positional)} argument(s), "
-                                         f"got {len(statement.arguments)}")
-        arguments = {param.key: param.check(value, hosts)
-                     for param, value in zip(action.positional, statement.arguments)}
+            raise PatchCodeError(
+                *where, f"{call} takes {len(action.positional)} argument(s), got {len(statement.arguments)}"
+            )
+        arguments = {
+            param.key: param.check(value, hosts) for param, value in zip(action.positional, statement.arguments)
+        }
     problem = action.rule(arguments) if action.rule else None
     if problem:
         raise PatchCodeError(*where, f"{call}: {problem}")
@@ -136,22 +152,27 @@ def _option_entries(language: Language, statement: ActionCall, call: str) -> tup
     return entries
 
 
-def _options(language: Language, action: Action, statement: ActionCall, entries: tuple[Entry, ...],
-             hosts: AllowedHosts) -> dict:
+def _options(
+    language: Language, action: Action, statement: ActionCall, entries: tuple[Entry, ...], hosts: AllowedHosts
+) -> dict[str, Json]:
     params = {param.name(language): param for param in action.options}
-    arguments: dict = {}
+    arguments: dict[str, Json] = {}
     for entry in entries:
         param = params.get(entry.key)
         if param is None:
-            raise PatchCodeError(entry.line, entry.column,
-                                 f"{entry.key!r} is not an option of {statement.name}() (options: {', '.join(params)})")
+            raise PatchCodeError(
+                entry.line,
+                entry.column,
+                f"{entry.key!r} is not an option of {statement.name}() (options: {', '.join(params)})",
+            )
         if param.key in arguments:
             raise PatchCodeError(entry.line, entry.column, f"option {entry.key!r} is given twice")
         arguments[param.key] = param.check(entry.value, hosts)
     missing = [name for name, param in params.items() if param.key not in arguments]
     if missing:
-        raise PatchCodeError(statement.line, statement.column,
-                             f"{statement.name}() needs every option; missing: {', '.join(missing)}")
+        raise PatchCodeError(
+            statement.line, statement.column, f"{statement.name}() needs every option; missing: {', '.join(missing)}"
+        )
     return {param.key: arguments[param.key] for param in action.options}
 
 
@@ -159,8 +180,9 @@ def _log(language: Language, statement: LogCall, hosts: AllowedHosts) -> Operati
     call = f"{LOGGER[language]}.{statement.level}()"
     level = LOG_LEVELS[language].get(statement.level)
     if level is None:
-        raise PatchCodeError(statement.line, statement.column,
-                             f"{call} is not a log call (known: {', '.join(LOG_LEVELS[language])})")
+        raise PatchCodeError(
+            statement.line, statement.column, f"{call} is not a log call (known: {', '.join(LOG_LEVELS[language])})"
+        )
     if len(statement.arguments) != 1:
         raise PatchCodeError(statement.line, statement.column, f"{call} takes exactly one string literal")
     return log_operation(level, bounds.plain_text(statement.arguments[0], what="log message"))

@@ -24,9 +24,10 @@ class AllowedHosts:
     domains: frozenset[str]  # from `*.domain` entries
 
     @classmethod
-    def parse(cls, entries: Iterable[str]) -> "AllowedHosts":
+    def parse(cls, entries: Iterable[str]) -> AllowedHosts:
         """From setting values; raises ValueError naming the first bad entry."""
-        exact, domains = set(), set()
+        exact: set[str] = set()
+        domains: set[str] = set()
         for raw in entries:
             entry = raw.strip()
             name = entry.removeprefix("*.")

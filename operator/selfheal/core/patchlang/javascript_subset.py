@@ -31,32 +31,65 @@ _THIS, _CONSOLE = CLIENT["node"], LOGGER["node"]
 _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 _NUMBER = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]+)?")
 _ESCAPE = re.compile(r"\\(u\{[0-9a-fA-F]{1,6}\}|u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|\r\n|[\s\S])")
-_SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "0": "\0",
-                   "'": "'", '"': '"', "\\": "\\", "\n": "", "\r\n": "", "\r": "", "\u2028": "", "\u2029": ""}
+_SIMPLE_ESCAPES = {
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "0": "\0",
+    "'": "'",
+    '"': '"',
+    "\\": "\\",
+    "\n": "",
+    "\r\n": "",
+    "\r": "",
+    "\u2028": "",
+    "\u2029": "",
+}
 
 _REFUSED = {
-    "import_statement": "imports are not allowed", "export_statement": "exports are not allowed",
-    "lexical_declaration": "declarations are not allowed", "variable_declaration": "declarations are not allowed",
-    "function_declaration": "functions are not allowed", "generator_function_declaration": "functions are not allowed",
-    "class_declaration": "classes are not allowed", "function_expression": "functions are not allowed",
-    "arrow_function": "functions are not allowed", "class": "classes are not allowed",
-    "if_statement": "control flow is not allowed", "for_statement": "control flow is not allowed",
-    "for_in_statement": "control flow is not allowed", "while_statement": "control flow is not allowed",
-    "do_statement": "control flow is not allowed", "try_statement": "control flow is not allowed",
-    "switch_statement": "control flow is not allowed", "return_statement": "control flow is not allowed",
-    "throw_statement": "control flow is not allowed", "break_statement": "control flow is not allowed",
-    "continue_statement": "control flow is not allowed", "labeled_statement": "control flow is not allowed",
-    "with_statement": "with is not allowed", "debugger_statement": "debugger is not allowed",
-    "statement_block": "blocks are not allowed", "ternary_expression": "conditional expressions are not allowed",
+    "import_statement": "imports are not allowed",
+    "export_statement": "exports are not allowed",
+    "lexical_declaration": "declarations are not allowed",
+    "variable_declaration": "declarations are not allowed",
+    "function_declaration": "functions are not allowed",
+    "generator_function_declaration": "functions are not allowed",
+    "class_declaration": "classes are not allowed",
+    "function_expression": "functions are not allowed",
+    "arrow_function": "functions are not allowed",
+    "class": "classes are not allowed",
+    "if_statement": "control flow is not allowed",
+    "for_statement": "control flow is not allowed",
+    "for_in_statement": "control flow is not allowed",
+    "while_statement": "control flow is not allowed",
+    "do_statement": "control flow is not allowed",
+    "try_statement": "control flow is not allowed",
+    "switch_statement": "control flow is not allowed",
+    "return_statement": "control flow is not allowed",
+    "throw_statement": "control flow is not allowed",
+    "break_statement": "control flow is not allowed",
+    "continue_statement": "control flow is not allowed",
+    "labeled_statement": "control flow is not allowed",
+    "with_statement": "with is not allowed",
+    "debugger_statement": "debugger is not allowed",
+    "statement_block": "blocks are not allowed",
+    "ternary_expression": "conditional expressions are not allowed",
     "template_string": "template strings are not allowed: write a plain string literal",
     "subscript_expression": "computed member access a[b] is not allowed",
-    "new_expression": "new is not allowed", "await_expression": "await is not allowed",
+    "new_expression": "new is not allowed",
+    "await_expression": "await is not allowed",
     "binary_expression": "operators are not allowed: write the resulting literal",
     "augmented_assignment_expression": "compound assignment is not allowed: assign a literal",
-    "update_expression": "++ and -- are not allowed", "sequence_expression": "comma expressions are not allowed",
-    "parenthesized_expression": "parentheses are not allowed here", "spread_element": "spread is not allowed",
-    "array": "arrays are not values here", "regex": "regular expressions are not allowed",
-    "yield_expression": "yield is not allowed", "meta_property": "new.target and import.meta are not allowed",
+    "update_expression": "++ and -- are not allowed",
+    "sequence_expression": "comma expressions are not allowed",
+    "parenthesized_expression": "parentheses are not allowed here",
+    "spread_element": "spread is not allowed",
+    "array": "arrays are not values here",
+    "regex": "regular expressions are not allowed",
+    "yield_expression": "yield is not allowed",
+    "meta_property": "new.target and import.meta are not allowed",
 }
 
 
@@ -71,7 +104,7 @@ class _Source:
         self.lines = self.bytes.split(b"\n")
 
     def text(self, node: tree_sitter.Node) -> str:
-        return self.bytes[node.start_byte:node.end_byte].decode("utf-8", errors="replace")
+        return self.bytes[node.start_byte : node.end_byte].decode("utf-8", errors="replace")
 
     def where(self, node: tree_sitter.Node) -> tuple[int, int]:
         # tree-sitter columns count UTF-8 bytes; people count characters.
@@ -80,8 +113,10 @@ class _Source:
         return row + 1, len(line[:column].decode("utf-8", errors="ignore")) + 1
 
     def refuse(self, node: tree_sitter.Node, reason: str | None = None) -> PatchCodeError:
-        return PatchCodeError(*self.where(node), reason or _REFUSED.get(node.type)
-                              or f"{node.type.replace('_', ' ')} is not allowed in patch code")
+        return PatchCodeError(
+            *self.where(node),
+            reason or _REFUSED.get(node.type) or f"{node.type.replace('_', ' ')} is not allowed in patch code",
+        )
 
 
 def parse_javascript(code: str) -> list[Statement]:
@@ -136,8 +171,9 @@ def _statement(source: _Source, node: tree_sitter.Node) -> Statement:
         if receiver == _CONSOLE:
             return LogCall(name, values, *source.where(expression))
         return ActionCall(name, values, (), *source.where(expression))
-    raise source.refuse(expression, _REFUSED.get(expression.type, "a bare expression does nothing: "
-                                                                  "assign a setting or call an action"))
+    raise source.refuse(
+        expression, _REFUSED.get(expression.type, "a bare expression does nothing: assign a setting or call an action")
+    )
 
 
 def _identifier(source: _Source, node: tree_sitter.Node) -> str:
@@ -235,17 +271,18 @@ def _entry(source: _Source, node: tree_sitter.Node) -> Entry:
 def _number(source: _Source, node: tree_sitter.Node) -> Decimal:
     text = source.text(node)
     if not _NUMBER.fullmatch(text):
-        raise source.refuse(node, f"write numbers in plain decimal (no hex, octal, exponent, separators "
-                                  f"or BigInt): {text[:40]!r}")
+        raise source.refuse(
+            node, f"write numbers in plain decimal (no hex, octal, exponent, separators or BigInt): {text[:40]!r}"
+        )
     return Decimal(text)
 
 
 def _string(source: _Source, node: tree_sitter.Node) -> str:
     raw = source.text(node)[1:-1]
 
-    def unescape(match: re.Match) -> str:
-        escape = match[1]
-        if escape in _SIMPLE_ESCAPES and not (escape == "0" and raw[match.end():match.end() + 1].isdigit()):
+    def unescape(match: re.Match[str]) -> str:
+        escape: str = match[1]
+        if escape in _SIMPLE_ESCAPES and not (escape == "0" and raw[match.end() : match.end() + 1].isdigit()):
             return _SIMPLE_ESCAPES[escape]
         if escape[0] in "123456789" or escape == "0":
             raise source.refuse(node, "octal escapes are not allowed in strings")

@@ -62,16 +62,27 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("base_url", python="base_url", node="baseUrl", check=bounds.https_url(what="base URL")),
-    Setting("timeout_ms", python="timeout", node="timeout",
-            check=bounds.duration_ms(100, 120_000, what="timeout", written_in="ms"),
-            python_check=bounds.duration_ms(100, 120_000, what="timeout", written_in="s")),
-    Setting("max_retries", python="max_retries", node="maxRetries",
-            check=bounds.integer(0, 10, what="max retries")),
-    Setting("default_currency", python="default_currency", node="defaultCurrency",
-            check=bounds.currency(what="default currency", nullable=True)),
+    Setting(
+        "timeout_ms",
+        python="timeout",
+        node="timeout",
+        check=bounds.duration_ms(100, 120_000, what="timeout", written_in="ms"),
+        python_check=bounds.duration_ms(100, 120_000, what="timeout", written_in="s"),
+    ),
+    Setting("max_retries", python="max_retries", node="maxRetries", check=bounds.integer(0, 10, what="max retries")),
+    Setting(
+        "default_currency",
+        python="default_currency",
+        node="defaultCurrency",
+        check=bounds.currency(what="default currency", nullable=True),
+    ),
     Setting("api_version", python="api_version", node="apiVersion", check=bounds.api_version(what="API version")),
-    Setting("clock_skew_seconds", python="clock_skew_seconds", node="clockSkewSeconds",
-            check=bounds.integer(-300, 300, what="clock skew in seconds")),
+    Setting(
+        "clock_skew_seconds",
+        python="clock_skew_seconds",
+        node="clockSkewSeconds",
+        check=bounds.integer(-300, 300, what="clock skew in seconds"),
+    ),
 )
 
 
@@ -109,13 +120,20 @@ ACTIONS: tuple[Action, ...] = (
     # measured skew in the clock_skew_seconds setting.
     Action("resign_request", options=(Param("use_server_time", bounds.boolean(what="use_server_time")),)),
     # 429: exponential backoff, delay = min(base * 2^n, max), with optional full jitter.
-    Action("retry_with_backoff", options=(
-        Param("attempts", bounds.integer(1, 10, what="attempts")),
-        Param("base_delay_ms", bounds.integer(10, 10_000, what="base delay (ms)")),
-        Param("max_delay_ms", bounds.integer(10, 60_000, what="max delay (ms)")),
-        Param("jitter", bounds.boolean(what="jitter")),
-    ), rule=lambda args: "base delay must not exceed max delay"
-       if args["base_delay_ms"] > args["max_delay_ms"] else None),  # type: ignore[operator]
+    Action(
+        "retry_with_backoff",
+        options=(
+            Param("attempts", bounds.integer(1, 10, what="attempts")),
+            Param("base_delay_ms", bounds.integer(10, 10_000, what="base delay (ms)")),
+            Param("max_delay_ms", bounds.integer(10, 60_000, what="max delay (ms)")),
+            Param("jitter", bounds.boolean(what="jitter")),
+        ),
+        rule=lambda args: (
+            "base delay must not exceed max delay"
+            if args["base_delay_ms"] > args["max_delay_ms"]  # type: ignore[operator]  # both integers, bounded above
+            else None
+        ),
+    ),
     # 400: fill missing required request fields from literal defaults.
     Action("fill_required_fields", positional=(Param("fields", bounds.field_defaults(what="fields")),)),
     Action("clear_filled_fields"),
@@ -147,7 +165,7 @@ def document(operations: list[Operation]) -> dict[str, Json]:
     return {"format": FORMAT, "version": FORMAT_VERSION, "operations": operations}  # type: ignore[dict-item]
 
 
-def canonical_json(value: Json | dict) -> str:
+def canonical_json(value: Json | dict[str, Json]) -> str:
     """The one serialisation SDKs verify signatures over.
 
     Sorted keys, no insignificant whitespace, UTF-8 text, only the escapes JSON requires. The

@@ -31,27 +31,42 @@ _SELF, _LOGGER = CLIENT["python"], LOGGER["python"]
 
 # Why the usual suspects are refused, by node type; anything else gets a generic reason.
 _REFUSED = {
-    ast.Import: "imports are not allowed", ast.ImportFrom: "imports are not allowed",
-    ast.FunctionDef: "definitions are not allowed", ast.AsyncFunctionDef: "definitions are not allowed",
-    ast.ClassDef: "definitions are not allowed", ast.Lambda: "lambdas are not allowed",
-    ast.If: "control flow is not allowed", ast.For: "control flow is not allowed",
-    ast.While: "control flow is not allowed", ast.Try: "control flow is not allowed",
-    ast.With: "control flow is not allowed", ast.Match: "control flow is not allowed",
-    ast.Raise: "control flow is not allowed", ast.Return: "control flow is not allowed",
+    ast.Import: "imports are not allowed",
+    ast.ImportFrom: "imports are not allowed",
+    ast.FunctionDef: "definitions are not allowed",
+    ast.AsyncFunctionDef: "definitions are not allowed",
+    ast.ClassDef: "definitions are not allowed",
+    ast.Lambda: "lambdas are not allowed",
+    ast.If: "control flow is not allowed",
+    ast.For: "control flow is not allowed",
+    ast.While: "control flow is not allowed",
+    ast.Try: "control flow is not allowed",
+    ast.With: "control flow is not allowed",
+    ast.Match: "control flow is not allowed",
+    ast.Raise: "control flow is not allowed",
+    ast.Return: "control flow is not allowed",
     ast.IfExp: "conditional expressions are not allowed",
-    ast.ListComp: "comprehensions are not allowed", ast.SetComp: "comprehensions are not allowed",
-    ast.DictComp: "comprehensions are not allowed", ast.GeneratorExp: "comprehensions are not allowed",
+    ast.ListComp: "comprehensions are not allowed",
+    ast.SetComp: "comprehensions are not allowed",
+    ast.DictComp: "comprehensions are not allowed",
+    ast.GeneratorExp: "comprehensions are not allowed",
     ast.JoinedStr: "f-strings are not literals: write the final text",
     ast.BinOp: "operators are not allowed: write the resulting literal",
     ast.BoolOp: "operators are not allowed: write the resulting literal",
     ast.Compare: "operators are not allowed: write the resulting literal",
-    ast.Subscript: "subscripts are not allowed", ast.Starred: "unpacking is not allowed",
-    ast.NamedExpr: "assignment expressions are not allowed", ast.Await: "await is not allowed",
+    ast.Subscript: "subscripts are not allowed",
+    ast.Starred: "unpacking is not allowed",
+    ast.NamedExpr: "assignment expressions are not allowed",
+    ast.Await: "await is not allowed",
     ast.AugAssign: "augmented assignment is not allowed: assign a literal",
-    ast.AnnAssign: "annotated assignment is not allowed", ast.Delete: "del is not allowed",
-    ast.Global: "global is not allowed", ast.Nonlocal: "nonlocal is not allowed",
+    ast.AnnAssign: "annotated assignment is not allowed",
+    ast.Delete: "del is not allowed",
+    ast.Global: "global is not allowed",
+    ast.Nonlocal: "nonlocal is not allowed",
     ast.Assert: "assert is not allowed",
-    ast.List: "lists are not values here", ast.Tuple: "tuples are not values here", ast.Set: "sets are not values here",
+    ast.List: "lists are not values here",
+    ast.Tuple: "tuples are not values here",
+    ast.Set: "sets are not values here",
 }
 
 
@@ -76,8 +91,11 @@ def _ascii_identifiers(code: str) -> None:
     try:
         for token in tokenize.generate_tokens(io.StringIO(code).readline):
             if token.type not in (tokenize.STRING, tokenize.COMMENT) and not token.string.isascii():
-                raise PatchCodeError(token.start[0], token.start[1] + 1,
-                                     f"non-ASCII name {token.string!r}: identifiers must be plain ASCII")
+                raise PatchCodeError(
+                    token.start[0],
+                    token.start[1] + 1,
+                    f"non-ASCII name {token.string!r}: identifiers must be plain ASCII",
+                )
     except (tokenize.TokenError, SyntaxError) as error:
         raise PatchCodeError(1, 1, f"Python code refused: {error}") from None
 
@@ -118,8 +136,11 @@ def _statement(code: str, node: ast.stmt) -> Statement:
             return LogCall(name, arguments, *_where(code, node))
         return ActionCall(name, arguments, keywords, *_where(code, node))
     if isinstance(node, ast.Expr):
-        raise _refuse(code, node.value, _REFUSED.get(type(node.value), "a bare expression does nothing: "
-                                                                       "assign a setting or call an action"))
+        raise _refuse(
+            code,
+            node.value,
+            _REFUSED.get(type(node.value), "a bare expression does nothing: assign a setting or call an action"),
+        )
     raise _refuse(code, node)
 
 
@@ -169,21 +190,24 @@ def _literal(code: str, node: ast.expr) -> Value:
         raise _refuse(code, node, f"{type(value).__name__} literals are not allowed")
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         inner = node.operand
-        if isinstance(inner, ast.Constant) and isinstance(inner.value, (int, float)) \
-                and not isinstance(inner.value, bool):
-            number = _literal(code, inner)
-            return Value("number", -number.data, *where)  # type: ignore[operator]
+        if (
+            isinstance(inner, ast.Constant)
+            and isinstance(inner.value, (int, float))
+            and not isinstance(inner.value, bool)
+        ):
+            positive = _literal(code, inner)
+            return Value("number", -positive.data, *where)  # type: ignore[operator,arg-type]
         raise _refuse(code, node, "only a number may be negated")
     if isinstance(node, ast.Dict):
         entries = []
-        for key, value in zip(node.keys, node.values):
+        for key, item in zip(node.keys, node.values):
             if key is None:
-                raise _refuse(code, value, "**unpacking is not allowed")
+                raise _refuse(code, item, "**unpacking is not allowed")
             if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
                 raise _refuse(code, key, "dict keys must be string literals")
-            if isinstance(value, ast.Dict):
-                raise _refuse(code, value, "nested dicts are not allowed")
-            entries.append(Entry(key.value, _literal(code, value), *_where(code, key)))
+            if isinstance(item, ast.Dict):
+                raise _refuse(code, item, "nested dicts are not allowed")
+            entries.append(Entry(key.value, _literal(code, item), *_where(code, key)))
         return Value("mapping", tuple(entries), *where)
     if isinstance(node, ast.Name):
         raise _refuse(code, node, f"names are not values: write the literal instead of {node.id!r}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal, Union
+from typing import Literal
 
 Kind = Literal["string", "number", "boolean", "null", "mapping"]
 
@@ -19,7 +19,7 @@ class Entry:
     """One `key: value` of a mapping literal (a Python dict or keyword arguments, a JS object)."""
 
     key: str
-    value: "Value"
+    value: Value
     line: int
     column: int
 
@@ -29,7 +29,7 @@ class Value:
     """A literal. Numbers are exact Decimals, so `0.1` means 0.1 whatever the language."""
 
     kind: Kind
-    data: Union[str, Decimal, bool, None, tuple[Entry, ...]]
+    data: str | Decimal | bool | None | tuple[Entry, ...]
     line: int
     column: int
 
@@ -65,4 +65,4 @@ class LogCall:
     column: int
 
 
-Statement = Union[Assignment, ActionCall, LogCall]
+Statement = Assignment | ActionCall | LogCall
