@@ -77,3 +77,31 @@ def test_check_names_every_problem_of_a_broken_folder():
 def test_check_takes_files_and_reports_missing_paths():
     assert selfheal("check", str(ROOT / "samples" / "node-429-backoff.yaml")).returncode == 0
     assert selfheal("check", str(ROOT / "no-such-folder")).returncode == 2
+
+
+def test_compile_hints_at_the_other_language_when_the_code_is_plainly_that_one():
+    node_code = b'this.baseUrl = "https://api-backup.molam.com";'
+    result = selfheal("compile", "--language", "python", stdin=node_code)
+    assert result.returncode == 1
+    assert "(hint: this is node patch code; try --language node)" in result.stderr.decode()
+    python_code = b'self.base_url = "https://api-backup.molam.com"'
+    result = selfheal("compile", "--language", "node", stdin=python_code)
+    assert "(hint: this is python patch code; try --language python)" in result.stderr.decode()
+    # Code that is no patch in either language gets no hint.
+    result = selfheal("compile", "--language", "python", stdin=b"import os")
+    assert result.returncode == 1 and "hint" not in result.stderr.decode()
+
+
+def test_check_refuses_an_empty_file_and_a_look_alike_kind(tmp_path: Path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    look_alike = tmp_path / "typo.yaml"
+    look_alike.write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other}\n---\n"
+        "apiVersion: selfheal.molam.io/v1alpha1\nkind: SelfhealPatch\nmetadata: {name: typo}\nspec: {}\n"
+    )
+    result = selfheal("check", str(empty), str(look_alike))
+    assert result.returncode == 1
+    assert f"{empty}:1: file: empty" in result.stdout.decode()
+    assert f"{look_alike}:5: kind: 'SelfhealPatch' is not 'SelfHealPatch'" in result.stdout.decode()
+    assert "ConfigMap" not in result.stdout.decode()  # other kinds are still skipped

@@ -137,4 +137,4 @@ def test_bad_window_and_unreachable_registry_are_usage_errors(seeded):
     result = selfheal("report", "kpis", "--window", "soon", database_url=seeded, check=False)
     assert result.returncode == 2 and "duration" in result.stderr
     result = selfheal("report", "checklist", database_url="postgresql://nobody@127.0.0.1:1/none", check=False)
-    assert result.returncode == 2 and "cannot connect to the registry" in result.stderr
+    assert result.returncode == 2 and "cannot reach the registry database" in result.stderr

@@ -21,10 +21,10 @@ def test_latency_buckets_are_cumulative_with_le_bounds_inclusive_and_the_sum_and
     labels = (("method", "POST"), ("route", "/api/dev/self-heal"))
 
     def bucket(le: str) -> float:
-        return got[("self_heal_api_request_seconds_bucket", tuple(sorted((*labels, ("le", le)))))]
+        return got[("selfheal_api_request_seconds_bucket", tuple(sorted((*labels, ("le", le)))))]
     assert [bucket(le) for le in ("0.0005", "0.001", "0.0025", "0.005", "1.0", "+Inf")] == [2, 2, 2, 3, 3, 4]
-    assert got[("self_heal_api_request_seconds_count", labels)] == 4
-    assert abs(got[("self_heal_api_request_seconds_sum", labels)] - 2.0037) < 1e-9
+    assert got[("selfheal_api_request_seconds_count", labels)] == 4
+    assert abs(got[("selfheal_api_request_seconds_sum", labels)] - 2.0037) < 1e-9
 
 
 def test_lookup_hits_and_misses_are_counters_by_outcome():
@@ -32,5 +32,5 @@ def test_lookup_hits_and_misses_are_counters_by_outcome():
     metrics.lookup_hits += 3
     metrics.lookup_misses += 1
     got = samples(metrics)
-    assert got[("self_heal_lookups_total", (("outcome", "hit"),))] == 3
-    assert got[("self_heal_lookups_total", (("outcome", "miss"),))] == 1
+    assert got[("selfheal_api_lookups_total", (("outcome", "hit"),))] == 3
+    assert got[("selfheal_api_lookups_total", (("outcome", "miss"),))] == 1

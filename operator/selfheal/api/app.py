@@ -50,6 +50,7 @@ class ApiSettings:
     outcome_buffer: int = 100_000
     outcome_wait_seconds: float = 2.0  # how long a report batch may wait for buffer room before a 503
     token_cache_seconds: float = 10.0
+    json_logs: bool = False  # --log-format json: the self-heal request lines too
     patch_namespace: str | None = None  # where POST /api/dev/patches creates SelfHealPatch resources
 
 
@@ -499,7 +500,7 @@ def build_app(settings: ApiSettings) -> web.Application:
     app[KEY_CATALOG] = Catalog(settings.database_url)
     app[KEY_ANSWERS] = ResponseCache(settings)
     app[KEY_LOOKUP_BODIES] = LookupBodies()
-    app[KEY_REQUEST_LOG] = RequestLog()
+    app[KEY_REQUEST_LOG] = RequestLog(json_lines=settings.json_logs)
     app[KEY_OUTCOMES] = OutcomeWriter(settings.database_url, capacity=settings.outcome_buffer)
     app[KEY_METRICS] = ApiMetrics()
     app[KEY_LIMITER] = RateLimiter(rate=settings.rate_per_second, burst=settings.rate_burst)

@@ -14,8 +14,10 @@ from __future__ import annotations
 import itertools
 from bisect import bisect_left
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+
+from selfheal.core.build import version
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 _BUCKET_LABELS = (*(repr(bound) for bound in LATENCY_BUCKETS), "+Inf")  # the `le` of each count
@@ -43,17 +45,27 @@ class _HotPathCollector:
 
     def collect(self):
         latency = HistogramMetricFamily(
-            "self_heal_api_request_seconds", "Registry API request latency.", labels=["route", "method"]
+            "selfheal_api_request_seconds", "Registry API request latency.", labels=["route", "method"]
         )
         for (route, method), timer in self.metrics.timers.items():
             latency.add_metric(
                 [route, method], list(zip(_BUCKET_LABELS, itertools.accumulate(timer.counts))), timer.total
             )
-        lookups = CounterMetricFamily("self_heal_lookups", "Self-heal lookups by outcome.", labels=["outcome"])
+        lookups = CounterMetricFamily("selfheal_api_lookups", "Self-heal lookups by outcome.", labels=["outcome"])
         lookups.add_metric(["hit"], self.metrics.lookup_hits)
         lookups.add_metric(["miss"], self.metrics.lookup_misses)
         return [latency, lookups]
 
+
+# The runbook reads `self_heal_success_rate` here. A ratio one pod computed since it started means
+# nothing across pods and restarts, so the figure is Prometheus's recording rule over the counters
+# below (manifests/components/monitoring/prometheusrule.yaml); this process only describes it.
+SUCCESS_RATE_HELP = (
+    "# HELP self_heal_success_rate Share of patch applications that succeeded, fleet-wide over 5 minutes: "
+    "a Prometheus recording rule, 1 - rate(self_heal_patch_failures_total) / "
+    "rate(self_heal_patch_applications_total); query Prometheus for its value.\n"
+    "# TYPE self_heal_success_rate gauge\n"
+)
 
 # Per-patch series are bounded: beyond this many distinct ids, outcomes count under "other".
 MAX_PATCH_LABELS = 10_000
@@ -66,21 +78,18 @@ class ApiMetrics:
         self.rollbacks_total = Counter(
             "self_heal_rollbacks", "Rollbacks triggered by SDKs (reported).", registry=self.registry
         )
-        self.success_rate = Gauge(
-            "self_heal_success_rate",
-            "Share of reported patch applications that succeeded, since start.",
-            registry=self.registry,
-        )
         self.patch_applications: dict[str, int] = {}
         self.patch_failures: dict[str, int] = {}
         self.outcomes_buffered = Gauge(
-            "self_heal_reports_buffered", "Reports waiting to be written.", registry=self.registry
+            "selfheal_api_outcomes_buffered", "Outcomes SDKs reported, waiting to be written.", registry=self.registry
+        )
+        Info("selfheal_build", "The selfheal build serving these metrics.", registry=self.registry).info(
+            {"version": version()}
         )
         self.lookup_hits = self.lookup_misses = 0
         self.timers: dict[tuple[str, str], LatencyTimer] = {}
         self.registry.register(_HotPathCollector(self))
         self._labelled: set[str] = set()
-        self._applied = self._succeeded = 0
 
     def request_timer(self, *, route: str, method: str) -> LatencyTimer:
         """The latency histogram of one route, resolved once at start rather than per request."""
@@ -94,7 +103,7 @@ class ApiMetrics:
 
     def record_outcomes(self, applications) -> None:
         """Count a batch of reported applications (rows of sdk_patch_applications)."""
-        applied = succeeded = rollbacks = 0
+        applied = rollbacks = 0
         applications_by_patch, failures_by_patch = self.patch_applications, self.patch_failures
         for row in applications:
             if not row.patch_applied or row.patch_id is None:
@@ -102,9 +111,7 @@ class ApiMetrics:
             label = self._label(row.patch_id)
             applied += 1
             applications_by_patch[label] = applications_by_patch.get(label, 0) + 1
-            if row.success:
-                succeeded += 1
-            else:
+            if not row.success:
                 failures_by_patch[label] = failures_by_patch.get(label, 0) + 1
             rollbacks += row.rollback_triggered
         if not applied:
@@ -112,19 +119,20 @@ class ApiMetrics:
         self.patches_total.inc(applied)
         if rollbacks:
             self.rollbacks_total.inc(rollbacks)
-        self._applied += applied
-        self._succeeded += succeeded
-        self.success_rate.set(self._succeeded / self._applied)
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric of the API."""
-        return generate_latest(self.registry) + "".join(
-            _counter_family(name, text, counts)
-            for name, text, counts in (
-                ("self_heal_patch_applications_total", "Applications reported per patch.", self.patch_applications),
-                ("self_heal_patch_failures_total", "Failed applications reported per patch.", self.patch_failures),
-            )
-        ).encode("utf-8")
+        return (
+            generate_latest(self.registry)
+            + SUCCESS_RATE_HELP.encode()
+            + "".join(
+                _counter_family(name, text, counts)
+                for name, text, counts in (
+                    ("self_heal_patch_applications_total", "Applications reported per patch.", self.patch_applications),
+                    ("self_heal_patch_failures_total", "Failed applications reported per patch.", self.patch_failures),
+                )
+            ).encode("utf-8")
+        )
 
 
 def _counter_family(name: str, text: str, counts: dict[str, int]) -> str:

@@ -9,6 +9,7 @@ errors, so the JSON of a line's fields but the latency is kept per distinct set 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import sys
 import time
@@ -16,6 +17,7 @@ from typing import TextIO
 
 _encode = json.encoder.encode_basestring  # the C string encoder json.dumps(ensure_ascii=False) uses
 _FRAGMENTS_KEPT = 10_000
+_SEVERITY = {"INFO": "info", "WARNING": "warn"}  # the words kopf's JSON log lines use
 
 
 def _text(value: str | None) -> str:
@@ -23,9 +25,15 @@ def _text(value: str | None) -> str:
 
 
 class RequestLog:
-    def __init__(self, stream: TextIO | None = None, *, max_pending: int = 100_000) -> None:
+    """`json_lines`: each line one JSON object (UTC ISO-8601 `timestamp`, `severity`, `logger`,
+    `message` "self-heal", then the fields), as `--log-format json` writes every other line;
+    otherwise the text format's prefix, then the fields as JSON."""
+
+    def __init__(self, stream: TextIO | None = None, *, max_pending: int = 100_000, json_lines: bool = False) -> None:
         self.stream = stream
         self.max_pending = max_pending
+        self.json_lines = json_lines
+        self._open = "" if json_lines else "{"  # the JSON object of the fields: opened by the prefix in JSON mode
         self._lines: list[tuple] = []
         self.dropped = 0
         self._second, self._stamp = -1, ""
@@ -54,27 +62,36 @@ class RequestLog:
         when, fields, latency_ms = entry
         second = int(when)
         if second != self._second:  # the time is formatted once a second, not once a line
-            self._second, self._stamp = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+            self._second, self._stamp = second, self._prefix(second, "INFO", "self-heal")
         fragment = self._fragments.get(fields)
         if fragment is None:
             if len(self._fragments) >= _FRAGMENTS_KEPT:
                 self._fragments.clear()  # bounded memory against a flood of distinct errors
             fragment = self._fragments[fields] = _fragment(*fields)
-        return f'{self._stamp} INFO selfheal.api self-heal {fragment}"latency_ms": {round(latency_ms, 3)!r}}}\n'
+        return f'{self._stamp}{self._open}{fragment}"latency_ms": {round(latency_ms, 3)!r}}}\n'
 
     def flush(self) -> None:
         entries, self._lines = self._lines, []
         lines = [self._format(entry) for entry in entries]
         stream = self.stream or sys.stderr
         if self.dropped:
-            lines.append(
-                f"{time.strftime('%Y-%m-%d %H:%M:%S')} WARNING selfheal.api "
-                f"{self.dropped} self-heal log lines dropped (log sink too slow)\n"
-            )
+            message = f"{self.dropped} self-heal log lines dropped (log sink too slow)"
+            prefix = self._prefix(int(time.time()), "WARNING", message)
+            lines.append(f'{prefix}"dropped": {self.dropped}}}\n' if self.json_lines else prefix.rstrip() + "\n")
             self.dropped = 0
         if lines:
             stream.write("".join(lines))
             stream.flush()
+
+    def _prefix(self, second: int, level: str, message: str) -> str:
+        """What comes before the fields' JSON object: in JSON mode, the object's own first keys."""
+        if not self.json_lines:
+            return f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(second))} {level} selfheal.api {message} "
+        stamp = datetime.datetime.fromtimestamp(second, datetime.UTC).isoformat()
+        return (
+            f'{{"timestamp": "{stamp}", "severity": "{_SEVERITY[level]}", "logger": "selfheal.api", '
+            f'"message": {_text(message)}, '
+        )
 
     async def run(self, interval: float = 0.1) -> None:
         try:
@@ -90,7 +107,7 @@ def _fragment(
 ) -> str:
     """The line's JSON object up to its last field, the latency."""
     return (
-        f'{{"developer": {_text(developer)}, "sdk": {_text(sdk)}, "error": {_text(error)}, '
+        f'"developer": {_text(developer)}, "sdk": {_text(sdk)}, "error": {_text(error)}, '
         f'"patch": {_text(patch)}, "version": {_text(version)}, "matched_by": {_text(matched_by)}, '
         f'"recorded": {"true" if recorded else "false"}, '
     )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 
 import click
 
+from selfheal.cli.errors import SelfhealError
+from selfheal.cli.logs import configure_logging, log_format_option
 from selfheal.cli.options import database_url_option
+from selfheal.core.signing import SigningKey
 
 
 @click.command()
@@ -21,7 +23,7 @@ from selfheal.cli.options import database_url_option
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Ed25519 private key (PEM) that signs patch envelopes; a mounted Secret in Kubernetes. "
-    "Create one with `selfheal keygen`. [env: SELFHEAL_SIGNING_KEY_FILE]",
+    "Create one with `selfheal keygen`.",
 )
 @click.option("--host", default="0.0.0.0", show_default=True, envvar="SELFHEAL_API_HOST")
 @click.option("--port", type=click.IntRange(1, 65535), default=8140, show_default=True, envvar="SELFHEAL_API_PORT")
@@ -55,7 +57,7 @@ from selfheal.cli.options import database_url_option
     default=None,
     metavar="NS",
     help="Namespace where POST /api/dev/patches creates SelfHealPatch resources (cluster from the "
-    "usual kubeconfig rules). Unset: that route answers 501. [env: SELFHEAL_PATCH_NAMESPACE]",
+    "usual kubeconfig rules). Unset: that route answers 501.",
 )
 @click.option(
     "--outcome-buffer",
@@ -68,9 +70,10 @@ from selfheal.cli.options import database_url_option
     envvar=["SELFHEAL_OUTCOME_BUFFER", "SELFHEAL_REPORT_BUFFER"],
     help="Outcomes SDKs report, held in memory while PostgreSQL is away or behind; beyond, outcome "
     "batches wait up to 2 s, then get 503 and the SDKs keep them. --report-buffer is the older "
-    "name. [env: SELFHEAL_OUTCOME_BUFFER or SELFHEAL_REPORT_BUFFER]",
+    "name.",
 )
 @click.option("--migrate/--no-migrate", default=True, show_default=True, help="Apply the registry schema at start.")
+@log_format_option
 def api(
     database_url: str,
     signing_key_file: Path,
@@ -82,8 +85,9 @@ def api(
     patch_namespace: str | None,
     outcome_buffer: int,
     migrate: bool,
+    log_format: str,
 ) -> None:
-    """Serve the registry API: POST /api/dev/self-heal, reports, GET /api/dev/patches, /metrics.
+    """Serve the registry API: POST /api/dev/self-heal, outcomes, GET /api/dev/patches, /metrics.
 
     Patches are served from memory, refreshed by PostgreSQL LISTEN/NOTIFY; while PostgreSQL is
     away, lookups keep serving the last good set and reports are buffered.
@@ -91,14 +95,13 @@ def api(
     from aiohttp import web
 
     from selfheal.api.app import ApiSettings, build_app
-    from selfheal.core.signing import SigningKey
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    key = _signing_key(signing_key_file)
+    configure_logging(log_format)
     if migrate:
         from selfheal.registry.migrate import migrate as apply
 
         apply(database_url)
-    key = SigningKey.from_pem(signing_key_file.read_bytes())
     logging.getLogger("selfheal.api").info("signing with key id %s", key.key_id)
     settings = ApiSettings(
         database_url=database_url,
@@ -109,8 +112,20 @@ def api(
         rate_burst=max(1, int(rate * 2)),
         patch_namespace=patch_namespace,
         outcome_buffer=outcome_buffer,
+        json_logs=log_format == "json",
     )
     web.run_app(build_app(settings), host=host, port=port, print=None, access_log=None)
+
+
+def _signing_key(path: Path) -> SigningKey:
+
+    try:
+        return SigningKey.from_pem(path.read_bytes())
+    except (ValueError, TypeError) as error:
+        raise SelfhealError(
+            f"--signing-key {path} is not an unencrypted Ed25519 private key in PEM ({error})",
+            hint="create one with `selfheal keygen --out FILE`",
+        ) from None
 
 
 @click.command()
@@ -122,7 +137,6 @@ def api(
 )
 def keygen(out: Path) -> None:
     """Create an Ed25519 signing key for `selfheal api`; prints its public key and key id."""
-    from selfheal.core.signing import SigningKey
 
     if out.exists():
         raise click.ClickException(f"{out} exists; refusing to overwrite a signing key")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from selfheal.cli.logs import log_format_option
 from selfheal.cli.options import allowed_hosts_option, database_url_option, guard_config, guard_options, webhook_options
 from selfheal.controller.config import WebhookConfig
 from selfheal.core.patchlang import AllowedHosts
@@ -38,6 +39,7 @@ from selfheal.core.patchlang import AllowedHosts
     help="Serve kopf's liveness probe on http://0.0.0.0:PORT/healthz (0: off).",
 )
 @click.option("--verbose", "-v", is_flag=True, help="Debug logging.")
+@log_format_option
 @allowed_hosts_option
 @webhook_options
 @guard_options
@@ -48,6 +50,7 @@ def operator(
     migrate: bool,
     liveness_port: int,
     verbose: bool,
+    log_format: str,
     allowed_hosts: AllowedHosts,
     webhook: WebhookConfig | None,
     **guard,
@@ -68,4 +71,10 @@ def operator(
         webhook=webhook,
         guard=guard_config(**guard),
     )
-    run_operator(config=config, namespaces=namespaces, liveness_port=liveness_port or None, debug=verbose)
+    run_operator(
+        config=config,
+        namespaces=namespaces,
+        liveness_port=liveness_port or None,
+        debug=verbose,
+        json_logs=log_format == "json",
+    )

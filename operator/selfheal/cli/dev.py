@@ -18,7 +18,7 @@ def dev() -> None:
     type=click.Path(file_okay=False),
     envvar="SELFHEAL_STATE_DIR",
     default=None,
-    help="Where processes keep data, logs and PIDs. [env: SELFHEAL_STATE_DIR; default ~/.local/state/selfheal/dev]",
+    help="Where processes keep data, logs and PIDs. [default ~/.local/state/selfheal/dev]",
 )
 def dev_up(state_dir: str | None) -> None:
     """Start (building what is missing) and print `export` lines: eval "$(selfheal dev up)".

@@ -15,12 +15,13 @@ from collections.abc import Awaitable, Callable
 import click
 
 from selfheal.cli.options import optional_database_url_option
+from selfheal.services import kube
 
 
-def _target(patch: str, namespace: str) -> tuple[str, str]:
+def _target(patch: str, namespace: str | None) -> tuple[str, str]:
     if "/" in patch:
         namespace, patch = patch.split("/", 1)
-    return namespace, patch
+    return namespace or kube.context_namespace(), patch
 
 
 def _in_registry(database_url: str | None, action: Callable[..., Awaitable[bool]], **arguments: str) -> bool:
@@ -41,7 +42,10 @@ def _common(function: Callable[..., None]) -> Callable[..., None]:
         [
             click.argument("patch", metavar="[NAMESPACE/]NAME"),
             click.option(
-                "--namespace", "-n", default="default", show_default=True, help="Namespace of the SelfHealPatch."
+                "--namespace",
+                "-n",
+                default=None,
+                help="Namespace of the SelfHealPatch. [default: the kubeconfig context's namespace, else default]",
             ),
             optional_database_url_option(
                 "Optional: with it the registry changes at once, even with the operator down."
@@ -59,7 +63,7 @@ def _actor() -> str:
 @click.command()
 @_common
 @click.option("--reason", required=True, help="Why, for the audit trail and the status message.")
-def disable(patch: str, namespace: str, database_url: str | None, reason: str) -> None:
+def disable(patch: str, namespace: str | None, database_url: str | None, reason: str) -> None:
     """Kill switch: stop serving a patch now (status + registry, never spec).
 
     Sets the annotation selfheal.molam.io/disable; the operator keeps the patch off while it
@@ -78,7 +82,7 @@ def disable(patch: str, namespace: str, database_url: str | None, reason: str) -
 
 @click.command()
 @_common
-def enable(patch: str, namespace: str, database_url: str | None) -> None:
+def enable(patch: str, namespace: str | None, database_url: str | None) -> None:
     """Undo `selfheal disable` or a guard deactivation: serve the patch again (never writes spec).
 
     Removes the disable annotation and sets selfheal.molam.io/reactivate to a new token.

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
+from selfheal.cli.errors import check_database_url
 from selfheal.controller.config import GuardConfig, WebhookConfig
 from selfheal.core.guard.rules import VOLUME_RULE, GuardSettings, RegressionSettings
 from selfheal.core.patchlang import DEFAULT_ALLOWED_HOSTS, AllowedHosts
@@ -17,6 +18,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 DATABASE_URL_HELP = "PostgreSQL URL of the registry, e.g. postgresql://user@host:5432/molam_connect."
 
 
+def _postgres_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    return None if value is None else check_database_url(value)
+
+
 def database_url_option(function: F) -> F:
     """`--database-url` / SELFHEAL_DATABASE_URL, required."""
     return click.option(
@@ -24,7 +29,8 @@ def database_url_option(function: F) -> F:
         envvar="SELFHEAL_DATABASE_URL",
         required=True,
         metavar="URL",
-        help=f"{DATABASE_URL_HELP} [env: SELFHEAL_DATABASE_URL]",
+        callback=_postgres_url,
+        help=DATABASE_URL_HELP,
     )(function)
 
 
@@ -35,13 +41,14 @@ def optional_database_url_option(help_text: str) -> Callable[[F], F]:
         envvar="SELFHEAL_DATABASE_URL",
         default=None,
         metavar="URL",
-        help=f"{DATABASE_URL_HELP} {help_text} [env: SELFHEAL_DATABASE_URL]",
+        callback=_postgres_url,
+        help=f"{DATABASE_URL_HELP} {help_text}",
     )
 
 
 ALLOWED_HOSTS_HELP = (
     "Host a patch's base URL may point at (repeatable; exact name, or *.domain for every host below "
-    f"domain). [env: SELFHEAL_ALLOWED_HOSTS, comma-separated; default: {','.join(DEFAULT_ALLOWED_HOSTS)}]"
+    f"domain); the environment variable takes a comma-separated list. [default: {','.join(DEFAULT_ALLOWED_HOSTS)}]"
 )
 
 

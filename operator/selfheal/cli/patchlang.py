@@ -43,9 +43,21 @@ def compile_command(language: str, allowed_hosts: AllowedHosts) -> None:
             raise PatchCodeError(1, 1, "input is not UTF-8 text")
         compiled = compile_patch(language=language, code=code, allowed_hosts=allowed_hosts)
     except PatchCodeError as error:
-        click.echo(str(error), err=True)
+        click.echo(str(error) + _other_language_hint(code, language, allowed_hosts), err=True)
         sys.exit(1)
     click.echo(canonical_json(compiled.document()))
+
+
+def _other_language_hint(code: str | None, language: str, allowed_hosts: AllowedHosts) -> str:
+    """When the code compiles as the other SDK language, it was plainly written in that one."""
+    other = "node" if language == "python" else "python"
+    if not code:
+        return ""
+    try:
+        compile_patch(language=other, code=code, allowed_hosts=allowed_hosts)
+    except PatchCodeError:
+        return ""
+    return f" (hint: this is {other} patch code; try --language {other})"
 
 
 @click.command("check")

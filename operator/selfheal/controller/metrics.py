@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Enum, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Enum, Gauge, Histogram, Info, start_http_server
 
+from selfheal.core.build import version
 from selfheal.core.guard.rules import DEFAULT_RULES, REGRESSION_RULE
 
 STATES = ["Healthy", "Inconclusive", "Pending", "Warning", "Firing", "Deactivated", "Disabled"]
@@ -30,6 +31,7 @@ sync_failures = Counter(
     "selfheal_sync_failures_total", "Registry writes of a SelfHealPatch that failed (retried)", ["reason"]
 )
 registry_up = Gauge("selfheal_registry_up", "1 when the last guard cycle reached the registry, else 0")
+Info("selfheal_build", "The selfheal build serving these metrics.").info({"version": version()})
 # Series present from the start: increase() misses a counter's first sample, so an alert on the
 # first auto-deactivation needs the zero before it.
 for _name in [rule.name for rule in DEFAULT_RULES] + [REGRESSION_RULE]:  # volume and regression: when configured

@@ -22,8 +22,9 @@ def run_operator(
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
     debug: bool = False,
+    json_logs: bool = False,
 ) -> None:
-    kopf.configure(debug=debug)
+    kopf.configure(debug=debug, log_format=kopf.LogFormat.JSON if json_logs else kopf.LogFormat.FULL)
     if config.webhook is not None:
         admission.enable(webhook=config.webhook, namespaces=tuple(namespaces))
     kopf.run(

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import kubernetes
 
 from selfheal.core.resource import GROUP, KIND, PLURAL, VERSION
+
+_SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 @lru_cache(maxsize=1)
@@ -20,6 +23,19 @@ def _api_client() -> kubernetes.client.ApiClient:
     except kubernetes.config.ConfigException:
         kubernetes.config.load_incluster_config()
     return kubernetes.client.ApiClient()
+
+
+def context_namespace() -> str:
+    """The namespace of the kubeconfig's current context, as kubectl uses it; `default` without one
+    (and inside a cluster, the service account's namespace)."""
+    try:
+        _, current = kubernetes.config.list_kube_config_contexts()
+    except kubernetes.config.ConfigException:
+        try:
+            return Path(_SERVICE_ACCOUNT_NAMESPACE).read_text().strip() or "default"
+        except OSError:
+            return "default"
+    return (current.get("context") or {}).get("namespace") or "default"
 
 
 def custom_objects() -> kubernetes.client.CustomObjectsApi:

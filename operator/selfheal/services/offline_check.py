@@ -51,11 +51,29 @@ def check_file(path: Path, *, allowed_hosts: AllowedHosts) -> FileReport:
         mark = getattr(error, "problem_mark", None)
         report.problems.append(Problem(mark.line + 1 if mark else 1, "yaml", str(getattr(error, "problem", error))))
         return report
+    if not any(node is not None for node in documents):
+        report.problems.append(
+            Problem(1, "file", "empty: no YAML document (a SelfHealPatch file that lost its content?)")
+        )
+        return report
     for node in documents:
-        if isinstance(node, yaml.MappingNode) and _scalar(node, "kind") == KIND:
+        if not isinstance(node, yaml.MappingNode):
+            continue
+        kind = _scalar(node, "kind")
+        if kind == KIND:
             report.documents += 1
             report.problems += _check_document(node, allowed_hosts)
+        elif _looks_like_ours(node, kind):
+            # A typo would otherwise be skipped as "another kind" and the pull request pass.
+            report.problems.append(Problem(node.start_mark.line + 1, "kind", f"{kind!r} is not {KIND!r}"))
     return report
+
+
+def _looks_like_ours(node: yaml.MappingNode, kind: str | None) -> bool:
+    """A kind spelled like SelfHealPatch, or any kind in our API group."""
+    api_version = _scalar(node, "apiVersion") or ""
+    normalized = (kind or "").replace("-", "").replace("_", "").lower()
+    return normalized in (KIND.lower(), KIND.lower() + "s") or api_version.split("/")[0] == GROUP
 
 
 def _child(node: yaml.Node, key: str) -> tuple[yaml.Node, yaml.Node] | None:
