@@ -1,9 +1,12 @@
-"""kustomize only loads files under its root: the CRD and the samples are copied into manifests/.
-The copies must never drift from the originals."""
+"""kustomize only loads files under its root: the CRD and the samples are copied into manifests/;
+a Helm chart only holds its own files: the CRD, the alert rules and the dashboard are copied into
+charts/selfheal/. The copies must never drift from the originals."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,3 +23,12 @@ def test_sample_copies_are_identical_and_complete():
     assert copies == originals, "run: cp samples/*.yaml manifests/samples/ (and list new ones in its kustomization)"
     listed = (ROOT / "manifests/samples/kustomization.yaml").read_text()
     assert all(f"- {name}" in listed for name in originals)
+
+
+@pytest.mark.parametrize("original, copy", [
+    ("crds/selfhealpatches.yaml", "charts/selfheal/crds/selfhealpatches.yaml"),
+    ("manifests/components/monitoring/prometheusrule.yaml", "charts/selfheal/files/prometheusrule.yaml"),
+    ("manifests/components/monitoring/dashboards/selfheal.json", "charts/selfheal/files/dashboards/selfheal.json"),
+])
+def test_chart_copies_are_identical(original, copy):
+    assert (ROOT / copy).read_bytes() == (ROOT / original).read_bytes(), f"run: cp {original} {copy}"

@@ -6,6 +6,7 @@ their own PostgreSQL roles, through a whole cycle; `kubectl auth can-i` shows wh
 from __future__ import annotations
 
 import urllib.request
+import uuid
 from pathlib import Path
 
 import kubernetes
@@ -16,7 +17,7 @@ from selfheal.core.resource import GROUP, PLURAL, VERSION
 from tests.api_server import selfheal, start_api_server
 from tests.db_roles import restricted_database
 from tests.manifests.conftest import NAMESPACE, build, kubectl
-from tests.support import OperatorProcess, Patches, free_port, wait_until
+from tests.support import OperatorProcess, Patches, free_port, new_namespace, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 RBAC_KINDS = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
@@ -93,10 +94,13 @@ OPERATOR_MAY_NOT = [
 ]
 API_MAY = [
     ("create", "selfhealpatches.selfheal.molam.io", "-n", NAMESPACE),
-    ("patch", "selfhealpatches.selfheal.molam.io", "-n", "team-a"),  # the kill switch's annotation
+    ("patch", "selfhealpatches.selfheal.molam.io", "-n", NAMESPACE),  # the kill switch's annotation
 ]
 API_MAY_NOT = [
     ("create", "selfhealpatches.selfheal.molam.io", "-n", "team-a"),
+    ("patch", "selfhealpatches.selfheal.molam.io", "-n", "team-a"),
+    ("patch", "selfhealpatches.selfheal.molam.io", "--all-namespaces"),
+    ("update", "selfhealpatches.selfheal.molam.io", "-n", NAMESPACE),
     ("delete", "selfhealpatches.selfheal.molam.io", "-n", NAMESPACE),
     ("patch", "selfhealpatches.selfheal.molam.io", "--subresource=status", "-n", NAMESPACE),
     ("get", "secrets", "-n", NAMESPACE),
@@ -112,6 +116,41 @@ API_MAY_NOT = [
 ], ids=lambda value: " ".join(value) if isinstance(value, tuple) else str(value))
 def test_can_i_matrix(devenv, kubeconfigs, who, check, allowed):
     assert can_i(devenv, kubeconfigs[who], *check) is allowed
+
+
+def forbidden(call) -> bool:
+    try:
+        call()
+    except kubernetes.client.ApiException as error:
+        assert error.status == 403, error
+        return True
+    return False
+
+
+def test_api_writes_patches_in_its_namespace_only(devenv, kube_client, custom_api, kubeconfigs):
+    """Real requests with the API's token: create and annotate (the kill switch) where `POST
+    /api/dev/patches` creates patches; refused in any other namespace."""
+    as_api = kubernetes.client.CustomObjectsApi(kubernetes.config.new_client_from_config(
+        config_file=str(kubeconfigs[API])))
+    other = new_namespace(kube_client, "rbac")
+    name = f"rbac-{uuid.uuid4().hex[:8]}"
+    disable = {"metadata": {"annotations": {f"{GROUP}/disable": "incident"}}}
+    try:
+        Patches(as_api, NAMESPACE).create(name)
+        as_api.patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name, disable)
+        assert Patches(custom_api, NAMESPACE).get(name)["metadata"]["annotations"][f"{GROUP}/disable"] == "incident"
+
+        Patches(custom_api, other).create(name)  # a team's patch, applied by its GitOps
+        assert forbidden(lambda: Patches(as_api, other).create(f"{name}-2"))
+        assert forbidden(lambda: as_api.patch_namespaced_custom_object(GROUP, VERSION, other, PLURAL, name, disable))
+        assert f"{GROUP}/disable" not in (Patches(custom_api, other).get(name)["metadata"].get("annotations") or {})
+    finally:
+        for namespace in (NAMESPACE, other):
+            patches = Patches(custom_api, namespace)
+            if patches.exists(name):
+                patches.delete(name)
+            # A running operator holds a finalizer until it has retired the row.
+            wait_until(lambda: not patches.exists(name), timeout=60, what=f"{namespace}/{name} deleted")
 
 
 @pytest.fixture(scope="module")
