@@ -16,9 +16,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e sdk/python
 	touch $@
 
-# kube-apiserver, etcd and kubectl from Go modules; cached, so only the first run takes minutes.
+# kube-apiserver, etcd, kubectl and helm from Go modules; cached, so only the first run takes minutes.
 controlplane: install
 	$(BIN)/selfheal dev build
+	hack/helm/build.sh >/dev/null
 
 demo: controlplane
 	hack/demo.sh

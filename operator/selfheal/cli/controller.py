@@ -36,7 +36,29 @@ from selfheal.core.patchlang import AllowedHosts
     type=click.IntRange(0, 65535),
     default=0,
     envvar="SELFHEAL_LIVENESS_PORT",
-    help="Serve kopf's liveness probe on http://0.0.0.0:PORT/healthz (0: off).",
+    help="Serve the probes on http://0.0.0.0:PORT: /healthz (200 standing by, or once kopf runs) and /readyz (0: off).",
+)
+@click.option(
+    "--leader-election/--no-leader-election",
+    default=False,
+    show_default=True,
+    envvar="SELFHEAL_LEADER_ELECTION",
+    help="Run several replicas: the one holding a coordination.k8s.io Lease syncs and guards, the others "
+    "serve the webhook and stand by, taking over within about 10 s of the leader's loss.",
+)
+@click.option(
+    "--leader-election-namespace",
+    default=None,
+    metavar="NS",
+    envvar="SELFHEAL_LEADER_ELECTION_NAMESPACE",
+    help="Namespace of the Lease. [default: the pod's namespace, or the kubeconfig context's]",
+)
+@click.option(
+    "--leader-election-lease",
+    default="selfheal-operator",
+    show_default=True,
+    metavar="NAME",
+    help="Name of the Lease; replicas sharing it elect one leader.",
 )
 @click.option("--verbose", "-v", is_flag=True, help="Debug logging.")
 @log_format_option
@@ -49,6 +71,9 @@ def operator(
     registry_poll_interval: float,
     migrate: bool,
     liveness_port: int,
+    leader_election: bool,
+    leader_election_namespace: str | None,
+    leader_election_lease: str,
     verbose: bool,
     log_format: str,
     allowed_hosts: AllowedHosts,
@@ -61,7 +86,9 @@ def operator(
     in-cluster service account). Runs until interrupted.
     """
     from selfheal.controller.config import OperatorConfig
+    from selfheal.controller.leadership import LeaderElectionConfig
     from selfheal.controller.run import run_operator
+    from selfheal.services import kube
 
     config = OperatorConfig(
         database_url=database_url,
@@ -77,4 +104,9 @@ def operator(
         liveness_port=liveness_port or None,
         debug=verbose,
         json_logs=log_format == "json",
+        leader_election=LeaderElectionConfig(
+            namespace=leader_election_namespace or kube.context_namespace(), name=leader_election_lease
+        )
+        if leader_election
+        else None,
     )

@@ -1,10 +1,10 @@
 """The validating admission webhook: invalid patch code is refused at `kubectl apply`.
 
-Served by the operator through kopf's admission support, on HTTPS. The webhook configuration
-is ours, not kopf's managed one: kopf's uses a 30 s timeout and removes itself when the
-operator stops, whereas a GitOps sync must fail loudly. Ours is scoped to SelfHealPatch alone
-(CREATE and UPDATE), `failurePolicy: Fail`, a short timeout, and it stays in place: while the
-operator is down, SelfHealPatch writes are refused and nothing else is affected.
+Served on HTTPS by every operator replica, leader or standby (aiohttp, outside kopf), so that a
+rollout or the loss of the leader never blocks SelfHealPatch writes. The webhook configuration
+is ours, not kopf's managed one: ours is scoped to SelfHealPatch alone (CREATE and UPDATE),
+`failurePolicy: Fail`, a short timeout, and it stays in place when the operator stops: while no
+replica serves it, SelfHealPatch writes are refused and nothing else is affected.
 
 The webhook runs the same validation as the operator, which still re-validates every object
 (some predate the webhook).
@@ -15,41 +15,65 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import ssl
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import kopf
 import kubernetes
+from aiohttp import web
 
 from selfheal.controller import webhook_certs
 from selfheal.controller.config import WebhookConfig
 from selfheal.core.models import SpecError
+from selfheal.core.patchlang import AllowedHosts
 from selfheal.core.resource import GROUP, PLURAL, VERSION
 from selfheal.core.validation import validate_patch
 from selfheal.services import kube
 
 HANDLER_ID = "patch-code"
 WEBHOOK_NAME = f"{HANDLER_ID}.{GROUP}"
+MAX_REVIEW_BYTES = 3 * 1024 * 1024  # the API server's own limit on an object is 3 MiB
 
 log = logging.getLogger("selfheal.admission")
 
 
-def check_patch(spec: kopf.Spec, old: kopf.BodyEssence | None, operation: str, memo: Any, **_: Any) -> None:
-    """Refuse a spec the operator would mark invalid, with the same messages."""
+def refusal(
+    spec: Mapping[str, Any], old_spec: Mapping[str, Any] | None, *, operation: str, allowed_hosts: AllowedHosts
+) -> str | None:
+    """Why a spec is refused (the operator's own messages), or None when it is allowed."""
     # Metadata-only updates (finalizers, annotations) must pass, even on objects that predate the
     # webhook and are invalid: otherwise they could never be released or deleted.
-    if operation == "UPDATE" and old is not None and dict(old.get("spec") or {}) == dict(spec):
-        return
+    if operation == "UPDATE" and old_spec is not None and dict(old_spec) == dict(spec):
+        return None
     try:
-        validate_patch(dict(spec), allowed_hosts=memo.config.allowed_hosts)
+        validate_patch(dict(spec), allowed_hosts=allowed_hosts)
     except SpecError as error:
-        raise kopf.AdmissionError("invalid SelfHealPatch: " + "; ".join(error.problems), code=422) from None
+        return "invalid SelfHealPatch: " + "; ".join(error.problems)
+    return None
+
+
+def review_response(review: Mapping[str, Any], *, allowed_hosts: AllowedHosts) -> dict[str, Any]:
+    """The AdmissionReview (admission.k8s.io/v1) answer to one request."""
+    request = review.get("request") or {}
+    new = request.get("object") or {}
+    old = request.get("oldObject") or None
+    reason = refusal(
+        new.get("spec") or {},
+        (old or {}).get("spec") if old else None,
+        operation=request.get("operation", ""),
+        allowed_hosts=allowed_hosts,
+    )
+    response: dict[str, Any] = {"uid": request.get("uid", ""), "allowed": reason is None}
+    if reason is not None:
+        response["status"] = {"code": 422, "reason": "Invalid", "message": reason}
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
 
 
 def webhook_configuration(
     *, name: str, url: str, ca_bundle: bytes, namespaces: list[str] | tuple[str, ...] = (), timeout_seconds: int
-) -> dict:
+) -> dict[str, Any]:
     """The ValidatingWebhookConfiguration: SelfHealPatch only, fail closed, short timeout."""
     webhook: dict[str, Any] = {
         "name": WEBHOOK_NAME,
@@ -82,38 +106,42 @@ def webhook_configuration(
     }
 
 
-def enable(*, webhook: WebhookConfig, namespaces: tuple[str, ...]) -> None:
-    """Register the admission handler and serve it; call before kopf.run."""
+async def serve(*, webhook: WebhookConfig, allowed_hosts: AllowedHosts, namespaces: tuple[str, ...]) -> web.AppRunner:
+    """Start serving the webhook on HTTPS (and keep its configuration pointed here, when asked)."""
     certificates = _certificates(webhook)
 
-    @kopf.on.startup()
-    async def serve_admission(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.admission.server = kopf.WebhookServer(
-            addr=webhook.listen_address,
-            port=webhook.port,
-            host=webhook.host,
-            certfile=str(certificates.cert_file),
-            pkeyfile=str(certificates.key_file),
-            cafile=str(certificates.ca_file),
-        )
-        settings.admission.managed = None  # ours: see the module docstring
-        if webhook.configuration_name:
-            body = webhook_configuration(
-                name=webhook.configuration_name,
-                url=f"https://{webhook.host}:{webhook.port}/{HANDLER_ID}",
-                ca_bundle=certificates.ca_file.read_bytes(),
-                namespaces=namespaces,
-                timeout_seconds=webhook.timeout_seconds,
-            )
-            await asyncio.to_thread(_apply, body)
-            log.info(
-                "validating webhook %s points at %s",
-                webhook.configuration_name,
-                body["webhooks"][0]["clientConfig"]["url"],
-            )
+    async def review(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": "an AdmissionReview (JSON) is expected"}, status=400)
+        response = web.json_response(review_response(body, allowed_hosts=allowed_hosts))
+        # One request per connection: a kept-alive connection to a replica that is shutting down
+        # would fail the API server's next request on it; a new one goes to a replica that serves.
+        response.force_close()
+        return response
 
-    # kopf's handler protocols spell out every keyword; ours take what they use and **_.
-    kopf.on.validate(GROUP, VERSION, PLURAL, id=HANDLER_ID, operations=["CREATE", "UPDATE"])(check_patch)  # type: ignore[arg-type]
+    app = web.Application(client_max_size=MAX_REVIEW_BYTES)
+    app.router.add_post(f"/{HANDLER_ID}", review)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(certificates.cert_file), str(certificates.key_file))
+    await web.TCPSite(runner, host=webhook.listen_address, port=webhook.port, ssl_context=context).start()
+    log.info("admission webhook serving on https://%s:%d/%s", webhook.listen_address, webhook.port, HANDLER_ID)
+    if webhook.configuration_name:
+        body = webhook_configuration(
+            name=webhook.configuration_name,
+            url=f"https://{webhook.host}:{webhook.port}/{HANDLER_ID}",
+            ca_bundle=certificates.ca_file.read_bytes(),
+            namespaces=namespaces,
+            timeout_seconds=webhook.timeout_seconds,
+        )
+        await asyncio.to_thread(_apply, body)
+        log.info(
+            "validating webhook %s points at %s", webhook.configuration_name, body["webhooks"][0]["clientConfig"]["url"]
+        )
+    return runner
 
 
 def _certificates(webhook: WebhookConfig) -> webhook_certs.WebhookCertificates:
@@ -127,7 +155,7 @@ def _certificates(webhook: WebhookConfig) -> webhook_certs.WebhookCertificates:
     return webhook_certs.generate(directory, hosts=[webhook.host])
 
 
-def _apply(body: dict) -> None:
+def _apply(body: dict[str, Any]) -> None:
     api = kube.admission_registration()
     name = body["metadata"]["name"]
     try:

@@ -16,7 +16,7 @@ _SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/name
 
 
 @lru_cache(maxsize=1)
-def _api_client() -> kubernetes.client.ApiClient:
+def api_client() -> kubernetes.client.ApiClient:
     # The usual rules: KUBECONFIG / ~/.kube/config, else the in-cluster service account.
     try:
         kubernetes.config.load_kube_config()
@@ -39,15 +39,15 @@ def context_namespace() -> str:
 
 
 def custom_objects() -> kubernetes.client.CustomObjectsApi:
-    return kubernetes.client.CustomObjectsApi(_api_client())
+    return kubernetes.client.CustomObjectsApi(api_client())
 
 
 def core() -> kubernetes.client.CoreV1Api:
-    return kubernetes.client.CoreV1Api(_api_client())
+    return kubernetes.client.CoreV1Api(api_client())
 
 
 def admission_registration() -> kubernetes.client.AdmissionregistrationV1Api:
-    return kubernetes.client.AdmissionregistrationV1Api(_api_client())
+    return kubernetes.client.AdmissionregistrationV1Api(api_client())
 
 
 async def patch_status(
