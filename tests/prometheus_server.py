@@ -7,7 +7,7 @@ import subprocess
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from tests.support import free_port, wait_until
 
@@ -18,9 +18,14 @@ def alerts(url: str) -> list[dict]:
 
 
 @contextmanager
-def prometheus(directory: Path, rules: str, *, wait_for_firing: bool = False) -> Iterator[str]:
+def prometheus(directory: Path, rules: str, *, wait_for_firing: bool = False,
+               scrape: Sequence[str] = ()) -> Iterator[str]:
+    """`scrape`: host:port targets whose /metrics are scraped every second (job `devportal`)."""
     (directory / "rules.yml").write_text(rules)
-    (directory / "prometheus.yml").write_text("global:\n  evaluation_interval: 1s\nrule_files:\n  - rules.yml\n")
+    config = {"global": {"evaluation_interval": "1s", "scrape_interval": "1s"}, "rule_files": ["rules.yml"]}
+    if scrape:
+        config["scrape_configs"] = [{"job_name": "devportal", "static_configs": [{"targets": list(scrape)}]}]
+    (directory / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
     port = free_port()
     log_path = directory / "prometheus.log"
     with log_path.open("wb") as log:

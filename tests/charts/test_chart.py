@@ -15,6 +15,10 @@ from selfheal.cli import main
 from tests.charts.conftest import CHART, NAMESPACE, run_helm, template
 from tests.manifests.conftest import build, kubectl
 
+# The first test builds helm when it is not cached (hack/helm/build.sh, minutes on a cold Go cache;
+# `make test` builds it before pytest, so this is only a fallback for a lone run).
+pytestmark = pytest.mark.timeout(1800)
+
 HELM_LABELS = ("app.kubernetes.io/managed-by", "helm.sh/chart")
 # The migrate Job runs before install and upgrade, as Argo CD's PreSync hook does for kustomize.
 HELM_HOOK = {"helm.sh/hook": "pre-install,pre-upgrade", "helm.sh/hook-delete-policy": "before-hook-creation"}

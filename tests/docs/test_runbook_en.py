@@ -31,6 +31,7 @@ from tests.support import new_namespace, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOK_EN = ROOT / "docs" / "runbook.en.md"
+PROMETHEUS_RULE = ROOT / "manifests/components/monitoring/prometheusrule.yaml"
 TEXT = RUNBOOK_EN.read_text(encoding="utf-8")
 CHECKED = dict((name, (language, body)) for name, language, body in
                re.findall(r"<!-- check: (\S+) -->\n```(\w+)\n(.*?)```", TEXT, flags=re.S))
@@ -72,8 +73,11 @@ def world(operator, operator_database_url, devenv, kube_client, tmp_path_factory
     work.mkdir()
     (work / "api.log").symlink_to(server.log_file)
     (work / "selfheal-public.pem").write_text(server.public_key_pem)
-    alert_rules = {"groups": [{"name": "runbook", "rules": yaml.safe_load(CHECKED["alerts"][1])}]}
-    with prometheus(directory, yaml.safe_dump(alert_rules)) as prometheus_url:
+    # The runbook's alerts, and the shipped recording rules (the runbook's success rate) over the API's metrics.
+    shipped = yaml.safe_load(PROMETHEUS_RULE.read_text(encoding="utf-8"))["spec"]["groups"]
+    rules = {"groups": [{"name": "runbook", "rules": yaml.safe_load(CHECKED["alerts"][1])},
+                        *[group for group in shipped if all("record" in rule for rule in group["rules"])]]}
+    with prometheus(directory, yaml.safe_dump(rules), scrape=[server.url.removeprefix("http://")]) as prometheus_url:
         env = {**os.environ,
                "PATH": f"{Path(sys.executable).parent}:{devenv.bin_dir}:{os.environ['PATH']}",
                "KUBECONFIG": str(devenv.kubeconfig), "SELFHEAL_DATABASE_URL": operator_database_url,
@@ -180,6 +184,31 @@ def test_metrics(world, patch):
         assert re.search(rf"^{metric} \d", output, flags=re.M), output
     # A recording rule in Prometheus (fleet-wide, windowed); the API's /metrics says so.
     assert re.search(r"^# HELP self_heal_success_rate .*recording rule", output, flags=re.M), output
+
+
+def test_prometheus_records_the_success_rate_from_the_apis_counters(world, patch):
+    """What the runbook says: Prometheus, scraping the API with the shipped recording rule, has the
+    fleet-wide value (`promtool query instant`). It needs applications reported between two scrapes."""
+    def report():
+        body = {"reports": [{"patch_id": patch, "sdk": "node", "error": "401 Unauthorized", "success": True}]}
+        status, _, answer = world["server"].request("POST", "/api/dev/self-heal/reports",
+                                                    token=world["env"]["DEV_TOKEN"], body=body)
+        assert status in (200, 202), answer
+        world["reported"] = world.get("reported", 0) + 1  # rows the export counts too
+        return True
+
+    def query(expr: str) -> list[dict]:
+        result = subprocess.run(["promtool", "query", "instant", "-o", "json", world["env"]["PROMETHEUS_URL"], expr],
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    report()
+    eventually(lambda: query("self_heal_patch_applications_total"), "applications scraped")
+    [sample] = eventually(lambda: report() and query("self_heal_success_rate"), "success rate recorded")
+    # One fleet-wide series, recorded by the rule: no per-pod gauge scraped beside it.
+    assert sample["metric"] == {"__name__": "self_heal_success_rate"}, sample
+    assert 0 <= float(sample["value"][1]) <= 1
 
 
 def test_sql_queries_run_unchanged(world, patch):
@@ -343,7 +372,7 @@ def test_export_both_ways_gives_the_same_file(world, patch):
     rows = list(csv.reader(io.StringIO((world["work"] / "patch_applications.csv").read_text())))
     assert rows[0] == ["sdk_language", "error_signature", "description", "error_encountered", "success",
                        "rollback_triggered", "context", "applied_at"]
-    assert sum(1 for r in rows if r[2] == f"Runbook walkthrough {NAME}") == 8
+    assert sum(1 for r in rows if r[2] == f"Runbook walkthrough {NAME}") == 8 + world.get("reported", 0)
 
 
 def test_unpatched_errors_and_kpis(world, patch):

@@ -68,7 +68,8 @@ def test_queries_read_exported_metrics_and_show_the_runbooks():
 
 def test_patch_variable_filters_every_per_patch_panel():
     patch = variable("patch")
-    assert patch["query"]["query"] == patch["definition"] == "label_values(self_heal_patch_applications_total, patch_id)"
+    assert patch["query"]["query"] == patch["definition"] == \
+        "label_values(self_heal_patch_applications_total, patch_id)"
     assert patch["multi"] and patch["includeAll"] and patch["allValue"] == ".*"
     for panel in dashboard()["panels"]:
         for target in panel["targets"]:
