@@ -160,7 +160,7 @@ def test_release_namespace_is_followed_everywhere(helm):
 
 
 @pytest.mark.parametrize("value, named", [
-    ("operator.replicas=2", "operator/replicas"),
+    ("operator.replicas=-1", "operator/replicas"),
     ("api.replicas=three", "api/replicas"),
     ("webhook.enabled=maybe", "webhook/enabled"),
     ("image.pullPolicy=Sometimes", "image/pullPolicy"),

@@ -74,6 +74,10 @@ OPERATOR_MAY = [
     ("create", "events", "-n", "team-a"),
     ("list", "customresourcedefinitions.apiextensions.k8s.io"),
     ("watch", "namespaces"),
+    # Leader election: its own Lease, in its own namespace.
+    ("create", "leases.coordination.k8s.io", "-n", NAMESPACE),
+    ("get", "leases.coordination.k8s.io/selfheal-operator", "-n", NAMESPACE),
+    ("update", "leases.coordination.k8s.io/selfheal-operator", "-n", NAMESPACE),
 ]
 OPERATOR_MAY_NOT = [
     ("get", "secrets", "--all-namespaces"),
@@ -91,6 +95,10 @@ OPERATOR_MAY_NOT = [
     ("patch", "events", "-n", "team-a"),
     ("impersonate", "serviceaccounts", "-n", NAMESPACE),
     ("patch", "namespaces"),
+    ("update", "leases.coordination.k8s.io/kube-controller-manager", "-n", "kube-system"),
+    ("update", "leases.coordination.k8s.io/other-lease", "-n", NAMESPACE),
+    ("create", "leases.coordination.k8s.io", "-n", "team-a"),
+    ("delete", "leases.coordination.k8s.io/selfheal-operator", "-n", NAMESPACE),
 ]
 API_MAY = [
     ("create", "selfhealpatches.selfheal.molam.io", "-n", NAMESPACE),

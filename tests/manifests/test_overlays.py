@@ -49,14 +49,24 @@ def test_workloads_are_restricted_limited_and_take_secrets_by_reference(devenv, 
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_operator_runs_once_with_probes_and_without_migrating(devenv, overlay):
+def test_operator_replicas_elect_a_leader_with_probes_a_budget_and_without_migrating(devenv, overlay):
     objects = build(devenv, overlay)
     operator = find(objects, "Deployment", "selfheal-operator")
-    assert operator["spec"]["replicas"] == 1 and operator["spec"]["strategy"] == {"type": "Recreate"}
+    # Two replicas, one acting (Lease); a rollout adds a pod before removing one.
+    assert operator["spec"]["replicas"] == 2
+    assert operator["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1,
+                                                                                        "maxUnavailable": 0}}
+    budget = find(objects, "PodDisruptionBudget", "selfheal-operator")
+    assert budget["spec"]["minAvailable"] == 1
+    assert budget["spec"]["selector"]["matchLabels"] == operator["spec"]["selector"]["matchLabels"]
     pod = operator["spec"]["template"]["spec"]
     [container] = pod["containers"]
     assert pod["serviceAccountName"] == "selfheal-operator"
     assert "--no-migrate" in container["args"] and "--liveness-port=8080" in container["args"]
+    assert "--leader-election" in container["args"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    pod_name = next(e for e in container["env"] if e["name"] == "POD_NAME")
+    assert pod_name["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     health = next(p for p in container["ports"] if p["name"] == "health")
     assert health["containerPort"] == 8080 and container["livenessProbe"]["httpGet"]["port"] == "health"
     webhook_args = [a for a in container["args"] if a.startswith("--webhook-")]
