@@ -74,6 +74,7 @@ def log(message: str) -> None:
 
 # --- the tools -------------------------------------------------------------------------------
 
+
 def missing_tools() -> list[str]:
     return [tool for tool in TOOLS if shutil.which(tool) is None]
 
@@ -101,9 +102,13 @@ def podman_command(*args: str) -> list[str]:
 
 
 def podman(*args: str, capture: bool = False, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(podman_command(*args), env=podman_env(), text=True,
-                            stdout=subprocess.PIPE if capture else sys.stderr,
-                            stderr=subprocess.PIPE if capture else None)
+    result = subprocess.run(
+        podman_command(*args),
+        env=podman_env(),
+        text=True,
+        stdout=subprocess.PIPE if capture else sys.stderr,
+        stderr=subprocess.PIPE if capture else None,
+    )
     if check and result.returncode != 0:
         detail = f":\n{result.stderr.strip()}" if capture and result.stderr else ""
         raise BuildError(f"podman {args[0]} failed with exit code {result.returncode}{detail}")
@@ -119,6 +124,7 @@ def image_size(name: str) -> int:
 
 
 # --- the Debian mirror, from this machine's apt sources -------------------------------------
+
 
 @dataclass(frozen=True)
 class AptSource:
@@ -160,13 +166,20 @@ def _deb822_sources(text: str) -> list[AptSource]:
         if "deb" not in fields.get("types", "").split() or fields.get("enabled", "yes").lower() == "no":
             continue
         for uri in fields.get("uris", "").split():
-            found.append(AptSource(uri=uri, suites=tuple(fields.get("suites", "").split()),
-                                   components=tuple(fields.get("components", "").split())))
+            found.append(
+                AptSource(
+                    uri=uri,
+                    suites=tuple(fields.get("suites", "").split()),
+                    components=tuple(fields.get("components", "").split()),
+                )
+            )
     return found
 
 
 def apt_source_files(etc_apt: Path) -> list[Path]:
-    listed = sorted((etc_apt / "sources.list.d").glob("*.list")) + sorted((etc_apt / "sources.list.d").glob("*.sources"))
+    listed = sorted((etc_apt / "sources.list.d").glob("*.list")) + sorted(
+        (etc_apt / "sources.list.d").glob("*.sources")
+    )
     return [path for path in [etc_apt / "sources.list", *listed] if path.is_file()]
 
 
@@ -201,13 +214,15 @@ def debian_sources(*, etc_apt: Path = Path("/etc/apt"), codename: str | None = N
             found.append(AptSource(uri=source.uri.rstrip("/"), suites=suites, components=("main",)))
     if not any(SUITE in source.suites for source in found):
         files = ", ".join(str(path) for path in apt_source_files(etc_apt)) or f"no file under {etc_apt}"
-        raise BuildError(f"no Debian mirror for the release '{codename}' in the apt sources ({files}); "
-                         "add one, or pass --mirror URL")
+        raise BuildError(
+            f"no Debian mirror for the release '{codename}' in the apt sources ({files}); add one, or pass --mirror URL"
+        )
     found.sort(key=lambda source: SUITE not in source.suites)  # the release's own mirror first
     return found
 
 
 # --- the steps -------------------------------------------------------------------------------
+
 
 def build_debian_min(sources: list[AptSource]) -> None:
     """debootstrap a minbase bookworm into a temporary directory, slim it, import it."""
@@ -215,15 +230,24 @@ def build_debian_min(sources: list[AptSource]) -> None:
     log(f"debootstrap --variant=minbase {SUITE} from {mirror} (about 30 s)")
     with tempfile.TemporaryDirectory(dir=cache_dir(), prefix="rootfs-") as temp:
         rootfs = Path(temp) / "rootfs"
-        result = subprocess.run(["debootstrap", "--variant=minbase", SUITE, str(rootfs), mirror],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        result = subprocess.run(
+            ["debootstrap", "--variant=minbase", SUITE, str(rootfs), mirror],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         if result.returncode != 0:
             raise BuildError(f"debootstrap failed with exit code {result.returncode}:\n{result.stdout[-3000:]}")
         _slim(rootfs, sources)
         tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        imported = subprocess.run(podman_command("import", "-", DEBIAN_MIN),
-                                  env=podman_env(), stdin=tar.stdout, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, text=True)
+        imported = subprocess.run(
+            podman_command("import", "-", DEBIAN_MIN),
+            env=podman_env(),
+            stdin=tar.stdout,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         tar.stdout.close()
         if tar.wait() != 0 or imported.returncode != 0:
             raise BuildError(f"podman import of the root filesystem failed: {imported.stderr.strip()}")
@@ -231,35 +255,56 @@ def build_debian_min(sources: list[AptSource]) -> None:
 
 def _slim(rootfs: Path, sources: list[AptSource]) -> None:
     """What a container never uses: apt's lists and caches, documentation, translations."""
-    for pattern in ("var/lib/apt/lists/*", "var/cache/apt/*.bin", "var/cache/apt/archives/*.deb",
-                    "usr/share/man/*", "usr/share/info/*", "usr/share/locale/*"):
+    for pattern in (
+        "var/lib/apt/lists/*",
+        "var/cache/apt/*.bin",
+        "var/cache/apt/archives/*.deb",
+        "usr/share/man/*",
+        "usr/share/info/*",
+        "usr/share/locale/*",
+    ):
         for path in rootfs.glob(pattern):
-            if path.name in ("lock", "partial", "locale.alias"):
-                continue
-            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            if path.name not in ("lock", "partial", "locale.alias"):
+                _remove(path)
     for doc in (rootfs / "usr/share/doc").glob("*"):
         for path in doc.iterdir() if doc.is_dir() and not doc.is_symlink() else ():
-            if path.name != "copyright":
-                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            if path.name != "copyright":  # the licences stay
+                _remove(path)
     (rootfs / "etc/dpkg/dpkg.cfg.d/slim").write_text(DPKG_EXCLUDES)
     (rootfs / "etc/apt/apt.conf.d/90slim").write_text(APT_CONF)
     lines = [f"deb {source.uri} {suite} main" for source in sources for suite in source.suites]
     (rootfs / "etc/apt/sources.list").write_text(
-        "# From the apt sources of the machine that built this image.\n" + "\n".join(lines) + "\n")
+        "# From the apt sources of the machine that built this image.\n" + "\n".join(lines) + "\n"
+    )
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
 
 
 def build_base(*, refresh: bool) -> None:
     log(f"{BASE}: python3, python3-venv, ca-certificates on {DEBIAN_MIN}")
-    podman("build", *(["--no-cache"] if refresh else []), "--build-arg", f"DEBIAN={DEBIAN_MIN}",
-           "--file", str(HERE / "Containerfile.base"), "--tag", BASE, str(HERE))
+    podman(
+        "build",
+        *(["--no-cache"] if refresh else []),
+        "--build-arg",
+        f"DEBIAN={DEBIAN_MIN}",
+        "--file",
+        str(HERE / "Containerfile.base"),
+        "--tag",
+        BASE,
+        str(HERE),
+    )
 
 
 def build_image(tag: str) -> None:
     log(f"{tag}: the Dockerfile on {BASE}")
     # pip reaches the package index through this machine's TLS proxy: trust what the host trusts.
     trust = ["--volume", f"{TRUST_STORE}:{TRUST_STORE}:ro"] if TRUST_STORE.is_dir() else []
-    podman("build", *trust, "--build-arg", f"BASE={BASE}", "--file", str(ROOT / "Dockerfile"),
-           "--tag", tag, str(ROOT))
+    podman("build", *trust, "--build-arg", f"BASE={BASE}", "--file", str(ROOT / "Dockerfile"), "--tag", tag, str(ROOT))
 
 
 @contextlib.contextmanager
@@ -275,8 +320,11 @@ def build(*, tag: str = DEFAULT_TAG, refresh: bool = False, mirror: str | None =
     check_tools()
     with exclusive():
         if refresh or not image_exists(DEBIAN_MIN):
-            sources = ([AptSource(uri=mirror.rstrip("/"), suites=(SUITE,), components=("main",))] if mirror
-                       else debian_sources())
+            sources = (
+                [AptSource(uri=mirror.rstrip("/"), suites=(SUITE,), components=("main",))]
+                if mirror
+                else debian_sources()
+            )
             build_debian_min(sources)
         build_base(refresh=refresh)
         build_image(tag)
@@ -284,8 +332,9 @@ def build(*, tag: str = DEFAULT_TAG, refresh: bool = False, mirror: str | None =
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tag", default=DEFAULT_TAG, help=f"name of the image built (default: {DEFAULT_TAG})")
     parser.add_argument("--refresh", action="store_true", help="build the Debian base again (security updates)")
     parser.add_argument("--mirror", metavar="URL", help="Debian mirror for debootstrap (default: the apt sources')")
