@@ -10,8 +10,10 @@ run here unchanged, through the containers.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import kubernetes
@@ -41,13 +43,15 @@ def image() -> str:
 
 
 @pytest.fixture(scope="session")
-def devenv(tmp_path_factory):
-    state_dir = tmp_path_factory.mktemp("image-devenv")
+def devenv():
+    # Outside pytest's basetemp, as tests/conftest.py's: PostgreSQL runs as another user when we are root.
+    state_dir = Path(tempfile.mkdtemp(prefix="selfheal-image-devenv-"))
     env = environment.up(state_dir=state_dir, crd_dir=ROOT / "crds")
     try:
         yield env
     finally:
         environment.down(state_dir=state_dir)
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
