@@ -74,14 +74,16 @@ def test_the_file_stands_in_while_the_registry_is_unreachable(payments, tmp_path
     assert client.state.credential == "MOLAM_FALLBACK_API_KEY"
 
 
-def test_a_reachable_registry_wins_over_the_file(payments, registry, tmp_path, make_client):
+def test_a_reachable_registry_wins_over_the_file(payments, registry, tmp_path, make_client, caplog):
     payments.behaviour.revoked_keys = {"pk_primary"}
     path = write(tmp_path / "bootstrap.json", [seal(payload_for("p-401", "401", FALLBACK, PRIMARY), CURRENT)])
     client = make_client(bootstrap_envelopes=path)
     # The registry has no patch for this error any more (switched off since the file was written).
-    with pytest.raises(ApiError):
+    with caplog.at_level(logging.WARNING, logger="molam"), pytest.raises(ApiError):
         client.create_payment(amount=5000, currency="XOF", country="SN")
     assert len(registry.lookups) == 1 and client.get_patch_history() == []
+    assert "the registry has no patch for 401 Unauthorized: api_key_revoked: bootstrap patch p-401 dropped" \
+        in caplog.text
     # ...and the file's patch stays dropped when the registry is away afterwards.
     registry.lookup_status = 503
     with pytest.raises(ApiError):

@@ -116,6 +116,8 @@ test('a reachable registry wins over the file', async () => {
   await assert.rejects(pay(client), ApiError);
   assert.equal(registry.lookups.length, 1);
   assert.deepEqual(client.getPatchHistory(), []);
+  assert.ok(logger.lines.some(([level, line]) => level === 'warn' && line.endsWith(
+    'the registry has no patch for 401 Unauthorized: api_key_revoked: bootstrap patch p-401 dropped')));
   // ...and the file's patch stays dropped when the registry is away afterwards.
   registry.lookupStatus = 503;
   await assert.rejects(pay(client), ApiError);

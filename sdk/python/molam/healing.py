@@ -128,8 +128,8 @@ class Healer:
             self._last_verified.pop(key, None)  # switched off or gone: stop using it
             stale = self._from_bootstrap(error, quiet=True)
             if stale is not None:  # the registry, when it answers, wins over the file
-                log.info("Molam SDK: the registry has no patch for %s: bootstrap patch %s dropped",
-                         error.error_text, stale.id)
+                log.warning("Molam SDK: the registry has no patch for %s: bootstrap patch %s dropped",
+                            error.error_text, stale.id)
                 del self._bootstrap[stale.id]
             return None
         try:
