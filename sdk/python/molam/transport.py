@@ -24,6 +24,7 @@ import base64
 import http.client
 import os
 import select
+import ssl
 import threading
 import time
 from collections.abc import Mapping
@@ -129,6 +130,7 @@ class HttpTransport:
         self._idle: dict[tuple, list[tuple[http.client.HTTPConnection, float]]] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._tls: ssl.SSLContext | None = None  # loading the CA store once, not per connection
 
     def close(self) -> None:
         with self._lock:
@@ -198,11 +200,14 @@ class HttpTransport:
                     connection.sock.settimeout(timeout)
                     return connection, True
                 connection.close()  # closed by the server (EOF is readable), or idle too long
+        if scheme == "https" and self._tls is None:
+            self._tls = ssl.create_default_context()
         if proxy is None:
-            connection_class = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-            return connection_class(host, port, timeout=timeout), False
+            if scheme == "https":
+                return http.client.HTTPSConnection(host, port, timeout=timeout, context=self._tls), False
+            return http.client.HTTPConnection(host, port, timeout=timeout), False
         if scheme == "https":
-            connection = http.client.HTTPSConnection(proxy.host, proxy.port, timeout=timeout)
+            connection = http.client.HTTPSConnection(proxy.host, proxy.port, timeout=timeout, context=self._tls)
             connection.set_tunnel(host, port or 443,
                                   headers={"Proxy-Authorization": proxy.authorization} if proxy.authorization else None)
             return connection, False
