@@ -41,6 +41,13 @@ export interface MolamClientOptions {
   selfhealToken?: string | null;
   /** Pinned Ed25519 public keys (PEM) by key id: the current and the next. */
   trustedKeys?: Record<string, string | Buffer> | null;
+  /**
+   * A file of signed envelopes the client starts with (a list, or {"envelopes": [...]}, of
+   * envelopes or registry answers). Each is verified like a served one; a bad one is skipped
+   * with a warning. Its patches stand in while the registry cannot be asked, or alone without
+   * `selfhealToken`.
+   */
+  bootstrapEnvelopes?: string | URL | null;
   /** Names → API keys a patch may switch to (`this.useFallbackCredential("NAME")`); default: environment variables. */
   fallbackCredentials?: Record<string, string> | null;
   /** Hosts a patch may move `baseUrl` to (https only); default Molam's API hosts and `baseUrl`'s. */
@@ -50,8 +57,26 @@ export interface MolamClientOptions {
   /** Milliseconds between report batches (default 1000), sent off the caller's path. */
   reportInterval?: number;
   logger?: Logger;
-  /** Wall clock in epoch milliseconds, used to sign requests (a test seam). */
+  /** What requests go through; default: pooled keep-alive HTTP through the environment's proxy. */
+  transport?: Transport | null;
+  /** Wall clock in epoch milliseconds, used to sign requests and check envelope expiry (a test seam). */
   clock?: () => number;
+}
+
+/** One HTTP answer, as a Transport resolves it. */
+export interface TransportResponse {
+  status: number;
+  reason: string;
+  /** Lower-case names. */
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+/** What a client sends its requests through (`@molam/sdk/testing` has a fake). */
+export interface Transport {
+  exchange(url: string, options: { method: string; headers: Record<string, string>; body: Buffer | null;
+    timeoutMs: number; maxBytes: number }): Promise<TransportResponse>;
+  close(): void;
 }
 
 /** The settings a patch may change, keyed as operation documents name them. */
@@ -138,7 +163,12 @@ export class MolamConnectionError extends MolamError {
   code: string;
 }
 
-export class ConfigurationError extends MolamError {}
+/** Thrown by the constructor: `option` names the option (or environment variable), `reason` says why. */
+export class ConfigurationError extends MolamError {
+  constructor(reason: string, options?: { option?: string | null });
+  readonly option: string | null;
+  readonly reason: string;
+}
 
 /** The registry's key id of an Ed25519 public key (PEM): 16 hex digits. */
 export function keyId(publicKeyPem: string | Buffer): string;

@@ -12,6 +12,16 @@ from tests.sdk.registry_stub import TOKEN, RegistryStub
 from tests.sdk.sealing import TRUSTED
 
 
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch) -> None:
+    """The SDK reads proxies and registry settings from the environment: the tests set their own."""
+    import os
+
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy") or name.startswith("MOLAM_"):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture()
 def payments() -> Iterator[PaymentsServer]:
     with PaymentsServer() as server:

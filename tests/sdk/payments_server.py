@@ -19,12 +19,31 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import ssl
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+
+class CountingHTTPServer(ThreadingHTTPServer):
+    """Counts the TCP connections it accepts (the SDK keeps them alive); serves TLS when given a context."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler, *, tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(address, handler)
+        self.connections = 0
+        self.tls = tls
+
+    def get_request(self):
+        sock, address = super().get_request()
+        self.connections += 1
+        if self.tls is not None:  # the handshake happens on the handler's thread, at its first read
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
 
 
 @dataclass
@@ -38,24 +57,30 @@ class Behaviour:
     rate_limited_requests: int = 0
     retry_after_seconds: int = 1
     clock_tolerance: int = 30
+    close_connections: bool = False  # close every connection after its answer, as servers do with idle ones
 
 
 class PaymentsServer:
-    def __init__(self, behaviour: Behaviour | None = None) -> None:
+    def __init__(self, behaviour: Behaviour | None = None, *, tls: ssl.SSLContext | None = None) -> None:
         self.behaviour = behaviour or Behaviour()
         self.payments: dict[str, dict[str, Any]] = {}
         self.idempotent: dict[str, dict[str, Any]] = {}
         self.requests: list[dict[str, Any]] = []  # what arrived: method, path, headers, body
         self.lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
+        self._server = CountingHTTPServer(("127.0.0.1", 0), _handler(self), tls=tls)
         self.finished = 0  # requests fully handled, abandoned ones included
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="payments-server", daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        scheme = "https" if self._server.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted so far."""
+        return self._server.connections
 
     def __enter__(self) -> "PaymentsServer":
         self._thread.start()
@@ -134,6 +159,7 @@ class PaymentsServer:
 def _handler(server: PaymentsServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms wait on a kept-alive connection
 
         def _serve(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -154,6 +180,8 @@ def _handler(server: PaymentsServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(data)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (timed out) first
+            if server.behaviour.close_connections:
+                self.close_connection = True  # without saying so: the client finds out on its next call
 
         do_GET = do_POST = _serve
 
@@ -176,8 +204,7 @@ class ControlledPaymentsServer(PaymentsServer):
         super().__init__()
         if port:
             self._server.server_close()
-            self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
-            self._server.daemon_threads = True
+            self._server = CountingHTTPServer(("127.0.0.1", port), _handler(self))
             self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                             name="payments-server", daemon=True)
         self.control_requests = 0  # `finished` counts them too; they are taken out of what /_test/state says

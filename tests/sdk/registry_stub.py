@@ -12,9 +12,10 @@ import json
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from tests.sdk.payments_server import CountingHTTPServer
 from tests.sdk.sealing import CURRENT, TestKey, seal
 
 TOKEN = "dev-token-for-tests"
@@ -43,8 +44,7 @@ class RegistryStub:
         self.reports: list[dict] = []
         self.report_posts = 0
         self.lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
+        self._server = CountingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.reports_gate = threading.Event()  # cleared: report posts wait (a slow registry)
         self.reports_gate.set()
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -53,6 +53,11 @@ class RegistryStub:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted so far."""
+        return self._server.connections
 
     def __enter__(self) -> "RegistryStub":
         self._thread.start()
@@ -97,6 +102,7 @@ class RegistryStub:
 def _handler(stub: RegistryStub) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms wait on a kept-alive connection
 
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))

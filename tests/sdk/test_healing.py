@@ -276,8 +276,8 @@ def test_without_self_healing_errors_are_raised_and_the_registry_is_not_asked(pa
     registry.add("401", FALLBACK, PRIMARY)
     with pytest.raises(ApiError):
         make_client(enable_self_healing=False).create_payment(amount=1, currency="XOF", country="SN")
-    with pytest.raises(ApiError):
-        make_client(trusted_keys={}).create_payment(amount=1, currency="XOF", country="SN")  # no pinned keys: off
+    with pytest.raises(ApiError):  # nothing of self-healing configured (the runbook's example): off
+        make_client(selfheal_token=None, trusted_keys=None).create_payment(amount=1, currency="XOF", country="SN")
     assert registry.lookups == []
 
 

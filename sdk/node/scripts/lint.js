@@ -46,7 +46,8 @@ function lint(targets) {
 if (require.main === module) {
   const root = path.resolve(__dirname, '..');
   const args = process.argv.slice(2);
-  const targets = args.length > 0 ? args : [path.join(root, 'src'), path.join(root, 'index.mjs')];
+  const targets = args.length > 0 ? args : [path.join(root, 'src'), path.join(root, 'index.mjs'),
+    path.join(root, 'testing.mjs')];
   const problems = lint(targets);
   for (const problem of problems) console.error(problem);
   if (problems.length > 0) {

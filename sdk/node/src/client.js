@@ -15,18 +15,18 @@
 // timeout cannot charge twice. Molam-Version carries `apiVersion` when set.
 
 const crypto = require('node:crypto');
-const http = require('node:http');
-const https = require('node:https');
 const { setTimeout: sleep } = require('node:timers/promises');
 
 const signing = require('./signing');
-const { TrustedKeys } = require('./envelope');
+const config = require('./config');
+const { loadBootstrap } = require('./bootstrap');
+const { ReplayGuard, TrustedKeys } = require('./envelope');
 const { ApiError, ConfigurationError, MolamConnectionError, MolamError, MolamTimeout } = require('./errors');
 const { Healer } = require('./healing');
 const { RegistryClient } = require('./registry');
 const { ReportQueue } = require('./reports');
 const { backoffDelay, initialState, toObject } = require('./state');
-const { exchange } = require('./transport');
+const { HttpTransport } = require('./transport');
 
 const VERSION = '0.1.0';
 const USER_AGENT = `molam-node/${VERSION}`;
@@ -79,41 +79,62 @@ class MolamClient {
    * Options: apiKey, secretKey (required); enableSelfHealing (true); onPatchApplied(patch);
    * baseUrl; timeout (ms, 10000); apiVersion; selfhealUrl, selfhealToken (default
    * MOLAM_SELFHEAL_URL / MOLAM_SELFHEAL_TOKEN); trustedKeys {keyId: publicKeyPem};
+   * bootstrapEnvelopes (a file of signed envelopes the client starts with, ./bootstrap.js);
    * fallbackCredentials {NAME: apiKey} (default: environment variables); allowedHosts;
-   * maxEnvelopeBytes (65536); reportInterval (ms, 1000); logger (console); clock (() => ms).
+   * maxEnvelopeBytes (65536); reportInterval (ms, 1000); logger (console); transport (pooled
+   * keep-alive HTTP through the environment's proxy; @molam/sdk/testing passes a fake); clock
+   * (() => ms: signing and envelope expiry). Throws ConfigurationError, naming the option, for
+   * anything it cannot use.
    */
   constructor(options = {}) {
     const {
       apiKey, secretKey, enableSelfHealing = true, onPatchApplied = null, baseUrl = DEFAULT_BASE_URL,
       timeout = 10000, apiVersion = null, selfhealUrl = null, selfhealToken = null, trustedKeys = null,
-      fallbackCredentials = null, allowedHosts = null, maxEnvelopeBytes = 64 * 1024, reportInterval = 1000,
-      logger = console, clock = Date.now,
+      bootstrapEnvelopes = null, fallbackCredentials = null, allowedHosts = null, maxEnvelopeBytes = 64 * 1024,
+      reportInterval = 1000, logger = console, transport = null, clock = Date.now,
     } = options;
-    if (!apiKey || !secretKey) throw new ConfigurationError('apiKey and secretKey are required');
+    this.#apiKey = config.credential('apiKey', apiKey);
+    this.#secretKey = config.credential('secretKey', secretKey);
     if (typeof timeout !== 'number' || !(timeout > 0 && timeout <= 120000)) {
-      throw new ConfigurationError('timeout must be between 0 and 120000 milliseconds');
+      throw new ConfigurationError('must be between 0 and 120000 milliseconds', { option: 'timeout' });
     }
-    this.#apiKey = apiKey;
-    this.#secretKey = secretKey;
+    config.httpUrl('baseUrl', baseUrl);
+    const trusted = new TrustedKeys(trustedKeys || {});
     this.#clock = clock;
     this.#logger = logger;
     this.#fallback = fallbackCredentials;
     this.#state = initialState({ baseUrl: String(baseUrl).replace(/\/+$/, ''), timeoutMs: Math.round(timeout),
       apiVersion });
     this.#allowedHosts = new Set(allowedHosts || [...DEFAULT_ALLOWED_HOSTS, hostOf(baseUrl)]);
-    this.#agents = { 'http:': new http.Agent({ keepAlive: true, timeout: 5000 }),
-      'https:': new https.Agent({ keepAlive: true, timeout: 5000 }) };
-    const token = selfhealToken || process.env.MOLAM_SELFHEAL_TOKEN;
-    const trusted = new TrustedKeys(trustedKeys || {});
-    if (enableSelfHealing && token && trusted.size > 0) {
-      const registry = new RegistryClient({ url: selfhealUrl || process.env.MOLAM_SELFHEAL_URL || baseUrl, token,
-        maxEnvelopeBytes, userAgent: USER_AGENT, logger });
-      this.#reports = new ReportQueue((batch) => registry.sendReports(batch, { timeoutMs: 5000 }),
-        { intervalMs: reportInterval, logger });
-      this.#healer = new Healer({ registry, trusted, reports: this.#reports, onPatchApplied, clock, logger });
-    } else if (enableSelfHealing) {
-      // Fail closed: without a token and pinned keys no patch could be fetched and verified.
-      logger.warn('Molam SDK: self-healing disabled: it needs selfhealToken and trustedKeys');
+    let settings = null;
+    if (enableSelfHealing) {
+      const environment = process.env;
+      settings = config.selfHealSettings({
+        token: selfhealToken || environment.MOLAM_SELFHEAL_TOKEN || null,
+        tokenFromEnvironment: !selfhealToken && Boolean(environment.MOLAM_SELFHEAL_TOKEN),
+        url: selfhealUrl || environment.MOLAM_SELFHEAL_URL || baseUrl,
+        urlFromEnvironment: !selfhealUrl && Boolean(environment.MOLAM_SELFHEAL_URL),
+        hasTrustedKeys: trusted.size > 0, bootstrap: bootstrapEnvelopes,
+      });
+      if (settings === null) {
+        // Fail closed: without a token and pinned keys no patch could be fetched and verified.
+        logger.warn('Molam SDK: self-healing disabled: it needs selfhealToken and trustedKeys');
+      }
+    }
+    this.#transport = transport !== null ? transport : new HttpTransport();
+    if (settings !== null) {
+      const replay = new ReplayGuard();
+      const bootstrap = bootstrapEnvelopes === null ? [] : loadBootstrap(bootstrapEnvelopes,
+        { trusted, replay, now: clock(), logger }).patches;
+      let registry = null;
+      if (settings.url !== null && settings.token !== null) {
+        registry = new RegistryClient({ url: settings.url, token: settings.token, maxEnvelopeBytes,
+          userAgent: USER_AGENT, logger, transport: this.#transport });
+        this.#reports = new ReportQueue((batch) => registry.sendReports(batch, { timeoutMs: 5000 }),
+          { intervalMs: reportInterval, logger });
+      }
+      this.#healer = new Healer({ registry, trusted, reports: this.#reports, onPatchApplied, clock, logger, replay,
+        bootstrap });
     }
   }
 
@@ -124,7 +145,7 @@ class MolamClient {
   #fallback;
   #state;
   #allowedHosts;
-  #agents;
+  #transport;
   #reports = null;
   #healer = null;
 
@@ -164,12 +185,12 @@ class MolamClient {
     return this.#reports ? this.#reports.flush() : true;
   }
 
-  /** Send the last buffered reports (waiting at most 2 s) and release connections. */
+  /** Send the last buffered reports (waiting at most 2 s), then close pooled connections. */
   async close() {
     try {
       if (this.#reports) await this.#reports.close();
     } finally {
-      for (const agent of Object.values(this.#agents)) agent.destroy();
+      this.#transport.close();
     }
   }
 
@@ -249,9 +270,8 @@ class MolamClient {
     if (body !== null) headers['Content-Type'] = 'application/json';
     if (call.idempotencyKey) headers['Idempotency-Key'] = call.idempotencyKey;
     if (state.api_version) headers['Molam-Version'] = state.api_version;
-    const url = state.base_url + call.path;
-    const response = await exchange(url, { method: call.method, headers, body, timeoutMs: state.timeout_ms,
-      maxBytes: MAX_RESPONSE_BYTES, agent: this.#agents[url.startsWith('https:') ? 'https:' : 'http:'] });
+    const response = await this.#transport.exchange(state.base_url + call.path, { method: call.method, headers, body,
+      timeoutMs: state.timeout_ms, maxBytes: MAX_RESPONSE_BYTES });
     if (response.status >= 200 && response.status < 300) {
       if (response.body.length === 0) return {};
       try {
@@ -272,7 +292,9 @@ class MolamClient {
   #apiKeyFor(state) {
     if (state.credential === null) return this.#apiKey;
     const value = this.#credentialValue(state.credential);
-    if (value === null) throw new ConfigurationError(`fallback credential ${state.credential} is no longer configured`);
+    if (value === null) {
+      throw new ConfigurationError(`${state.credential} is no longer configured`, { option: 'fallbackCredentials' });
+    }
     return value;
   }
 

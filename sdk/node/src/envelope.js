@@ -19,14 +19,26 @@ const MAX_SIGNATURES = 4; // current and next key, with room; bounds the verific
 const LANGUAGE = 'node';
 const STRICT_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-function loadPublicKey(pem) {
+const TRUSTED_KEYS_OPTION = 'trustedKeys';
+
+function loadPublicKey(pem, where) {
+  const bad = (reason) => new ConfigurationError(`${where}: ${reason}`, { option: TRUSTED_KEYS_OPTION });
+  let text = pem;
+  if (Buffer.isBuffer(text)) {
+    text = text.toString('latin1');
+    if (!/^[\x00-\x7f]*$/.test(text)) throw bad('is not PEM text');
+  }
+  if (typeof text !== 'string') throw bad('must be PEM text');
+  // The signing key itself, pasted by mistake: it must never sit in an application (and Node
+  // would quietly derive the public key from it).
+  if (text.includes('PRIVATE KEY')) throw bad('is a private key: pin the public key (`selfheal keygen` prints it)');
   let key;
   try {
-    key = crypto.createPublicKey({ key: pem, format: 'pem' });
-  } catch (error) {
-    throw new ConfigurationError(`trusted key: not a PEM public key (${error.message})`);
+    key = crypto.createPublicKey({ key: text, format: 'pem' });
+  } catch {
+    throw bad('is not a PEM public key');
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw new ConfigurationError('trusted key: not an Ed25519 public key');
+  if (key.asymmetricKeyType !== 'ed25519') throw bad('is not an Ed25519 public key');
   return key;
 }
 
@@ -34,23 +46,29 @@ function rawPublicKey(key) {
   return Buffer.from(key.export({ format: 'jwk' }).x, 'base64url');
 }
 
+function rawKeyId(key) {
+  return crypto.createHash('sha256').update(rawPublicKey(key)).digest('hex').slice(0, 16);
+}
+
 /** The registry's key id: the first 16 hex digits of SHA-256 of the raw public key. */
 function keyId(publicKeyPem) {
-  const key = typeof publicKeyPem === 'string' || Buffer.isBuffer(publicKeyPem) ? loadPublicKey(publicKeyPem)
-    : publicKeyPem;
-  return crypto.createHash('sha256').update(rawPublicKey(key)).digest('hex').slice(0, 16);
+  if (publicKeyPem instanceof crypto.KeyObject) return rawKeyId(publicKeyPem);
+  return rawKeyId(loadPublicKey(publicKeyPem, 'public key'));
 }
 
 /** The pinned public keys (current and next), by key id. */
 class TrustedKeys {
   constructor(keys = {}) {
     this.keys = new Map();
-    for (const [givenId, pem] of Object.entries(keys || {})) {
-      const key = loadPublicKey(pem);
-      const actual = keyId(key);
+    if (keys === null || typeof keys !== 'object' || Array.isArray(keys) || Buffer.isBuffer(keys)) {
+      throw new ConfigurationError('must map key ids to public keys (PEM)', { option: TRUSTED_KEYS_OPTION });
+    }
+    for (const [givenId, pem] of Object.entries(keys)) {
+      const key = loadPublicKey(pem, `key "${givenId}"`);
+      const actual = rawKeyId(key);
       if (actual !== givenId) {
-        throw new ConfigurationError(`trusted key ${JSON.stringify(givenId)}: the id does not match the key `
-          + `(its id is ${actual})`);
+        throw new ConfigurationError(`key "${givenId}": the id does not match the key (its id is ${actual})`,
+          { option: TRUSTED_KEYS_OPTION });
       }
       this.keys.set(givenId, key);
     }
@@ -237,6 +255,6 @@ function openEnvelope(envelope, { trusted, now, replay, language = LANGUAGE }) {
 }
 
 module.exports = {
-  ENVELOPE_FORMAT, MAX_SIGNATURES, LANGUAGE, TrustedKeys, ReplayGuard, keyId, verifiedPayload, openEnvelope,
+  ENVELOPE_FORMAT, MAX_SIGNATURES, LANGUAGE, TRUSTED_KEYS_OPTION, TrustedKeys, ReplayGuard, keyId, verifiedPayload, openEnvelope,
   compareVersions, semverKey, instant,
 };

@@ -60,8 +60,14 @@ class MolamConnectionError extends MolamError {
   }
 }
 
-/** The client was configured with something it cannot use. */
-class ConfigurationError extends MolamError {}
+/** The client was configured with something it cannot use: `option` names it, `reason` says why. */
+class ConfigurationError extends MolamError {
+  constructor(reason, { option = null } = {}) {
+    super(option ? `${option}: ${reason}` : reason);
+    this.option = option;
+    this.reason = reason;
+  }
+}
 
 /** A patch failed verification or validation: it is not applied (fail closed). Internal. */
 class PatchRefused extends Error {

@@ -9,6 +9,7 @@
 
 const { ReplayGuard, openEnvelope } = require('./envelope');
 const { MolamError, PatchRefused } = require('./errors');
+const { bestMatch } = require('./matching');
 const { applyDocument } = require('./operations');
 const { RegistryUnavailable } = require('./registry');
 
@@ -22,8 +23,10 @@ function emit(logger, level, message) {
   if (typeof logger[method] === 'function') logger[method](message);
 }
 
+/** `registry` null: no registry configured, only the bootstrap patches (and no reports). */
 class Healer {
-  constructor({ registry, trusted, reports, onPatchApplied, clock, logger, historySize = 1000 }) {
+  constructor({ registry, trusted, reports, onPatchApplied, clock, logger, replay = null, bootstrap = [],
+    historySize = 1000 }) {
     this.registry = registry;
     this.trusted = trusted;
     this.reports = reports;
@@ -31,8 +34,10 @@ class Healer {
     this.clock = clock; // epoch milliseconds
     this.logger = logger;
     this.historySize = historySize;
-    this.replay = new ReplayGuard();
+    this.replay = replay || new ReplayGuard();
     this.lastVerified = new Map(); // "status|code" → the last verified patch, for when the registry is away
+    // The bootstrap file's patches: they stand in while the registry cannot be asked.
+    this.bootstrap = new Map(bootstrap.map((patch) => [patch.id, patch]));
     this.applied = [];
   }
 
@@ -77,6 +82,7 @@ class Healer {
 
   async patchFor(error, context, { timeoutMs }) {
     const key = `${error.status}|${error.code}`;
+    if (this.registry === null) return this.fromBootstrap(error);
     const body = { sdk: SDK, error: error.errorText.slice(0, 2000), context };
     if (error.status != null) body.status = error.status;
     if (error.code) body.code = String(error.code).slice(0, 200);
@@ -85,9 +91,15 @@ class Healer {
       envelope = await this.registry.lookup(body, { timeoutMs });
     } catch (why) {
       if (why instanceof RegistryUnavailable) {
-        const cached = this.lastVerified.get(key) || null;
+        let cached = this.lastVerified.get(key) || null;
+        if (cached !== null) {
+          this.logger.warn(`Molam SDK: self-heal registry unreachable (${why.message}); `
+            + `using last verified patch ${cached.id}`);
+          return cached;
+        }
+        cached = this.fromBootstrap(error);
         this.logger.warn(`Molam SDK: self-heal registry unreachable (${why.message}); `
-          + `${cached ? `using last verified patch ${cached.id}` : 'no patch for this error'}`);
+          + `${cached ? `using bootstrap patch ${cached.id}` : 'no patch for this error'}`);
         if (cached === null) { // the registry never saw this miss: report it for the coverage query
           this.report(null, error, context, { success: false, patchApplied: false, reason: 'registry unreachable' });
         }
@@ -101,6 +113,12 @@ class Healer {
     }
     if (envelope === null) {
       this.lastVerified.delete(key); // switched off or gone: stop using it
+      const stale = this.fromBootstrap(error, { quiet: true });
+      if (stale !== null) { // the registry, when it answers, wins over the file
+        this.logger.warn(`Molam SDK: the registry has no patch for ${error.errorText}: `
+          + `bootstrap patch ${stale.id} dropped`);
+        this.bootstrap.delete(stale.id);
+      }
       return null;
     }
     let patch;
@@ -114,6 +132,24 @@ class Healer {
     }
     if (this.lastVerified.has(key) || this.lastVerified.size < MAX_CACHED_ERRORS) this.lastVerified.set(key, patch);
     return patch;
+  }
+
+  /** The bootstrap patch for this error, by the registry's matching rules; expired ones are dropped. */
+  fromBootstrap(error, { quiet = false } = {}) {
+    const now = this.clock();
+    for (const patch of [...this.bootstrap.values()]) {
+      if (patch.expiresAt > now) continue;
+      this.logger.warn(`Molam SDK: bootstrap patch ${patch.id} expired at ${new Date(patch.expiresAt).toISOString()}: `
+        + 'dropped');
+      this.bootstrap.delete(patch.id);
+    }
+    const found = bestMatch(this.bootstrap.values(), { message: error.errorText.slice(0, 2000), status: error.status,
+      code: error.code ? String(error.code).slice(0, 200) : null });
+    if (found === null) {
+      if (!quiet && this.registry === null) this.logger.warn(`Molam SDK: no bootstrap patch for ${error.errorText}`);
+      return null;
+    }
+    return found.patch;
   }
 
   rollBack(patch, cell, before, applyContext) {
@@ -154,6 +190,7 @@ class Healer {
   }
 
   report(patchId, error, context, { success, rollback = false, patchApplied = true, reason = null }) {
+    if (this.reports === null) return; // no registry to report to
     this.reports.offer({
       patch_id: patchId, sdk: SDK, error: error.errorText.slice(0, 2000), success,
       rollback_triggered: rollback, patch_applied: patchApplied,

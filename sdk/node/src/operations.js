@@ -189,7 +189,8 @@ function exactKeys(operation, expected, where) {
   }
 }
 
-function operationsOf(document) {
+/** The operations of a well-formed document (format, version, 1 to 32 objects), else PatchRefused. */
+function documentOperations(document) {
   if (!isObject(document) || document.format !== FORMAT) throw new PatchRefused(`not a ${FORMAT} document`);
   if (!sameKeys(document, ['format', 'version', 'operations'])) {
     throw new PatchRefused(`unexpected document keys ${JSON.stringify(Object.keys(document).sort())}`);
@@ -211,7 +212,7 @@ function operationsOf(document) {
  * context: {now, serverTime (epoch seconds or null), hasCredential(name), allowedHosts: Set}.
  */
 function applyDocument(document, state, context, { budgetMs = APPLY_BUDGET_MS } = {}) {
-  const operations = operationsOf(document);
+  const operations = documentOperations(document);
   const deadline = performance.now() + budgetMs;
   const logs = [];
   operations.forEach((operation, index) => {
@@ -250,5 +251,5 @@ function applyDocument(document, state, context, { budgetMs = APPLY_BUDGET_MS } 
 
 module.exports = {
   FORMAT, FORMAT_VERSION, MAX_OPERATIONS, APPLY_BUDGET_MS, SETTINGS, ACTIONS, LOG_LEVELS, OPERATION_NAMES,
-  applyDocument, roundHalfEven,
+  applyDocument, documentOperations, roundHalfEven,
 };

@@ -8,7 +8,7 @@
 // Both carry `Authorization: Bearer <selfheal token>`; the developer id comes from the token.
 
 const { MolamConnectionError, MolamTimeout, PatchRefused } = require('./errors');
-const { ResponseTooLarge, exchange } = require('./transport');
+const { ResponseTooLarge } = require('./transport');
 
 const SELF_HEAL_PATH = '/api/dev/self-heal';
 const REPORTS_PATH = '/api/dev/self-heal/reports';
@@ -18,18 +18,19 @@ const MAX_REPORT_ANSWER_BYTES = 16 * 1024;
 class RegistryUnavailable extends Error {}
 
 class RegistryClient {
-  constructor({ url, token, maxEnvelopeBytes, userAgent, logger }) {
+  constructor({ url, token, maxEnvelopeBytes, userAgent, logger, transport }) {
     this.url = url.replace(/\/+$/, '');
     this.token = token;
     this.maxEnvelopeBytes = maxEnvelopeBytes;
     this.userAgent = userAgent;
     this.logger = logger;
+    this.transport = transport;
   }
 
   post(path, body, { timeoutMs, maxBytes }) {
     const headers = { Authorization: `Bearer ${this.token}`, 'Content-Type': 'application/json',
       Accept: 'application/json', 'User-Agent': this.userAgent };
-    return exchange(this.url + path, { method: 'POST', headers, body: Buffer.from(JSON.stringify(body), 'utf8'),
+    return this.transport.exchange(this.url + path, { method: 'POST', headers, body: Buffer.from(JSON.stringify(body), 'utf8'),
       timeoutMs, maxBytes });
   }
 

@@ -317,7 +317,8 @@ test('without self-healing errors are raised and the registry is not asked', asy
   await payments.behave({ revoked_keys: ['pk_primary'] });
   registry.add('401', FALLBACK, PRIMARY);
   await rejects(makeClient({ enableSelfHealing: false }).createPayment({ amount: 1, currency: 'XOF', country: 'SN' }));
-  const unpinned = makeClient({ trustedKeys: {} }); // no pinned keys: off, with a warning
+  // Nothing of self-healing configured (the runbook's example): off, with a warning.
+  const unpinned = makeClient({ selfhealToken: null, trustedKeys: null });
   assert.equal(unpinned.selfHealing, false);
   assert.match(logger.text(), /self-healing disabled/);
   await rejects(unpinned.createPayment({ amount: 1, currency: 'XOF', country: 'SN' }));

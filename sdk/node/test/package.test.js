@@ -1,6 +1,7 @@
 'use strict';
-// The package as a user gets it: the runbook's JavaScript example pasted unchanged after
-// `const { MolamClient } = require('@molam/sdk');`, ES modules and CommonJS, no runtime
+// The package as a user gets it: what `npm pack` puts in the tarball, installed from it (both
+// entry points, CommonJS and ES modules, the README's testing example), the runbook's JavaScript
+// example pasted unchanged after `const { MolamClient } = require('@molam/sdk');`, no runtime
 // dependency, the no-dynamic-code lint, and a short script that exits at once yet reports.
 
 const assert = require('node:assert/strict');
@@ -96,6 +97,82 @@ client.createPayment({ amount: 5000, currency: 'XOF', country: 'SN' })
     await payments.stop();
   }
 });
+
+/** The README's ```js block of its "Testing your code" section, exactly as written. */
+function readmeTestingExample() {
+  const text = fs.readFileSync(path.join(PACKAGE, 'README.md'), 'utf8');
+  const match = /```js\n([\s\S]*?)```/.exec(text.slice(text.indexOf('## Testing your code')));
+  assert.ok(match, 'the README has a JavaScript example in its testing section');
+  return match[1];
+}
+
+async function npm(args, options = {}) {
+  // npm's cache in a temporary directory: nothing read from or written to the user's.
+  const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'molam-npm-cache-'));
+  try {
+    return await run('npm', args, { timeout: 60000, ...options, env: { ...process.env, npm_config_cache: cache,
+      npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' } });
+  } finally {
+    fs.rmSync(cache, { recursive: true, force: true });
+  }
+}
+
+test('npm pack: a publishable package with the sources, types, README and license, and nothing else', async () => {
+  const manifest = JSON.parse(fs.readFileSync(path.join(PACKAGE, 'package.json'), 'utf8'));
+  assert.equal(manifest.private, undefined);
+  assert.equal(manifest.license, 'Apache-2.0');
+  assert.match(fs.readFileSync(path.join(PACKAGE, 'LICENSE'), 'utf8'),
+    /^\s*Apache License\s+Version 2\.0, January 2004/);
+  assert.deepEqual(manifest.exports['./testing'],
+    { types: './testing.d.ts', import: './testing.mjs', require: './src/testing.js' });
+  const [packed] = JSON.parse((await npm(['pack', '--dry-run', '--json'], { cwd: PACKAGE })).stdout);
+  const files = packed.files.map((file) => file.path).sort();
+  const sources = fs.readdirSync(path.join(PACKAGE, 'src')).map((name) => `src/${name}`);
+  assert.deepEqual(files, ['LICENSE', 'README.md', 'index.d.ts', 'index.mjs', 'package.json', ...sources,
+    'testing.d.ts', 'testing.mjs'].sort());
+  assert.ok(!files.some((file) => /^(test|node_modules|scripts)\//.test(file)), files.join(', '));
+  // Every file an entry point names is in the tarball.
+  for (const target of Object.values(manifest.exports).flatMap((entry) => (typeof entry === 'string' ? [entry]
+    : Object.values(entry)))) {
+    assert.ok(files.includes(target.replace(/^\.\//, '')), target);
+  }
+});
+
+test('installed from its tarball, both entry points load as CommonJS and ES modules and the testing example runs',
+  async () => {
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'molam-packed-'));
+    try {
+      const { stdout } = await npm(['pack', '--json', '--pack-destination', work], { cwd: PACKAGE });
+      const tarball = path.join(work, JSON.parse(stdout)[0].filename);
+      const app = path.join(work, 'app');
+      fs.mkdirSync(app);
+      fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', private: true }));
+      // --offline: the package has no runtime dependency, so nothing is fetched.
+      await npm(['install', '--offline', '--ignore-scripts', tarball], { cwd: app });
+      const installed = path.join(app, 'node_modules', '@molam', 'sdk');
+      assert.ok(fs.existsSync(path.join(installed, 'LICENSE')) && !fs.existsSync(path.join(installed, 'test')));
+      fs.writeFileSync(path.join(app, 'both.mjs'), `import { createRequire } from 'node:module';
+import { FakeMolam } from '@molam/sdk/testing';
+import { MolamClient } from '@molam/sdk';
+const require = createRequire(import.meta.url);
+const cjs = require('@molam/sdk/testing');
+if (cjs.FakeMolam !== FakeMolam) throw new Error('two copies of the test double');
+if (require('@molam/sdk').MolamClient !== MolamClient) throw new Error('two copies of the SDK');
+if (!(new FakeMolam().client() instanceof MolamClient)) throw new Error('a fake client is not a MolamClient');
+console.log(require.resolve('@molam/sdk/testing').endsWith('node_modules/@molam/sdk/src/testing.js'));
+`);
+      assert.equal((await run(process.execPath, ['both.mjs'], { cwd: app })).stdout, 'true\n');
+      fs.writeFileSync(path.join(app, 'checkout.test.js'), readmeTestingExample());
+      // Not as a child of this test run (NODE_TEST_CONTEXT): as the application's own `node --test`.
+      const { NODE_TEST_CONTEXT, ...env } = process.env;
+      const { stdout: report } = await run(process.execPath, ['--test', '--test-reporter=tap', 'checkout.test.js'],
+        { cwd: app, env, timeout: 30000 });
+      assert.match(report, /^# pass 1$/m);
+      assert.match(report, /^# fail 0$/m);
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  });
 
 test('no runtime dependency: the source requires only Node built-ins and its own files', () => {
   const manifest = JSON.parse(fs.readFileSync(path.join(PACKAGE, 'package.json'), 'utf8'));

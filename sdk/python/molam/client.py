@@ -24,19 +24,21 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from molam import signing
-from molam.envelope import TrustedKeys
+from molam import config, signing
+from molam.bootstrap import load_bootstrap
+from molam.envelope import ReplayGuard, TrustedKeys
 from molam.errors import ApiError, ConfigurationError, MolamConnectionError, MolamError, MolamTimeout
 from molam.healing import AppliedPatch, Healer
 from molam.operations import ApplyContext
 from molam.registry import RegistryClient
 from molam.reports import ReportQueue
 from molam.state import ClientState, StateCell
-from molam.transport import exchange
+from molam.transport import HttpTransport, Transport
 
 log = logging.getLogger("molam")
 
@@ -87,19 +89,26 @@ class MolamClient:
                  base_url: str = DEFAULT_BASE_URL, timeout: float = 10.0, api_version: str | None = None,
                  selfheal_url: str | None = None, selfheal_token: str | None = None,
                  trusted_keys: Mapping[str, str | bytes] | None = None,
+                 bootstrap_envelopes: str | os.PathLike[str] | None = None,
                  fallback_credentials: Mapping[str, str] | None = None,
                  allowed_hosts: frozenset[str] | set[str] | None = None,
                  max_envelope_bytes: int = 64 * 1024, report_interval: float = 1.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 transport: Transport | None = None, clock: Callable[[], float] = time.time) -> None:
         """`selfheal_url` and `selfheal_token` default to MOLAM_SELFHEAL_URL / MOLAM_SELFHEAL_TOKEN.
+        `bootstrap_envelopes`: a file of signed envelopes the client starts with (molam.bootstrap).
         `fallback_credentials` maps names to values; by default names are environment variables.
         `allowed_hosts`: hosts a patch may move `base_url` to (default: Molam's API hosts and the
-        initial base URL's). `clock` is the wall clock used to sign requests (a test seam)."""
-        if not api_key or not secret_key:
-            raise ConfigurationError("api_key and secret_key are required")
-        if not 0 < timeout <= 120:
-            raise ConfigurationError("timeout must be between 0 and 120 seconds")
-        self._api_key, self._secret_key, self._clock = api_key, secret_key, clock
+        initial base URL's). `transport`: what requests go through (default: pooled keep-alive
+        HTTP through the environment's proxy; molam.testing passes a fake). `clock` is the wall
+        clock used to sign requests and check envelope expiry (a test seam).
+        Raises ConfigurationError, naming the option, for anything it cannot use."""
+        self._api_key = config.credential("api_key", api_key)
+        self._secret_key = config.credential("secret_key", secret_key)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 120:
+            raise ConfigurationError("must be between 0 and 120 seconds", option="timeout")
+        config.http_url("base_url", base_url)
+        trusted = TrustedKeys(trusted_keys or {})
+        self._clock = clock
         self._fallback = fallback_credentials
         self._cell = StateCell(ClientState(base_url=base_url.rstrip("/"), timeout_ms=round(timeout * 1000),
                                            api_version=api_version))
@@ -107,18 +116,31 @@ class MolamClient:
         self._rng = random.Random()
         self._reports: ReportQueue | None = None
         self._healer: Healer | None = None
-        token = selfheal_token or os.environ.get("MOLAM_SELFHEAL_TOKEN")
-        trusted = TrustedKeys(trusted_keys or {})
-        if enable_self_healing and token and trusted:
-            registry = RegistryClient(url=selfheal_url or os.environ.get("MOLAM_SELFHEAL_URL") or base_url,
-                                      token=token, max_envelope_bytes=max_envelope_bytes, user_agent=USER_AGENT)
-            self._reports = ReportQueue(lambda batch: registry.send_reports(batch, timeout=5.0),
-                                        interval=report_interval)
+        settings = None
+        if enable_self_healing:
+            settings = config.self_heal_settings(
+                token=selfheal_token or os.environ.get("MOLAM_SELFHEAL_TOKEN") or None,
+                token_from_environment=not selfheal_token and bool(os.environ.get("MOLAM_SELFHEAL_TOKEN")),
+                url=selfheal_url or os.environ.get("MOLAM_SELFHEAL_URL") or base_url,
+                url_from_environment=not selfheal_url and bool(os.environ.get("MOLAM_SELFHEAL_URL")),
+                has_trusted_keys=bool(trusted), bootstrap=bootstrap_envelopes)
+            if settings is None:
+                # Fail closed: without a token and pinned keys no patch could be fetched and verified.
+                log.warning("Molam SDK: self-healing disabled: it needs selfheal_token and trusted_keys")
+        self._transport = transport if transport is not None else HttpTransport()
+        if settings is not None:
+            replay = ReplayGuard()
+            bootstrap = () if bootstrap_envelopes is None else load_bootstrap(
+                bootstrap_envelopes, trusted=trusted, replay=replay,
+                now=datetime.fromtimestamp(clock(), timezone.utc)).patches
+            registry = None
+            if settings.url is not None and settings.token is not None:
+                registry = RegistryClient(url=settings.url, token=settings.token, max_envelope_bytes=max_envelope_bytes,
+                                          user_agent=USER_AGENT, transport=self._transport)
+                self._reports = ReportQueue(lambda batch: registry.send_reports(batch, timeout=5.0),
+                                            interval=report_interval)
             self._healer = Healer(registry=registry, trusted=trusted, reports=self._reports,
-                                  on_patch_applied=on_patch_applied, clock=clock)
-        elif enable_self_healing:
-            # Fail closed: without a token and pinned keys no patch could be fetched and verified.
-            log.warning("Molam SDK: self-healing disabled: it needs selfheal_token and trusted_keys")
+                                  on_patch_applied=on_patch_applied, clock=clock, replay=replay, bootstrap=bootstrap)
 
     # --- Settings a patch may change (read-only here: patches change them) ---------------------
 
@@ -166,8 +188,12 @@ class MolamClient:
         return self._reports.flush() if self._reports else True
 
     def close(self) -> None:
-        if self._reports is not None:
-            self._reports.close()
+        """Send the last buffered reports (waiting at most 2 s), then close pooled connections."""
+        try:
+            if self._reports is not None:
+                self._reports.close()
+        finally:
+            self._transport.close()
 
     def __enter__(self) -> "MolamClient":
         return self
@@ -247,8 +273,8 @@ class MolamClient:
             headers["Idempotency-Key"] = call.idempotency_key
         if state.api_version:
             headers["Molam-Version"] = state.api_version
-        response = exchange(state.base_url + call.path, method=call.method, headers=headers, body=body,
-                            timeout=state.timeout, max_bytes=MAX_RESPONSE_BYTES)
+        response = self._transport.exchange(state.base_url + call.path, method=call.method, headers=headers,
+                                            body=body, timeout=state.timeout, max_bytes=MAX_RESPONSE_BYTES)
         if 200 <= response.status < 300:
             try:
                 return json.loads(response.body) if response.body else {}
@@ -264,7 +290,7 @@ class MolamClient:
             return self._api_key
         value = self._credential_value(state.credential)
         if value is None:
-            raise ConfigurationError(f"fallback credential {state.credential} is no longer configured")
+            raise ConfigurationError(f"{state.credential} is no longer configured", option="fallback_credentials")
         return value
 
 

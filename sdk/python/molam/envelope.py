@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -33,18 +33,38 @@ from molam.errors import ConfigurationError, PatchRefused
 ENVELOPE_FORMAT = "selfheal.patch.v1"
 MAX_SIGNATURES = 4  # current and next key, with room; bounds the verification work
 LANGUAGE = "python"
+TRUSTED_KEYS_OPTION = "trusted_keys"
 
 
 def key_id(public_key_pem: str | bytes) -> str:
     """The registry's key id: the first 16 hex digits of SHA-256 of the raw public key."""
-    raw = _load_public_key(public_key_pem).public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return _raw_key_id(_load_public_key(public_key_pem, where="public key"))
+
+
+def _raw_key_id(key: Ed25519PublicKey) -> str:
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def _load_public_key(pem: str | bytes) -> Ed25519PublicKey:
-    key = serialization.load_pem_public_key(pem.encode() if isinstance(pem, str) else pem)
+def _load_public_key(pem: object, *, where: str) -> Ed25519PublicKey:
+    def bad(reason: str) -> ConfigurationError:
+        return ConfigurationError(f"{where}: {reason}", option=TRUSTED_KEYS_OPTION)
+
+    if isinstance(pem, bytes):
+        try:
+            pem = pem.decode("ascii")
+        except UnicodeDecodeError:
+            raise bad("is not PEM text") from None
+    if not isinstance(pem, str):
+        raise bad("must be PEM text")
+    if "PRIVATE KEY" in pem:  # the signing key itself, pasted by mistake: it must never sit in an app
+        raise bad("is a private key: pin the public key (`selfheal keygen` prints it)")
+    try:
+        key = serialization.load_pem_public_key(pem.encode("ascii"))
+    except (ValueError, TypeError, UnicodeEncodeError, UnsupportedAlgorithm):
+        raise bad("is not a PEM public key") from None
     if not isinstance(key, Ed25519PublicKey):
-        raise ConfigurationError("trusted key: not an Ed25519 public key")
+        raise bad("is not an Ed25519 public key")
     return key
 
 
@@ -52,12 +72,16 @@ class TrustedKeys:
     """The pinned public keys (current and next), by key id."""
 
     def __init__(self, keys: Mapping[str, str | bytes]) -> None:
+        if not isinstance(keys, Mapping):
+            raise ConfigurationError("must map key ids to public keys (PEM)", option=TRUSTED_KEYS_OPTION)
         self._keys: dict[str, Ed25519PublicKey] = {}
         for given_id, pem in keys.items():
-            if key_id(pem) != given_id:
-                raise ConfigurationError(f"trusted key {given_id!r}: the id does not match the key "
-                                         f"(its id is {key_id(pem)})")
-            self._keys[given_id] = _load_public_key(pem)
+            key = _load_public_key(pem, where=f'key "{given_id}"')
+            actual = _raw_key_id(key)
+            if actual != given_id:
+                raise ConfigurationError(f'key "{given_id}": the id does not match the key (its id is {actual})',
+                                         option=TRUSTED_KEYS_OPTION)
+            self._keys[given_id] = key
 
     def __bool__(self) -> bool:
         return bool(self._keys)

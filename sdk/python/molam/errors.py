@@ -55,7 +55,11 @@ class MolamConnectionError(MolamError):
 
 
 class ConfigurationError(MolamError, ValueError):
-    """The client was configured with something it cannot use."""
+    """The client was configured with something it cannot use: `option` names it, `reason` says why."""
+
+    def __init__(self, reason: str, *, option: str | None = None) -> None:
+        super().__init__(f"{option}: {reason}" if option else reason)
+        self.option, self.reason = option, reason
 
 
 class PatchRefused(Exception):

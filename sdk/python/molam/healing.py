@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from molam.envelope import ReplayGuard, TrustedKeys, VerifiedPatch, open_envelope
 from molam.errors import MolamError, PatchRefused
+from molam.matching import best_match
 from molam.operations import ApplyContext, apply_document
 from molam.registry import RegistryClient, RegistryUnavailable
 from molam.reports import ReportQueue
@@ -48,18 +49,27 @@ class AppliedPatch:
 
 
 class Healer:
-    def __init__(self, *, registry: RegistryClient, trusted: TrustedKeys, reports: ReportQueue,
+    """`registry` None: no registry configured, only the bootstrap patches (and no reports)."""
+
+    def __init__(self, *, registry: RegistryClient | None, trusted: TrustedKeys, reports: ReportQueue | None,
                  on_patch_applied: Callable[[AppliedPatch], object] | None, clock: Callable[[], float],
+                 replay: ReplayGuard | None = None, bootstrap: tuple[VerifiedPatch, ...] = (),
                  history_size: int = 1000) -> None:
         self._registry, self._trusted, self._reports = registry, trusted, reports
         self._on_patch_applied, self._clock = on_patch_applied, clock
-        self._replay = ReplayGuard()
+        self._replay = replay or ReplayGuard()
         # Last verified patch per error, for when the registry is unreachable.
         self._last_verified: dict[tuple[int | None, str | None], VerifiedPatch] = {}
+        # The bootstrap file's patches: they stand in while the registry cannot be asked.
+        self._bootstrap: dict[str, VerifiedPatch] = {patch.id: patch for patch in bootstrap}
         self._history: deque[AppliedPatch] = deque(maxlen=history_size)
 
     def history(self) -> list[AppliedPatch]:
         return list(self._history)
+
+    @property
+    def bootstrap_patches(self) -> list[VerifiedPatch]:
+        return list(self._bootstrap.values())
 
     def heal(self, error: MolamError, *, context: dict[str, Any], cell: StateCell, retry: Callable[[], T],
              apply_context: ApplyContext) -> T:
@@ -90,6 +100,8 @@ class Healer:
 
     def _patch_for(self, error: MolamError, context: dict[str, Any], *, timeout: float) -> VerifiedPatch | None:
         key = (error.status, error.code)
+        if self._registry is None:
+            return self._from_bootstrap(error)
         body: dict[str, Any] = {"sdk": SDK, "error": error.error_text[:2000], "context": context}
         if error.status is not None:
             body["status"] = error.status
@@ -99,8 +111,13 @@ class Healer:
             envelope = self._registry.lookup(body, timeout=timeout)
         except RegistryUnavailable as why:
             cached = self._last_verified.get(key)
+            if cached is not None:
+                log.warning("Molam SDK: self-heal registry unreachable (%s); using last verified patch %s", why,
+                            cached.id)
+                return cached
+            cached = self._from_bootstrap(error)
             log.warning("Molam SDK: self-heal registry unreachable (%s); %s", why,
-                        f"using last verified patch {cached.id}" if cached else "no patch for this error")
+                        f"using bootstrap patch {cached.id}" if cached else "no patch for this error")
             if cached is None:  # the registry never saw this miss: report it for the coverage query
                 self._report(None, error, context, success=False, patch_applied=False, reason="registry unreachable")
             return cached
@@ -109,6 +126,11 @@ class Healer:
             return None
         if envelope is None:
             self._last_verified.pop(key, None)  # switched off or gone: stop using it
+            stale = self._from_bootstrap(error, quiet=True)
+            if stale is not None:  # the registry, when it answers, wins over the file
+                log.warning("Molam SDK: the registry has no patch for %s: bootstrap patch %s dropped",
+                            error.error_text, stale.id)
+                del self._bootstrap[stale.id]
             return None
         try:
             patch = open_envelope(envelope, trusted=self._trusted, replay=self._replay,
@@ -120,6 +142,20 @@ class Healer:
         if key in self._last_verified or len(self._last_verified) < MAX_CACHED_ERRORS:
             self._last_verified[key] = patch
         return patch
+
+    def _from_bootstrap(self, error: MolamError, *, quiet: bool = False) -> VerifiedPatch | None:
+        """The bootstrap patch for this error, by the registry's matching rules; expired ones are dropped."""
+        now = datetime.fromtimestamp(self._clock(), timezone.utc)
+        for patch in [patch for patch in self._bootstrap.values() if patch.expires_at <= now]:
+            log.warning("Molam SDK: bootstrap patch %s expired at %s: dropped", patch.id, patch.expires_at.isoformat())
+            del self._bootstrap[patch.id]
+        found = best_match(self._bootstrap.values(), message=error.error_text[:2000], status=error.status,
+                           code=error.code[:200] if error.code else None)
+        if found is None:
+            if not quiet and self._registry is None:
+                log.warning("Molam SDK: no bootstrap patch for %s", error.error_text)
+            return None
+        return found[0]
 
     def _roll_back(self, patch: VerifiedPatch, cell: StateCell, before, apply_context: ApplyContext) -> None:
         if patch.rollback_operations is None:
@@ -149,6 +185,8 @@ class Healer:
 
     def _report(self, patch_id: str | None, error: MolamError, context: dict[str, Any], *, success: bool,
                 rollback: bool = False, patch_applied: bool = True, reason: str | None = None) -> None:
+        if self._reports is None:  # no registry to report to
+            return
         self._reports.offer({
             "patch_id": patch_id, "sdk": SDK, "error": error.error_text[:2000], "success": success,
             "rollback_triggered": rollback, "patch_applied": patch_applied,

@@ -202,7 +202,7 @@ OPERATION_NAMES = frozenset({"set", "log", *ACTIONS})
 def apply_document(document: Any, state: ClientState, context: ApplyContext, *,
                    budget_seconds: float = APPLY_BUDGET_SECONDS) -> Applied:
     """The state after every operation of `document`, or PatchRefused naming the first problem."""
-    operations = _operations(document)
+    operations = document_operations(document)
     deadline = time.monotonic() + budget_seconds
     logs: list[tuple[str, str]] = []
     for index, operation in enumerate(operations):
@@ -238,7 +238,8 @@ def apply_document(document: Any, state: ClientState, context: ApplyContext, *,
     return Applied(state, tuple(logs))
 
 
-def _operations(document: Any) -> list[dict[str, Any]]:
+def document_operations(document: Any) -> list[dict[str, Any]]:
+    """The operations of a well-formed document (format, version, 1 to 32 objects), else PatchRefused."""
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise PatchRefused(f"not a {FORMAT} document")
     if set(document) != {"format", "version", "operations"}:

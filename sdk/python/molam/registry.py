@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from molam.errors import MolamConnectionError, MolamTimeout, PatchRefused
-from molam.transport import ResponseTooLarge, exchange
+from molam.transport import ResponseTooLarge, Transport
 
 log = logging.getLogger("molam")
 
@@ -34,12 +34,13 @@ class RegistryClient:
     token: str
     max_envelope_bytes: int
     user_agent: str
+    transport: Transport
 
     def _post(self, path: str, body: dict[str, Any], *, timeout: float, max_bytes: int):
         headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json",
                    "Accept": "application/json", "User-Agent": self.user_agent}
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        return exchange(self.url.rstrip("/") + path, method="POST", headers=headers, body=data,
+        return self.transport.exchange(self.url.rstrip("/") + path, method="POST", headers=headers, body=data,
                         timeout=timeout, max_bytes=max_bytes)
 
     def lookup(self, body: dict[str, Any], *, timeout: float) -> Any | None:

@@ -25,6 +25,7 @@ class ReportQueue:
         self._interval, self._max_interval = interval, max_interval
         self._buffer: deque[dict[str, Any]] = deque(maxlen=capacity)
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()  # one flush at a time: two would send the same batch twice
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -51,6 +52,10 @@ class ReportQueue:
 
     def flush(self) -> bool:
         """Send everything buffered now, on this thread; True when the buffer is empty."""
+        with self._flushing:
+            return self._drain()
+
+    def _drain(self) -> bool:
         while True:
             with self._lock:
                 batch = [self._buffer[i] for i in range(min(self._batch_size, len(self._buffer)))]

@@ -22,6 +22,8 @@ class RegistryStub {
     this.reportPosts = 0;
     this.reportsGate = null; // a promise report posts wait on (a slow registry)
     this.server = http.createServer((request, response) => this.serve(request, response));
+    this.connections = 0; // TCP connections accepted (the SDK keeps them alive)
+    this.server.on('connection', () => { this.connections += 1; });
   }
 
   async start() {

@@ -7,6 +7,11 @@ const fs = require('node:fs');
 const path = require('node:path');
 const readline = require('node:readline');
 
+// The SDK reads proxies and registry settings from the environment: the tests set their own.
+for (const name of Object.keys(process.env)) {
+  if (name.toLowerCase().endsWith('_proxy') || name.startsWith('MOLAM_')) delete process.env[name];
+}
+
 const ROOT = path.resolve(__dirname, '../../../..');
 const VECTORS = path.join(ROOT, 'tests', 'vectors');
 
@@ -30,9 +35,39 @@ function startPython(module, args = [], { env = {} } = {}) {
     child.stderr.on('data', (chunk) => { stderr += chunk; });
     const lines = readline.createInterface({ input: child.stdout });
     const timer = setTimeout(() => { child.kill(); reject(new Error(`${module} did not start:\n${stderr}`)); }, 20000);
-    lines.once('line', (line) => { clearTimeout(timer); resolve({ process: child, line, stderr: () => stderr }); });
+    lines.once('line', (line) => {
+      clearTimeout(timer);
+      resolve({ process: child, line, lines, stderr: () => stderr });
+    });
     child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${module} exited ${code}:\n${stderr}`)); });
   });
+}
+
+/** The test forward proxy (tests/sdk/proxy_server.py): `seen` fills with {method, target, authorized}. */
+class ProxyProcess {
+  static async start({ credentials = null } = {}) {
+    const started = await startPython('tests.sdk.proxy_server', credentials ? ['--credentials', credentials] : []);
+    return new ProxyProcess(started.process, started.line.trim(), started.lines);
+  }
+
+  constructor(child, url, lines) {
+    this.child = child;
+    this.url = url;
+    this.seen = [];
+    child.removeAllListeners('exit');
+    lines.on('line', (line) => this.seen.push(JSON.parse(line)));
+  }
+
+  async stop() {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.stdin.end();
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 3000))]);
+    if (this.child.exitCode === null) {
+      this.child.kill('SIGKILL');
+      await exited;
+    }
+  }
 }
 
 /** The payments test server (Python, real HTTP) with its /_test/ control routes. */
@@ -92,4 +127,5 @@ function recordingLogger() {
     text: () => lines.map(([, line]) => line).join('\n') };
 }
 
-module.exports = { ROOT, VECTORS, vectors, python, startPython, PaymentsServer, waitUntil, recordingLogger };
+module.exports = { ROOT, VECTORS, vectors, python, startPython, PaymentsServer, ProxyProcess, waitUntil,
+  recordingLogger };

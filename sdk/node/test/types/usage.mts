@@ -33,3 +33,19 @@ await client.close();
 await client.createPayment({ currency: 'XOF' });
 // @ts-expect-error: settings are changed by patches, not by callers
 client.timeout = 1;
+
+// The test double, as an application's test uses it.
+import { FakeMolam, type FakeRequest } from '@molam/sdk/testing';
+
+const fake = new FakeMolam({ envelopeTtl: 600 });
+fake.payments.fail({ status: 401, code: 'api_key_revoked', when: (request: FakeRequest) => request.apiKey === 'pk' });
+const patchId: string = fake.registry.addPatch('401', [{ op: 'use_primary_credential' }],
+  { rollback: [{ op: 'use_primary_credential' }], severity: 'high' });
+const faked: MolamClient = fake.client({ apiKey: 'pk', bootstrapEnvelopes: null });
+await faked.getPayment(patchId).catch(() => null);
+const reports: Array<Record<string, unknown>> = await fake.reports();
+console.log(reports.length, fake.registry.envelopes()[0]?.format, fake.payments.requests.at(-1)?.host);
+await fake.close();
+
+// @ts-expect-error: severity is one of low, medium, high, critical
+fake.registry.addPatch('401', [], { severity: 'urgent' });
