@@ -1,5 +1,5 @@
 """Which held patch answers an error (bootstrap patches, the fake registry): the shared cases
-(tests/vectors/matching.json), kept equal to the registry's own rules (`selfheal.api.matching`)."""
+(tests/vectors/matching.json), kept equal to the registry's own rules (`selfheal.core.matching`)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def test_matching_vector(case):
 
 @pytest.mark.parametrize("case", MATCHING["cases"], ids=lambda case: case["name"])
 def test_the_registry_chooses_the_same_patch(case):
-    from selfheal.api.matching import Candidate, ErrorReport
-    from selfheal.api.matching import best_match as registry_best_match
+    from selfheal.core.matching import Candidate, ErrorReport
+    from selfheal.core.matching import best_match as registry_best_match
 
     # The registry breaks the last ties by update time; the sequence number the SDK sees rises with it.
     candidates = [Candidate(id=p.id, sdk_language="python", error_signature=p.error_signature, severity=p.severity,

@@ -1,5 +1,5 @@
 'use strict';
-// Which patch answers an error, by the registry's own rules (selfheal/api/matching.py), as the
+// Which patch answers an error, by the registry's own rules (selfheal/core/matching.py), as the
 // Python SDK's molam/matching.py. The registry chooses the patch for a served lookup; the SDK
 // chooses among the patches it already holds only when it cannot ask: the bootstrap file's
 // patches while the registry is unreachable (or not configured), and @molam/sdk/testing's fake

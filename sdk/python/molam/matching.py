@@ -1,4 +1,4 @@
-"""Which patch answers an error, by the registry's own rules (`selfheal.api.matching`).
+"""Which patch answers an error, by the registry's own rules (`selfheal.core.matching`).
 
 The registry chooses the patch for a served lookup. The SDK chooses among the patches it
 already holds only when it cannot ask: the bootstrap file's patches while the registry is
