@@ -57,16 +57,19 @@ def _compatibility() -> dict[str, list[str]]:
     return {cells[0].split(" (")[0]: cells[1:] for cells in rows}
 
 
+GO_MODULES = ("controlplane/kubernetes", "controlplane/etcd", "helm")
+
+
 def _go_mod(module_dir: str, module: str) -> str:
-    text = (ROOT / "hack" / "controlplane" / module_dir / "go.mod").read_text()
+    text = (ROOT / "hack" / module_dir / "go.mod").read_text()
     found = re.search(rf"^\s*{re.escape(module)} (v\S+)", text, re.M)
-    assert found, f"{module} not in hack/controlplane/{module_dir}/go.mod"
+    assert found, f"{module} not in hack/{module_dir}/go.mod"
     return found.group(1)
 
 
 def _go_directive(module_dir: str) -> str:
-    found = re.search(r"^go (\S+)$", (ROOT / "hack" / "controlplane" / module_dir / "go.mod").read_text(), re.M)
-    assert found, f"no go directive in hack/controlplane/{module_dir}/go.mod"
+    found = re.search(r"^go (\S+)$", (ROOT / "hack" / module_dir / "go.mod").read_text(), re.M)
+    assert found, f"no go directive in hack/{module_dir}/go.mod"
     return found.group(1)
 
 
@@ -74,10 +77,11 @@ def _versions(cell: str) -> list[str]:
     return re.findall(r"v\d+\.\d+\.\d+", cell)
 
 
-def test_kubernetes_and_etcd_are_the_pinned_ones():
+def test_kubernetes_etcd_and_helm_are_the_pinned_ones():
     table = _compatibility()
-    assert _versions(table["Kubernetes"][0]) == [_go_mod("kubernetes", "k8s.io/kubernetes")]
-    assert _versions(table["etcd"][0]) == [_go_mod("etcd", "go.etcd.io/etcd/server/v3")]
+    assert _versions(table["Kubernetes"][0]) == [_go_mod("controlplane/kubernetes", "k8s.io/kubernetes")]
+    assert _versions(table["etcd"][0]) == [_go_mod("controlplane/etcd", "go.etcd.io/etcd/server/v3")]
+    assert _versions(table["Helm"][0]) == [_go_mod("helm", "helm.sh/helm/v4")]
 
 
 def _requirement(dependencies: list[str], name: str) -> str:
@@ -96,5 +100,5 @@ def test_declared_minimums_are_the_packages_own():
     assert f"`{kopf.removeprefix('kopf')}`" in table["kopf"][1]
     for name in ("psycopg", "psycopg-pool"):
         assert _requirement(project["dependencies"], name) in table["psycopg"][1]
-    go = {_go_directive(d) for d in ("kubernetes", "etcd")}
+    go = {_go_directive(d) for d in GO_MODULES}
     assert [f"`go {version}`" for version in sorted(go)] == re.findall(r"`go [\d.]+`", table["Go"][1])
