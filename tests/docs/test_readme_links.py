@@ -84,6 +84,19 @@ def test_kubernetes_etcd_and_helm_are_the_pinned_ones():
     assert _versions(table["Helm"][0]) == [_go_mod("helm", "helm.sh/helm/v4")]
 
 
+def _locked(name: str) -> str:
+    found = re.search(rf"^{re.escape(name)}==(\S+)", (ROOT / "requirements.lock").read_text(), re.M)
+    assert found, f"{name} not pinned in requirements.lock"
+    return found.group(1)
+
+
+def test_kopf_and_psycopg_are_the_locked_ones():
+    table = _compatibility()
+    assert re.findall(r"\d+\.\d+\.\d+", table["kopf"][0]) == [_locked("kopf")]
+    assert re.findall(r"\d+\.\d+\.\d+", table["psycopg"][0]) == [_locked("psycopg"), _locked("psycopg-pool")]
+    assert _locked("psycopg-binary") == _locked("psycopg")
+
+
 def _requirement(dependencies: list[str], name: str) -> str:
     return next(d for d in dependencies if re.match(rf"{re.escape(name)}\b(?![-\w])", d))
 
