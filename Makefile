@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # The Python trees ruff checks and formats.
-LINTED := operator
+LINTED := operator tests bench hack sdk/python
 
-.PHONY: install controlplane demo test test-fast bench down lint node-sdk image
+.PHONY: install controlplane demo test test-fast bench down lint node-sdk docs-tools image
 
 install: $(VENV)/.installed
 
@@ -31,13 +31,20 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint controlplane node-sdk
+test: lint controlplane node-sdk docs-tools
 	$(BIN)/pytest
 	cd sdk/node && PYTHON=$(abspath $(BIN))/python npm test
 
 # The tests that need no control plane or database: seconds, for the edit-test loop.
 test-fast: install
 	$(BIN)/pytest -m "not world"
+
+# The Mermaid parser the docs' tests use (tests/docs/mermaid), from its lock file.
+docs-tools: tests/docs/mermaid/node_modules/.installed
+
+tests/docs/mermaid/node_modules/.installed: tests/docs/mermaid/package-lock.json
+	cd tests/docs/mermaid && npm ci --no-audit --no-fund
+	touch $@
 
 # The Node SDK's development tools (typescript, @types/node: types checked by its tests), from its lock file.
 node-sdk: sdk/node/node_modules/.installed

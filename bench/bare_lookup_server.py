@@ -10,12 +10,27 @@ import sys
 
 from aiohttp import web
 
-_ENVELOPE = {"format": "selfheal.patch.v1", "payload": "x" * 560,
-             "signatures": [{"alg": "Ed25519", "keyId": "0" * 16, "signature": "s" * 88}]}
-PATCHES = {f"E{index:05d}": json.dumps({
-    "patch": {"id": f"p{index:05d}", "version": "1.0.0", "description": f"bench patch {index}", "severity": "low",
-              "matched_by": "code", "rule": f"code: error signature 'E{index:05d}'"},
-    "envelope": _ENVELOPE}).encode() for index in range(40_000)}
+_ENVELOPE = {
+    "format": "selfheal.patch.v1",
+    "payload": "x" * 560,
+    "signatures": [{"alg": "Ed25519", "keyId": "0" * 16, "signature": "s" * 88}],
+}
+PATCHES = {
+    f"E{index:05d}": json.dumps(
+        {
+            "patch": {
+                "id": f"p{index:05d}",
+                "version": "1.0.0",
+                "description": f"bench patch {index}",
+                "severity": "low",
+                "matched_by": "code",
+                "rule": f"code: error signature 'E{index:05d}'",
+            },
+            "envelope": _ENVELOPE,
+        }
+    ).encode()
+    for index in range(40_000)
+}
 MISS = b'{"patch": null}'
 
 

@@ -33,10 +33,10 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from selfheal.services.guard_cycle import GuardCycle  # noqa: E402
 from selfheal.core.guard import cusum  # noqa: E402
 from selfheal.core.guard.rules import GuardSettings  # noqa: E402
 from selfheal.registry.migrate import migrate  # noqa: E402
+from selfheal.services.guard_cycle import GuardCycle  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------- cycle
@@ -51,9 +51,12 @@ def _fill(url: str, *, rows: int, patches: int, fast: bool = False) -> float:
     started = time.monotonic()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT selfheal_ensure_application_partitions(current_date - 31, current_date + 1)")
-        conn.execute("""INSERT INTO sdk_self_healing_registry (id, sdk_language, error_signature, patch_code, description)
+        conn.execute(
+            """INSERT INTO sdk_self_healing_registry (id, sdk_language, error_signature, patch_code, description)
                         SELECT 'p' || i, 'node', 'E' || i, 'this.timeout = 30000;', 'bench'
-                        FROM generate_series(1, %s) AS i""", (patches,))
+                        FROM generate_series(1, %s) AS i""",
+            (patches,),
+        )
         if fast:
             conn.execute("SET session_replication_role = replica")
         # In batches of 1M rows: one statement each, rolled up by the statement trigger unless fast.
@@ -65,7 +68,8 @@ def _fill(url: str, *, rows: int, patches: int, fast: bool = False) -> float:
                    SELECT 'p' || (1 + (i * 7919) %% %(patches)s), 'dev', 'node', i %% 20 <> 0, i %% 40 = 0,
                           now() - (i::float8 / %(rows)s) * interval '30 days'
                    FROM generate_series(%(start)s::bigint, %(stop)s::bigint) AS i""",
-                {"patches": patches, "rows": rows, "start": start, "stop": min(start + batch, rows) - 1})
+                {"patches": patches, "rows": rows, "start": start, "stop": min(start + batch, rows) - 1},
+            )
             if fast and (start // batch) % 10 == 9:
                 print(f"   {start + batch:,} rows in {time.monotonic() - started:.0f} s", flush=True)
         if fast:
@@ -94,11 +98,14 @@ def _recent_traffic(url: str, *, rows: int, patches: int) -> None:
     newest rows are as old as the fill, and a cycle would then find no patch to evaluate."""
     recent = max(1, rows * 900 // (30 * 86400))
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("""INSERT INTO sdk_patch_applications (patch_id, developer_id, sdk_language, success,
+        conn.execute(
+            """INSERT INTO sdk_patch_applications (patch_id, developer_id, sdk_language, success,
                                                            rollback_triggered, applied_at)
                         SELECT 'p' || (1 + (i * 7919) %% %(patches)s), 'dev', 'node', i %% 20 <> 0, i %% 40 = 0,
                                now() - (i::float8 / %(recent)s) * interval '15 minutes'
-                        FROM generate_series(0::bigint, %(recent)s - 1) AS i""", {"patches": patches, "recent": recent})
+                        FROM generate_series(0::bigint, %(recent)s - 1) AS i""",
+            {"patches": patches, "recent": recent},
+        )
 
 
 def _timed(url: str, sql: str, repeat: int) -> list[float]:
@@ -123,11 +130,13 @@ def _cycle_times(url: str, repeat: int) -> tuple[list[float], int, int]:
             for _ in range(repeat):
                 started = time.perf_counter()
                 async with conn.transaction():
-                    decisions = await cycle.run(conn, now=time.time(), windows=settings.windows(),
-                                                default_settings=settings)
+                    decisions = await cycle.run(
+                        conn, now=time.time(), windows=settings.windows(), default_settings=settings
+                    )
                 times.append(time.perf_counter() - started)
                 full = len(decisions)
         return times, len(cycle.verdicts), full
+
     return asyncio.run(go())
 
 
@@ -136,8 +145,16 @@ def _ms(values: list[float]) -> str:
     return f"median {statistics.median(ordered) * 1000:7.2f} ms  p95 {ordered[int(0.95 * (len(ordered) - 1))] * 1000:7.2f} ms"
 
 
-def bench_cycle(admin_url: str | None, make_url, *, rows_list: list[int], patches_list: list[int], repeat: int,
-                fast_fill: bool = False, existing_url: str | None = None) -> None:
+def bench_cycle(
+    admin_url: str | None,
+    make_url,
+    *,
+    rows_list: list[int],
+    patches_list: list[int],
+    repeat: int,
+    fast_fill: bool = False,
+    existing_url: str | None = None,
+) -> None:
     """`existing_url`: a database to use instead of throwaway ones: filled if it holds no patch yet
     (same rows and patches), measured, and kept for the next run."""
     print("\n== one evaluation cycle (rows spread over 30 days; guard defaults)")
@@ -150,13 +167,19 @@ def bench_cycle(admin_url: str | None, make_url, *, rows_list: list[int], patche
                 fill = _fill(url, rows=rows, patches=patches, fast=fast_fill)
             _recent_traffic(url, rows=rows, patches=patches)
             cycle, judged, full = _cycle_times(url, repeat)
-            naive = _timed(url, """SELECT patch_id, count(*), count(*) FILTER (WHERE NOT success),
+            naive = _timed(
+                url,
+                """SELECT patch_id, count(*), count(*) FILTER (WHERE NOT success),
                                           count(*) FILTER (WHERE rollback_triggered)
                                    FROM sdk_patch_applications WHERE applied_at > now() - interval '10 minutes'
-                                   GROUP BY patch_id""", repeat)
+                                   GROUP BY patch_id""",
+                repeat,
+            )
             ping = _timed(url, "SELECT 1", repeat)
-            print(f"rows {rows:>11,}  patches {patches:>6,}  (load {fill:6.1f} s, {judged:>6,} patches with traffic judged,"
-                  f" {full:,} of them in full)")
+            print(
+                f"rows {rows:>11,}  patches {patches:>6,}  (load {fill:6.1f} s, {judged:>6,} patches with traffic judged,"
+                f" {full:,} of them in full)"
+            )
             print(f"   guard cycle       {_ms(cycle)}")
             print(f"   first cycle       {cycle[0] * 1000:7.2f} ms   (reads every patch's 24 h baseline: once an hour)")
             print(f"   baseline raw 10m  {_ms(naive)}   (same counts read from raw rows, no rollups)")
@@ -193,17 +216,24 @@ def bench_latency(env, *, trials: int) -> None:
         def trial(index: int) -> None:
             name, patch_id = f"lat{index}", ids[index]
             with psycopg.connect(url, autocommit=True) as conn:
+
                 def send(share: float, seconds: float) -> None:
                     end = time.monotonic() + seconds
                     while time.monotonic() < end:
-                        conn.execute("""INSERT INTO sdk_patch_applications (patch_id, developer_id, sdk_language, success,
+                        conn.execute(
+                            """INSERT INTO sdk_patch_applications (patch_id, developer_id, sdk_language, success,
                                                                             rollback_triggered)
                                         VALUES (%s, 'dev', 'node', random() >= %s, false)
-                                        RETURNING id""", (patch_id, share))
-                        conn.execute("""UPDATE sdk_patch_applications SET rollback_triggered = NOT success
+                                        RETURNING id""",
+                            (patch_id, share),
+                        )
+                        conn.execute(
+                            """UPDATE sdk_patch_applications SET rollback_triggered = NOT success
                                         WHERE id = (SELECT max(id) FROM sdk_patch_applications WHERE patch_id = %s)""",
-                                     (patch_id,))
+                            (patch_id,),
+                        )
                         time.sleep(0.1)
+
                 send(0.01, 10 + index)  # healthy first, staggered
                 turned = time.monotonic()
                 registry_s = status_s = None
@@ -211,11 +241,13 @@ def bench_latency(env, *, trials: int) -> None:
                 while time.monotonic() - turned < 120 and (registry_s is None or status_s is None):
                     # Exactly 10 a second on average, however long the checks below take.
                     due = int((time.monotonic() - turned) * 10) + 1 - sent
-                    conn.execute("""INSERT INTO sdk_patch_applications (patch_id, developer_id, sdk_language, success,
+                    conn.execute(
+                        """INSERT INTO sdk_patch_applications (patch_id, developer_id, sdk_language, success,
                                                                         rollback_triggered)
                                     SELECT %s, 'dev', 'node', ok, NOT ok
                                     FROM (SELECT random() >= 0.5 AS ok FROM generate_series(1, %s)) r""",
-                                 (patch_id, due))
+                        (patch_id, due),
+                    )
                     sent += due
                     if registry_s is None and not registry.row(namespace, name)["active"]:
                         registry_s = time.monotonic() - turned
@@ -275,8 +307,9 @@ def bench_simulate(*, patches: int, hours: float, seed: int, confidences: list[f
         p0h = np.maximum(reg.floor, base_b / np.maximum(base_t, 1))
         p1h = cusum.alternative(p0h, reg.factor, minimum=np.minimum)
         on_failure, on_success = cusum.weights(p0h, p1h, log=np.log)
-        h = cusum.threshold(samples_per_day=base_t * 24.0 / covered, budget_days=reg.budget_patch_days,
-                            log=np.log, maximum=np.maximum)
+        h = cusum.threshold(
+            samples_per_day=base_t * 24.0 / covered, budget_days=reg.budget_patch_days, log=np.log, maximum=np.maximum
+        )
         at = np.arange(steps) // per_hour
         on_failure, on_success = np.where(conclusive, on_failure, 0.0)[at], np.where(conclusive, on_success, 0.0)[at]
         # S_t = max(0, S_t-1 + x_t) is C_t - min(0, min C_k) (Lindley); without a baseline x = 0 and S
@@ -294,8 +327,20 @@ def bench_simulate(*, patches: int, hours: float, seed: int, confidences: list[f
         false_or_caught, samples_needed, factors, delays, raw_factors = 0, [], [], [], []
         # The Regression rule, per patch: traffic, true baseline, factor, start, and the first step
         # each detector fires (the threshold rules, the Regression rule), the samples up to them.
-        per_patch = {key: [] for key in ("rate", "p0", "factor", "start", "rules_fire", "reg_fire", "reg_h",
-                                         "rules_samples", "reg_samples")}
+        per_patch = {
+            key: []
+            for key in (
+                "rate",
+                "p0",
+                "factor",
+                "start",
+                "rules_fire",
+                "reg_fire",
+                "reg_h",
+                "rules_samples",
+                "reg_samples",
+            )
+        }
         for first in range(0, patches, chunk):
             n = min(chunk, patches - first)
             rate = 10 ** rng.uniform(-2, 1, n)
@@ -313,6 +358,7 @@ def bench_simulate(*, patches: int, hours: float, seed: int, confidences: list[f
                 k = seconds // step
                 lo = np.maximum(np.arange(1, steps + 1) - k, 0)
                 return cs_t[1:] - cs_t[lo], cs_b[1:] - cs_b[lo]
+
             fire = np.zeros((steps, n), bool)
             for rule in rules:
                 wt, wb = window(rule.window_seconds)
@@ -331,10 +377,17 @@ def bench_simulate(*, patches: int, hours: float, seed: int, confidences: list[f
             first_fire = np.where(fired, fire.argmax(0), steps)
             reg_fire, reg_h = regression_first_fire(total, bad)
             columns = np.arange(n)
-            for key, value in (("rate", rate), ("p0", p0), ("factor", factor), ("start", start),
-                               ("rules_fire", first_fire), ("reg_fire", reg_fire), ("reg_h", reg_h),
-                               ("rules_samples", cs_t[np.minimum(first_fire + 1, steps), columns] - cs_t[start, columns]),
-                               ("reg_samples", cs_t[np.minimum(reg_fire + 1, steps), columns] - cs_t[start, columns])):
+            for key, value in (
+                ("rate", rate),
+                ("p0", p0),
+                ("factor", factor),
+                ("start", start),
+                ("rules_fire", first_fire),
+                ("reg_fire", reg_fire),
+                ("reg_h", reg_h),
+                ("rules_samples", cs_t[np.minimum(first_fire + 1, steps), columns] - cs_t[start, columns]),
+                ("reg_samples", cs_t[np.minimum(reg_fire + 1, steps), columns] - cs_t[start, columns]),
+            ):
                 per_patch[key].append(np.asarray(value))
             if not regress:
                 false_or_caught += int(fired.sum())
@@ -357,26 +410,34 @@ def bench_simulate(*, patches: int, hours: float, seed: int, confidences: list[f
         false, *_ = run(confidence, regress=False)
         if confidence == base.early_confidence:
             healthy = run.per_patch
-        print(f"   early cut-off at {confidence:.3%}: false deactivations {false} in {patch_days:,.0f} healthy patch-days"
-              f" = {false * 10_000 / patch_days:.2f} per 10,000  ({time.monotonic() - started:.0f} s)")
+        print(
+            f"   early cut-off at {confidence:.3%}: false deactivations {false} in {patch_days:,.0f} healthy patch-days"
+            f" = {false * 10_000 / patch_days:.2f} per 10,000  ({time.monotonic() - started:.0f} s)"
+        )
     false, *_ = run(0.0, regress=False, early=False)
     print(f"   baseline, for: rules only (no early cut-off): {false * 10_000 / patch_days:.2f} per 10,000 patch-days")
 
     confidence = base.early_confidence
     false, samples, regressed, delays, factor = run(confidence, regress=True)
-    print(f"   with regressions (default {confidence:.1%}): {len(samples):,} caught of {patches:,};"
-          f" {false} fired before the regression")
+    print(
+        f"   with regressions (default {confidence:.1%}): {len(samples):,} caught of {patches:,};"
+        f" {false} fired before the regression"
+    )
     for low, high in ((0.2, 0.3), (0.3, 0.5), (0.5, 1.01)):
         sel = (regressed > low) & (regressed <= high)
         if sel.any():
-            print(f"     regressed rate {low:.0%}-{min(high, 1):.0%}: samples to catch median {np.median(samples[sel]):6.0f}"
-                  f"  p90 {np.percentile(samples[sel], 90):6.0f};  seconds median {np.median(delays[sel]):5.0f}")
+            print(
+                f"     regressed rate {low:.0%}-{min(high, 1):.0%}: samples to catch median {np.median(samples[sel]):6.0f}"
+                f"  p90 {np.percentile(samples[sel], 90):6.0f};  seconds median {np.median(delays[sel]):5.0f}"
+            )
     # A 5x regression crosses the 20 % rollback threshold from a baseline above 4 %; below, it is not
     # the guard's to catch (the runbook's thresholds are absolute).
     five = (factor > 4.5) & (factor < 5.5) & (regressed > 0.2)
     if five.any():
-        print(f"   5x regressions (4.5-5.5x) above the threshold: {five.sum()} caught; samples to catch median"
-              f" {np.median(samples[five]):.0f}  p90 {np.percentile(samples[five], 90):.0f}")
+        print(
+            f"   5x regressions (4.5-5.5x) above the threshold: {five.sum()} caught; samples to catch median"
+            f" {np.median(samples[five]):.0f}  p90 {np.percentile(samples[five], 90):.0f}"
+        )
     regressed = run.per_patch
     if healthy is None:
         run(base.early_confidence, regress=False)
@@ -386,18 +447,24 @@ def bench_simulate(*, patches: int, hours: float, seed: int, confidences: list[f
 
 def _print_regression(np, *, reg, healthy, regressed, patch_days: float, steps: int, step: int) -> None:
     """The Regression rule in the same simulation: false alarms, samples to catch 5x, Lorden's bound."""
-    print(f"\n== Regression rule (CUSUM vs own 24 h baseline): factor {reg.factor:g}, budget one false alarm per"
-          f" {reg.budget_patch_days:,.0f} patch-days, floor {reg.floor:.1%}, baseline >= {reg.min_baseline_samples:,}"
-          f" applications, action {reg.action}")
+    print(
+        f"\n== Regression rule (CUSUM vs own 24 h baseline): factor {reg.factor:g}, budget one false alarm per"
+        f" {reg.budget_patch_days:,.0f} patch-days, floor {reg.floor:.1%}, baseline >= {reg.min_baseline_samples:,}"
+        f" applications, action {reg.action}"
+    )
     reg_false = int((healthy["reg_fire"] < steps).sum())
     rules_false = int((healthy["rules_fire"] < steps).sum())
     either = int(((healthy["reg_fire"] < steps) | (healthy["rules_fire"] < steps)).sum())
-    print(f"   false alarms of Regression: {reg_false} in {patch_days:,.0f} healthy patch-days"
-          f" = {reg_false * 10_000 / patch_days:.2f} per 10,000 patch-days (goal <= 1)")
+    print(
+        f"   false alarms of Regression: {reg_false} in {patch_days:,.0f} healthy patch-days"
+        f" = {reg_false * 10_000 / patch_days:.2f} per 10,000 patch-days (goal <= 1)"
+    )
     deactivating = either if reg.deactivate else rules_false
-    print(f"   false deactivations overall (threshold rules{' + Regression' if reg.deactivate else ''}):"
-          f" {deactivating * 10_000 / patch_days:.2f} per 10,000 patch-days (goal <= 1); with"
-          f" regression.deactivate{'' if reg.deactivate else ' (not the default)'}: {either * 10_000 / patch_days:.2f}")
+    print(
+        f"   false deactivations overall (threshold rules{' + Regression' if reg.deactivate else ''}):"
+        f" {deactivating * 10_000 / patch_days:.2f} per 10,000 patch-days (goal <= 1); with"
+        f" regression.deactivate{'' if reg.deactivate else ' (not the default)'}: {either * 10_000 / patch_days:.2f}"
+    )
     r = regressed
     false_reg = int((r["reg_fire"] < r["start"]).sum())
     print(f"   with regressions: Regression fired before the regression began on {false_reg} of {len(r['start']):,}")
@@ -410,8 +477,10 @@ def _print_regression(np, *, reg, healthy, regressed, patch_days: float, steps: 
     either_samples = np.where(r["reg_fire"] <= r["rules_fire"], r["reg_samples"], r["rules_samples"])
     either_caught = five & (either_fire >= r["start"]) & (either_fire < steps)
     print("   5x regressions (4.5-5.5x), samples from the regression's start to the first alarm:")
-    print("     baseline    caught    Regression median   p90   seconds median | Lorden bound median"
-          " | any rule median   p90")
+    print(
+        "     baseline    caught    Regression median   p90   seconds median | Lorden bound median"
+        " | any rule median   p90"
+    )
     for low, high in ((0.01, 0.10), (0.01, 0.04), (0.04, 0.07), (0.07, 0.10)):
         band = five & (r["p0"] >= low) & (r["p0"] < high)
         sel, sel_any = caught & band, either_caught & band
@@ -419,15 +488,19 @@ def _print_regression(np, *, reg, healthy, regressed, patch_days: float, steps: 
             print(f"     {low:.0%}-{high:.0%}     0/{band.sum():<5}")
             continue
         seconds = (r["reg_fire"][sel] - r["start"][sel]) * step
-        print(f"     {low:>3.0%}-{high:<4.0%}  {sel.sum():>5}/{band.sum():<5}  {np.median(r['reg_samples'][sel]):14.0f}"
-              f"  {np.percentile(r['reg_samples'][sel], 90):5.0f}  {np.median(seconds):14.0f} |"
-              f" {np.median(bound[sel]):19.0f} | {np.median(either_samples[sel_any]):15.0f}"
-              f"  {np.percentile(either_samples[sel_any], 90):5.0f}")
+        print(
+            f"     {low:>3.0%}-{high:<4.0%}  {sel.sum():>5}/{band.sum():<5}  {np.median(r['reg_samples'][sel]):14.0f}"
+            f"  {np.percentile(r['reg_samples'][sel], 90):5.0f}  {np.median(seconds):14.0f} |"
+            f" {np.median(bound[sel]):19.0f} | {np.median(either_samples[sel_any]):15.0f}"
+            f"  {np.percentile(either_samples[sel_any], 90):5.0f}"
+        )
     missed = five & ~caught & (r["reg_fire"] >= r["start"])
     if missed.any():
-        print(f"   5x regressions not caught by Regression: {missed.sum()} (traffic median"
-              f" {np.median(r['rate'][missed]):.3f}/s: baseline under {reg.min_baseline_samples:,} applications, or the"
-              f" day ended first)")
+        print(
+            f"   5x regressions not caught by Regression: {missed.sum()} (traffic median"
+            f" {np.median(r['rate'][missed]):.3f}/s: baseline under {reg.min_baseline_samples:,} applications, or the"
+            f" day ended first)"
+        )
 
 
 def main() -> None:
@@ -436,10 +509,16 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--patches", type=int, nargs="+", default=[1_000, 10_000])
     parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--fast-fill", action="store_true",
-                        help="cycle: load rows with triggers off, then build the rollups in one aggregate (for 100M)")
-    parser.add_argument("--database-url", help="cycle: use this database (first --rows and --patches only): filled"
-                                               " when it holds no patch yet, kept afterwards for the next run")
+    parser.add_argument(
+        "--fast-fill",
+        action="store_true",
+        help="cycle: load rows with triggers off, then build the rollups in one aggregate (for 100M)",
+    )
+    parser.add_argument(
+        "--database-url",
+        help="cycle: use this database (first --rows and --patches only): filled"
+        " when it holds no patch yet, kept afterwards for the next run",
+    )
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--sim-patches", type=int, default=10_000)
     parser.add_argument("--sim-hours", type=float, default=24)
@@ -449,8 +528,15 @@ def main() -> None:
     if "simulate" in args.what:
         bench_simulate(patches=args.sim_patches, hours=args.sim_hours, seed=7, confidences=args.confidence)
     if "cycle" in args.what and args.database_url:
-        bench_cycle(None, None, rows_list=args.rows[:1], patches_list=args.patches[:1], repeat=args.repeat,
-                    fast_fill=args.fast_fill, existing_url=args.database_url)
+        bench_cycle(
+            None,
+            None,
+            rows_list=args.rows[:1],
+            patches_list=args.patches[:1],
+            repeat=args.repeat,
+            fast_fill=args.fast_fill,
+            existing_url=args.database_url,
+        )
         args.what = [what for what in args.what if what != "cycle"]
     if "cycle" in args.what or "latency" in args.what:
         from selfheal.devenv import environment
@@ -465,9 +551,16 @@ def main() -> None:
                 with psycopg.connect(admin, autocommit=True) as conn:
                     conn.execute(f'CREATE DATABASE "{name}"')
                 return env.postgres.url(name)
+
             if "cycle" in args.what:
-                bench_cycle(admin, make_url, rows_list=args.rows, patches_list=args.patches, repeat=args.repeat,
-                            fast_fill=args.fast_fill)
+                bench_cycle(
+                    admin,
+                    make_url,
+                    rows_list=args.rows,
+                    patches_list=args.patches,
+                    repeat=args.repeat,
+                    fast_fill=args.fast_fill,
+                )
             if "latency" in args.what:
                 bench_latency(env, trials=args.trials)
         finally:

@@ -44,20 +44,31 @@ def run(count: int, *, custom, core, database_url: str, workers: int, operator: 
     bodies = [patch_body(f"p{index:05d}", errorSignature=f"E{index:05d}") for index in range(count)]
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda body: custom.create_namespaced_custom_object(
-            "selfheal.molam.io", "v1alpha1", namespace, "selfhealpatches", body), bodies))
+        list(
+            pool.map(
+                lambda body: custom.create_namespaced_custom_object(
+                    "selfheal.molam.io", "v1alpha1", namespace, "selfhealpatches", body
+                ),
+                bodies,
+            )
+        )
     created = time.monotonic() - started
     with psycopg.connect(database_url, autocommit=True) as conn:
         while True:
-            synced = conn.execute("SELECT count(*) FROM sdk_self_healing_registry WHERE source_namespace = %s",
-                                  (namespace,)).fetchone()[0]
+            synced = conn.execute(
+                "SELECT count(*) FROM sdk_self_healing_registry WHERE source_namespace = %s", (namespace,)
+            ).fetchone()[0]
             if synced >= count:
                 break
             if time.monotonic() - started > 600:
                 raise SystemExit(f"only {synced}/{count} rows synced after 600 s")
             time.sleep(0.05)
-    return {"count": count, "create_s": created, "synced_s": time.monotonic() - started,
-            "peak_rss_mib": memory_kib(operator.process.pid, "VmHWM") / 1024}
+    return {
+        "count": count,
+        "create_s": created,
+        "synced_s": time.monotonic() - started,
+        "peak_rss_mib": memory_kib(operator.process.pid, "VmHWM") / 1024,
+    }
 
 
 def main() -> None:
@@ -72,19 +83,29 @@ def main() -> None:
         try:
             api = kubernetes.config.new_client_from_config(config_file=str(env.kubeconfig))
             custom, core = kubernetes.client.CustomObjectsApi(api), kubernetes.client.CoreV1Api(api)
-            operator = OperatorProcess(kubeconfig=env.kubeconfig, database_url=env.database_url,
-                                       log_file=Path(tmp) / "operator.log")
+            operator = OperatorProcess(
+                kubeconfig=env.kubeconfig, database_url=env.database_url, log_file=Path(tmp) / "operator.log"
+            )
             operator.start()
             idle = memory_kib(operator.process.pid, "VmRSS") / 1024
             print(f"operator idle RSS: {idle:.0f} MiB")
             print(f"{'objects':>8} {'create s':>9} {'synced s':>9} {'ratio':>6} {'rows/s':>7} {'peak RSS MiB':>13}")
             try:
                 for count in args.counts:
-                    result = run(count, custom=custom, core=core, database_url=env.database_url,
-                                 workers=args.workers, operator=operator)
-                    print(f"{count:>8} {result['create_s']:>9.2f} {result['synced_s']:>9.2f} "
-                          f"{result['synced_s'] / result['create_s']:>6.2f} {count / result['synced_s']:>7.0f} "
-                          f"{result['peak_rss_mib']:>13.0f}", flush=True)
+                    result = run(
+                        count,
+                        custom=custom,
+                        core=core,
+                        database_url=env.database_url,
+                        workers=args.workers,
+                        operator=operator,
+                    )
+                    print(
+                        f"{count:>8} {result['create_s']:>9.2f} {result['synced_s']:>9.2f} "
+                        f"{result['synced_s'] / result['create_s']:>6.2f} {count / result['synced_s']:>7.0f} "
+                        f"{result['peak_rss_mib']:>13.0f}",
+                        flush=True,
+                    )
             finally:
                 operator.stop()
         finally:

@@ -27,17 +27,28 @@ def main() -> None:
     with PaymentsServer() as payments:
         payments.behaviour.revoked_keys = {"pk_primary"}
         print("» payments server: the primary API key is revoked, so calls fail with 401 api_key_revoked")
-        plain = MolamClient(api_key="pk_primary", secret_key=payments.behaviour.secret_key, base_url=payments.url,
-                            enable_self_healing=False)
+        plain = MolamClient(
+            api_key="pk_primary",
+            secret_key=payments.behaviour.secret_key,
+            base_url=payments.url,
+            enable_self_healing=False,
+        )
         try:
             plain.create_payment(amount=5000, currency="XOF", country="SN")
         except ApiError as error:
             print(f"» without self-healing: {error}")
-        with MolamClient(api_key="pk_primary", secret_key=payments.behaviour.secret_key, base_url=payments.url,
-                         selfheal_url=selfheal_url, selfheal_token=token, trusted_keys=trusted,
-                         fallback_credentials={"MOLAM_FALLBACK_API_KEY": "pk_fallback"},
-                         on_patch_applied=lambda patch: print(f"» onPatchApplied: {patch.description} "
-                                                              f"(patch {patch.id} v{patch.version})")) as client:
+        with MolamClient(
+            api_key="pk_primary",
+            secret_key=payments.behaviour.secret_key,
+            base_url=payments.url,
+            selfheal_url=selfheal_url,
+            selfheal_token=token,
+            trusted_keys=trusted,
+            fallback_credentials={"MOLAM_FALLBACK_API_KEY": "pk_fallback"},
+            on_patch_applied=lambda patch: print(
+                f"» onPatchApplied: {patch.description} (patch {patch.id} v{patch.version})"
+            ),
+        ) as client:
             payment = client.create_payment(amount=5000, currency="XOF", country="SN")
             print(f"» with self-healing: payment {payment['id']} {payment['status']}")
             client.flush_reports()

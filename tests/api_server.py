@@ -23,8 +23,9 @@ class ApiServer:
     public_key_pem: str
     patch_namespace: str
 
-    def request(self, method: str, path: str, *, body: object = None, token: str | None = None,
-                raw: bytes | None = None) -> tuple[int, dict, dict]:
+    def request(
+        self, method: str, path: str, *, body: object = None, token: str | None = None, raw: bytes | None = None
+    ) -> tuple[int, dict, dict]:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         headers = {"Content-Type": "application/json"}
         if token:
@@ -37,8 +38,9 @@ class ApiServer:
             return error.code, dict(error.headers), _json(error.read())
 
     def token(self, developer: str, role: str = "developer") -> str:
-        return selfheal("token", "create", "--developer", developer, "--role", role,
-                        database_url=self.database_url).stdout.strip()
+        return selfheal(
+            "token", "create", "--developer", developer, "--role", role, database_url=self.database_url
+        ).stdout.strip()
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace")
@@ -57,25 +59,59 @@ def _json(raw: bytes) -> dict:
 
 def selfheal(*args: str, database_url: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "SELFHEAL_DATABASE_URL": database_url}
-    return subprocess.run([sys.executable, "-m", "selfheal", *args], env=env, capture_output=True, text=True,
-                          check=check, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "selfheal", *args], env=env, capture_output=True, text=True, check=check, timeout=60
+    )
 
 
-def start_api_server(*, database_url: str, kubeconfig: Path, patch_namespace: str, directory: Path,
-                     rate: float = 20, extra_args: tuple[str, ...] = ()) -> ApiServer:
+def start_api_server(
+    *,
+    database_url: str,
+    kubeconfig: Path,
+    patch_namespace: str,
+    directory: Path,
+    rate: float = 20,
+    extra_args: tuple[str, ...] = (),
+) -> ApiServer:
     key_file = directory / "signing.pem"
     public_pem = selfheal("keygen", "--out", str(key_file), database_url=database_url).stdout
     port = free_port()
     log_file = directory / "api.log"
-    env = {**os.environ, "SELFHEAL_DATABASE_URL": database_url, "SELFHEAL_SIGNING_KEY_FILE": str(key_file),
-           "KUBECONFIG": str(kubeconfig)}
+    env = {
+        **os.environ,
+        "SELFHEAL_DATABASE_URL": database_url,
+        "SELFHEAL_SIGNING_KEY_FILE": str(key_file),
+        "KUBECONFIG": str(kubeconfig),
+    }
     with log_file.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "selfheal", "api", "--host", "127.0.0.1",
-                                    "--port", str(port), "--rate", str(rate), "--patch-namespace", patch_namespace,
-                                    *extra_args],
-                                   env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = ApiServer(url=f"http://127.0.0.1:{port}", database_url=database_url, process=process,
-                       log_file=log_file, public_key_pem=public_pem, patch_namespace=patch_namespace)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "selfheal",
+                "api",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--rate",
+                str(rate),
+                "--patch-namespace",
+                patch_namespace,
+                *extra_args,
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = ApiServer(
+        url=f"http://127.0.0.1:{port}",
+        database_url=database_url,
+        process=process,
+        log_file=log_file,
+        public_key_pem=public_pem,
+        patch_namespace=patch_namespace,
+    )
 
     def ready():
         if process.poll() is not None:

@@ -73,8 +73,11 @@ def operator_database_url(admin_database_url, devenv) -> str:
 
 @pytest.fixture(scope="session")
 def operator(devenv, operator_database_url, tmp_path_factory):
-    process = OperatorProcess(kubeconfig=devenv.kubeconfig, database_url=operator_database_url,
-                              log_file=tmp_path_factory.mktemp("operator") / "operator.log")
+    process = OperatorProcess(
+        kubeconfig=devenv.kubeconfig,
+        database_url=operator_database_url,
+        log_file=tmp_path_factory.mktemp("operator") / "operator.log",
+    )
     process.start()
     try:
         yield process

@@ -30,8 +30,11 @@ def restricted_database(admin_url: str) -> RoleDatabase:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE ROLE "{operator}" LOGIN IN ROLE selfheal_operator')
         conn.execute(f'CREATE ROLE "{api}" LOGIN IN ROLE selfheal_api')
-    return RoleDatabase(owner_url=owner_url, operator_url=_url(admin_url, user=operator, database=name),
-                        api_url=_url(admin_url, user=api, database=name))
+    return RoleDatabase(
+        owner_url=owner_url,
+        operator_url=_url(admin_url, user=operator, database=name),
+        api_url=_url(admin_url, user=api, database=name),
+    )
 
 
 def _url(admin_url: str, *, user: str, database: str) -> str:

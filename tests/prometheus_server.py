@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import urllib.request
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from tests.support import free_port, wait_until
 
@@ -18,8 +18,9 @@ def alerts(url: str) -> list[dict]:
 
 
 @contextmanager
-def prometheus(directory: Path, rules: str, *, wait_for_firing: bool = False,
-               scrape: Sequence[str] = ()) -> Iterator[str]:
+def prometheus(
+    directory: Path, rules: str, *, wait_for_firing: bool = False, scrape: Sequence[str] = ()
+) -> Iterator[str]:
     """`scrape`: host:port targets whose /metrics are scraped every second (job `devportal`)."""
     (directory / "rules.yml").write_text(rules)
     config = {"global": {"evaluation_interval": "1s", "scrape_interval": "1s"}, "rule_files": ["rules.yml"]}
@@ -29,9 +30,16 @@ def prometheus(directory: Path, rules: str, *, wait_for_firing: bool = False,
     port = free_port()
     log_path = directory / "prometheus.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(["prometheus", f"--config.file={directory / 'prometheus.yml'}",
-                                    f"--storage.tsdb.path={directory / 'data'}",
-                                    f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [
+                "prometheus",
+                f"--config.file={directory / 'prometheus.yml'}",
+                f"--storage.tsdb.path={directory / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
 
     def ready():

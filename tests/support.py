@@ -10,8 +10,9 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import kubernetes
 import psycopg
@@ -49,10 +50,12 @@ def free_port() -> int:
 
 def patch_body(name: str, **spec: Any) -> dict:
     base = {
-        "sdkLanguage": "node", "errorSignature": "ECONNREFUSED",
+        "sdkLanguage": "node",
+        "errorSignature": "ECONNREFUSED",
         "patchCode": 'this.baseUrl = "https://api-backup.molam.com"; console.warn("⚡ Fallback to backup API");',
         "rollbackCode": 'this.baseUrl = "https://api.molam.com";',
-        "description": "Fallback vers API de backup", "severity": "high",
+        "description": "Fallback vers API de backup",
+        "severity": "high",
     }
     merged = {key: value for key, value in {**base, **spec}.items() if value is not None}
     return {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "metadata": {"name": name}, "spec": merged}
@@ -65,7 +68,9 @@ class Patches:
         self.api, self.namespace = api, namespace
 
     def create(self, name: str, **spec: Any) -> dict:
-        return self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, patch_body(name, **spec))
+        return self.api.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, patch_body(name, **spec)
+        )
 
     def get(self, name: str) -> dict:
         return self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
@@ -83,8 +88,9 @@ class Patches:
         return self.api.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, {"spec": spec})
 
     def patch_status(self, name: str, status: dict) -> dict:
-        return self.api.patch_namespaced_custom_object_status(GROUP, VERSION, self.namespace, PLURAL, name,
-                                                             {"status": status})
+        return self.api.patch_namespaced_custom_object_status(
+            GROUP, VERSION, self.namespace, PLURAL, name, {"status": status}
+        )
 
     def delete(self, name: str) -> None:
         self.api.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
@@ -93,8 +99,16 @@ class Patches:
         status = self.get(name).get("status") or {}
         return next((c for c in status.get("conditions") or [] if c["type"] == type), None)
 
-    def wait_condition(self, name: str, type: str, *, status: str, reason: str | None = None,
-                       generation: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> dict:
+    def wait_condition(
+        self,
+        name: str,
+        type: str,
+        *,
+        status: str,
+        reason: str | None = None,
+        generation: int | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> dict:
         def matches():
             condition = self.condition(name, type)
             if condition is None or condition["status"] != status:
@@ -104,6 +118,7 @@ class Patches:
             if generation is not None and condition.get("observedGeneration") != generation:
                 return None
             return condition
+
         return wait_until(matches, timeout=timeout, what=f"{self.namespace}/{name} {type}={status} ({reason})")
 
 
@@ -118,8 +133,11 @@ class Registry:
             return conn.execute(sql, params).fetchall()
 
     def rows(self, namespace: str, name: str) -> list[dict]:
-        return self._query("SELECT *, xmin::text AS tuple_version FROM sdk_self_healing_registry"
-                           " WHERE source_namespace = %s AND source_name = %s", (namespace, name))
+        return self._query(
+            "SELECT *, xmin::text AS tuple_version FROM sdk_self_healing_registry"
+            " WHERE source_namespace = %s AND source_name = %s",
+            (namespace, name),
+        )
 
     def row(self, namespace: str, name: str) -> dict | None:
         rows = self.rows(namespace, name)
@@ -136,18 +154,27 @@ class Registry:
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(sql, params)
 
-    def wait_row(self, namespace: str, name: str, predicate: Callable[[dict], bool] = lambda row: True,
-                 *, timeout: float = DEFAULT_TIMEOUT) -> dict:
+    def wait_row(
+        self,
+        namespace: str,
+        name: str,
+        predicate: Callable[[dict], bool] = lambda row: True,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> dict:
         def matches():
             row = self.row(namespace, name)
             return row if row is not None and predicate(row) else None
+
         return wait_until(matches, timeout=timeout, what=f"registry row for {namespace}/{name}")
 
 
 class OperatorProcess:
     """`selfheal operator` as a real subprocess against the test control plane and database."""
 
-    def __init__(self, *, kubeconfig: Path, database_url: str, log_file: Path, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, *, kubeconfig: Path, database_url: str, log_file: Path, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.kubeconfig, self.database_url, self.log_file = kubeconfig, database_url, log_file
         self.extra_args = extra_args
         self.process: subprocess.Popen | None = None
@@ -158,9 +185,20 @@ class OperatorProcess:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "SELFHEAL_DATABASE_URL": self.database_url}
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "selfheal", "operator", "--registry-poll-interval", "0.5",
-                 "--liveness-port", str(self.port), *self.extra_args],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "selfheal",
+                    "operator",
+                    "--registry-poll-interval",
+                    "0.5",
+                    "--liveness-port",
+                    str(self.port),
+                    *self.extra_args,
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         wait_until(self._healthy, timeout=timeout, what=f"operator liveness (log: {self.log_file})")
 

@@ -27,14 +27,24 @@ def guarded(kube_client) -> str:
 @pytest.fixture(scope="module")
 def webhook(devenv, fresh_database, guarded, custom_api, kube_client, tmp_path_factory):
     # An invalid patch from before the webhook existed: the operator must still handle it.
-    custom_api.create_namespaced_custom_object("selfheal.molam.io", "v1alpha1", guarded, "selfhealpatches",
-                                               patch_body("predates", patchCode=EVIL_HOST))
+    custom_api.create_namespaced_custom_object(
+        "selfheal.molam.io", "v1alpha1", guarded, "selfhealpatches", patch_body("predates", patchCode=EVIL_HOST)
+    )
     configuration = f"selfheal-test-{uuid.uuid4().hex[:8]}"
     process = OperatorProcess(
-        kubeconfig=devenv.kubeconfig, database_url=fresh_database,
+        kubeconfig=devenv.kubeconfig,
+        database_url=fresh_database,
         log_file=tmp_path_factory.mktemp("webhook-operator") / "operator.log",
-        extra_args=("-n", guarded, "--webhook-port", str(free_port()), "--webhook-host", "127.0.0.1",
-                    "--webhook-configuration", configuration),
+        extra_args=(
+            "-n",
+            guarded,
+            "--webhook-port",
+            str(free_port()),
+            "--webhook-host",
+            "127.0.0.1",
+            "--webhook-configuration",
+            configuration,
+        ),
     )
     process.start()
     admission = kubernetes.client.AdmissionregistrationV1Api(kube_client)
@@ -48,8 +58,14 @@ def webhook(devenv, fresh_database, guarded, custom_api, kube_client, tmp_path_f
 
 def _refused_by_webhook(custom_api, namespace: str) -> bool:
     try:
-        custom_api.create_namespaced_custom_object("selfheal.molam.io", "v1alpha1", namespace, "selfhealpatches",
-                                                   patch_body("probe", patchCode=EVIL_HOST), dry_run="All")
+        custom_api.create_namespaced_custom_object(
+            "selfheal.molam.io",
+            "v1alpha1",
+            namespace,
+            "selfhealpatches",
+            patch_body("probe", patchCode=EVIL_HOST),
+            dry_run="All",
+        )
     except kubernetes.client.ApiException as error:
         return DENIED in _message(error)
     return False
@@ -60,18 +76,29 @@ def _message(error: kubernetes.client.ApiException) -> str:
 
 
 def _kubectl(devenv, namespace: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(devenv.bin_dir / "kubectl"), "--kubeconfig", str(devenv.kubeconfig), "-n", namespace,
-                           *args], input=stdin, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [str(devenv.bin_dir / "kubectl"), "--kubeconfig", str(devenv.kubeconfig), "-n", namespace, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_the_configuration_is_scoped_fail_closed_and_short(webhook, kube_client, guarded):
-    [item] = [c for c in kubernetes.client.AdmissionregistrationV1Api(kube_client)
-              .list_validating_webhook_configuration().items if c.metadata.name.startswith("selfheal-test-")]
+    [item] = [
+        c
+        for c in kubernetes.client.AdmissionregistrationV1Api(kube_client).list_validating_webhook_configuration().items
+        if c.metadata.name.startswith("selfheal-test-")
+    ]
     [hook] = item.webhooks
     assert (hook.failure_policy, hook.timeout_seconds, hook.side_effects) == ("Fail", 5, "None")
     [rule] = hook.rules
-    assert (rule.api_groups, rule.resources, rule.operations) == (["selfheal.molam.io"], ["selfhealpatches"],
-                                                                 ["CREATE", "UPDATE"])
+    assert (rule.api_groups, rule.resources, rule.operations) == (
+        ["selfheal.molam.io"],
+        ["selfhealpatches"],
+        ["CREATE", "UPDATE"],
+    )
     assert hook.client_config.url.startswith("https://127.0.0.1:") and hook.client_config.ca_bundle
 
 
@@ -87,8 +114,9 @@ def test_kubectl_apply_of_invalid_code_fails_with_the_compiler_message(webhook, 
 def test_kubectl_apply_of_a_valid_patch_passes_and_syncs(webhook, devenv, guarded, custom_api):
     result = _kubectl(devenv, guarded, "apply", "-f", str(SAMPLES / "node-econnrefused-backup-api.yaml"))
     assert result.returncode == 0, result.stderr
-    waited = _kubectl(devenv, guarded, "wait", "--for=condition=Ready", "shp/node-econnrefused-backup-api",
-                      "--timeout=30s")
+    waited = _kubectl(
+        devenv, guarded, "wait", "--for=condition=Ready", "shp/node-econnrefused-backup-api", "--timeout=30s"
+    )
     assert waited.returncode == 0, waited.stderr
 
 
@@ -99,11 +127,18 @@ def test_every_sample_is_admitted(webhook, devenv, guarded):
 
 
 def test_an_update_to_invalid_code_is_refused(webhook, custom_api, guarded):
-    custom_api.create_namespaced_custom_object("selfheal.molam.io", "v1alpha1", guarded, "selfhealpatches",
-                                               patch_body("updated"))
+    custom_api.create_namespaced_custom_object(
+        "selfheal.molam.io", "v1alpha1", guarded, "selfhealpatches", patch_body("updated")
+    )
     with pytest.raises(kubernetes.client.ApiException) as caught:
-        custom_api.patch_namespaced_custom_object("selfheal.molam.io", "v1alpha1", guarded, "selfhealpatches",
-                                                  "updated", {"spec": {"rollbackCode": 'require("fs");'}})
+        custom_api.patch_namespaced_custom_object(
+            "selfheal.molam.io",
+            "v1alpha1",
+            guarded,
+            "selfhealpatches",
+            "updated",
+            {"spec": {"rollbackCode": 'require("fs");'}},
+        )
     assert caught.value.status == 422
     assert DENIED in _message(caught.value)
     assert "spec.rollbackCode: 1:1: call must be this.<name> or console.<name>" in _message(caught.value)
@@ -111,28 +146,45 @@ def test_an_update_to_invalid_code_is_refused(webhook, custom_api, guarded):
 
 def test_objects_that_predate_the_webhook_are_still_validated_and_can_be_released(webhook, custom_api, guarded):
     def ready_reason():
-        body = custom_api.get_namespaced_custom_object("selfheal.molam.io", "v1alpha1", guarded, "selfhealpatches",
-                                                       "predates")
+        body = custom_api.get_namespaced_custom_object(
+            "selfheal.molam.io", "v1alpha1", guarded, "selfhealpatches", "predates"
+        )
         return next((c for c in (body.get("status") or {}).get("conditions") or [] if c["type"] == "Ready"), None)
 
-    condition = wait_until(lambda: (c := ready_reason()) and c["reason"] == "InvalidSpec" and c,
-                           what="predates marked invalid by the operator")
+    condition = wait_until(
+        lambda: (c := ready_reason()) and c["reason"] == "InvalidSpec" and c,
+        what="predates marked invalid by the operator",
+    )
     assert "not on the allowed host list" in condition["message"]
     # Metadata changes pass the webhook (the operator's finalizer did too); spec changes are checked.
-    custom_api.patch_namespaced_custom_object("selfheal.molam.io", "v1alpha1", guarded, "selfhealpatches",
-                                              "predates", {"metadata": {"labels": {"reviewed": "yes"}}})
+    custom_api.patch_namespaced_custom_object(
+        "selfheal.molam.io",
+        "v1alpha1",
+        guarded,
+        "selfhealpatches",
+        "predates",
+        {"metadata": {"labels": {"reviewed": "yes"}}},
+    )
     with pytest.raises(kubernetes.client.ApiException, match="422"):
-        custom_api.patch_namespaced_custom_object("selfheal.molam.io", "v1alpha1", guarded, "selfhealpatches",
-                                                  "predates", {"spec": {"description": "still evil"}})
+        custom_api.patch_namespaced_custom_object(
+            "selfheal.molam.io",
+            "v1alpha1",
+            guarded,
+            "selfhealpatches",
+            "predates",
+            {"spec": {"description": "still evil"}},
+        )
     custom_api.delete_namespaced_custom_object("selfheal.molam.io", "v1alpha1", guarded, "selfhealpatches", "predates")
 
     def gone() -> bool:
         try:
-            custom_api.get_namespaced_custom_object("selfheal.molam.io", "v1alpha1", guarded, "selfhealpatches",
-                                                    "predates")
+            custom_api.get_namespaced_custom_object(
+                "selfheal.molam.io", "v1alpha1", guarded, "selfhealpatches", "predates"
+            )
         except kubernetes.client.ApiException as error:
             return error.status == 404
         return False
+
     wait_until(gone, what="finalizer released through the webhook")
 
 
@@ -141,11 +193,13 @@ def test_with_the_webhook_down_only_selfhealpatches_are_blocked(webhook, custom_
     core = kubernetes.client.CoreV1Api(kube_client)
     core.create_namespaced_config_map(guarded, {"metadata": {"name": "unaffected"}, "data": {"a": "b"}})
     with pytest.raises(kubernetes.client.ApiException) as caught:
-        custom_api.create_namespaced_custom_object("selfheal.molam.io", "v1alpha1", guarded, "selfhealpatches",
-                                                   patch_body("while-down"))
+        custom_api.create_namespaced_custom_object(
+            "selfheal.molam.io", "v1alpha1", guarded, "selfhealpatches", patch_body("while-down")
+        )
     assert caught.value.status == 500
     assert 'failed calling webhook "patch-code.selfheal.molam.io"' in _message(caught.value)
     # Another namespace is not guarded by this (namespaced) operator's webhook.
     other = new_namespace(kube_client, "t")
-    custom_api.create_namespaced_custom_object("selfheal.molam.io", "v1alpha1", other, "selfhealpatches",
-                                               patch_body("elsewhere"))
+    custom_api.create_namespaced_custom_object(
+        "selfheal.molam.io", "v1alpha1", other, "selfhealpatches", patch_body("elsewhere")
+    )

@@ -11,7 +11,11 @@ from tests.support import new_namespace
 @pytest.fixture(scope="module")
 def api_server(fresh_database, tmp_path_factory, devenv, kube_client):
     namespace = new_namespace(kube_client, "devportal")
-    server = start_api_server(database_url=fresh_database, kubeconfig=devenv.kubeconfig, patch_namespace=namespace,
-                              directory=tmp_path_factory.mktemp("api"))
+    server = start_api_server(
+        database_url=fresh_database,
+        kubeconfig=devenv.kubeconfig,
+        patch_namespace=namespace,
+        directory=tmp_path_factory.mktemp("api"),
+    )
     yield server
     server.stop()

@@ -18,8 +18,10 @@ def test_public_routes_need_no_token(api_server):
     assert status == 200
 
 
-@pytest.mark.parametrize(("method", "path"), [("POST", "/api/dev/self-heal"), ("POST", "/api/dev/self-heal/reports"),
-                                               ("GET", "/api/dev/patches")])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/api/dev/self-heal"), ("POST", "/api/dev/self-heal/reports"), ("GET", "/api/dev/patches")],
+)
 def test_every_private_route_needs_a_valid_token(api_server, method, path):
     status, headers, body = api_server.request(method, path, body={})
     assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
@@ -31,8 +33,11 @@ def test_revoked_token_is_refused(api_server):
     assert api_server.request("GET", "/api/dev/patches", token=token)[0] == 200
     selfheal("token", "revoke", token, database_url=api_server.database_url)
     # Revocation reaches the API within its token cache lifetime.
-    wait_until(lambda: api_server.request("GET", "/api/dev/patches", token=token)[0] == 401, timeout=15,
-               what="revoked token refused")
+    wait_until(
+        lambda: api_server.request("GET", "/api/dev/patches", token=token)[0] == 401,
+        timeout=15,
+        what="revoked token refused",
+    )
 
 
 def test_miss_is_404_and_recorded_for_the_unpatched_errors_report(api_server):
@@ -42,20 +47,26 @@ def test_miss_is_404_and_recorded_for_the_unpatched_errors_report(api_server):
 
     def recorded():
         with psycopg.connect(api_server.database_url) as conn:
-            return conn.execute("SELECT developer_id, sdk_language, error_encountered, patch_applied, context"
-                                " FROM sdk_patch_applications WHERE developer_id = 'dev-miss'").fetchall()
+            return conn.execute(
+                "SELECT developer_id, sdk_language, error_encountered, patch_applied, context"
+                " FROM sdk_patch_applications WHERE developer_id = 'dev-miss'"
+            ).fetchall()
+
     rows = wait_until(recorded, what="miss recorded")
     assert rows == [("dev-miss", "node", "401 Unauthorized", False, {"test": True})]
     wait_until(lambda: '"matched_by": "miss"' in api_server.log(), what="self-heal log line for the miss")
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"error": "x"}, "sdk"),
-    ({"sdk": "ruby", "error": "x"}, "sdk"),
-    ({"sdk": "node", "error": ""}, "error"),
-    ({"sdk": "node", "error": "x", "status": 999}, "status"),
-    ({"sdk": "node", "error": "x" * 2001}, "error"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"error": "x"}, "sdk"),
+        ({"sdk": "ruby", "error": "x"}, "sdk"),
+        ({"sdk": "node", "error": ""}, "error"),
+        ({"sdk": "node", "error": "x", "status": 999}, "status"),
+        ({"sdk": "node", "error": "x" * 2001}, "error"),
+    ],
+)
 def test_bad_bodies_are_400_naming_the_field(api_server, body, field):
     token = api_server.token("dev-bad")
     status, _, answer = api_server.request("POST", "/api/dev/self-heal", body=body, token=token)
@@ -69,16 +80,21 @@ def test_malformed_json_is_400_and_oversized_is_413(api_server):
     assert api_server.request("POST", "/api/dev/self-heal", raw=huge, token=token)[0] == 413
 
 
-def test_a_body_over_max_body_is_413_whether_it_arrived_whole_or_is_still_arriving(fresh_database, devenv,
-                                                                                   kube_client, tmp_path):
+def test_a_body_over_max_body_is_413_whether_it_arrived_whole_or_is_still_arriving(
+    fresh_database, devenv, kube_client, tmp_path
+):
     """A body that fits in the packet of its headers is read without awaiting (app._arrived_body):
     the limit holds there too, on both routes that take a body, and a body within it is served."""
     from tests.api_server import start_api_server
     from tests.support import new_namespace
 
-    server = start_api_server(database_url=fresh_database, kubeconfig=devenv.kubeconfig,
-                              patch_namespace=new_namespace(kube_client, "maxbody"), directory=tmp_path,
-                              extra_args=("--max-body", "1024"))
+    server = start_api_server(
+        database_url=fresh_database,
+        kubeconfig=devenv.kubeconfig,
+        patch_namespace=new_namespace(kube_client, "maxbody"),
+        directory=tmp_path,
+        extra_args=("--max-body", "1024"),
+    )
     try:
         token = server.token("dev-max-body")
         over = b'{"sdk": "node", "error": "' + b"x" * 1100 + b'"}'
@@ -104,15 +120,28 @@ def test_burst_gets_429_with_retry_after(api_server):
 
 def test_reports_take_the_developer_from_the_token(api_server):
     token = api_server.token("dev-reporter")
-    batch = {"reports": [{"sdk": "python", "error": "KeyError: amount", "success": False, "patch_applied": False,
-                          "developer_id": "forged", "context": {"n": index}} for index in range(3)]}
+    batch = {
+        "reports": [
+            {
+                "sdk": "python",
+                "error": "KeyError: amount",
+                "success": False,
+                "patch_applied": False,
+                "developer_id": "forged",
+                "context": {"n": index},
+            }
+            for index in range(3)
+        ]
+    }
     status, _, body = api_server.request("POST", "/api/dev/self-heal/reports", body=batch, token=token)
     assert (status, body) == (202, {"accepted": 3, "rejected": []})
 
     def rows():
         with psycopg.connect(api_server.database_url) as conn:
-            return conn.execute("SELECT developer_id FROM sdk_patch_applications"
-                                " WHERE error_encountered = 'KeyError: amount'").fetchall()
+            return conn.execute(
+                "SELECT developer_id FROM sdk_patch_applications WHERE error_encountered = 'KeyError: amount'"
+            ).fetchall()
+
     assert wait_until(lambda: len(rows()) == 3 and rows()) == [("dev-reporter",)] * 3
 
 
@@ -121,8 +150,12 @@ def test_reports_for_unknown_patches_are_refused(api_server):
     batch = {"reports": [{"patch_id": "no-such-patch", "sdk": "node", "error": "x", "success": True}]}
     status, _, body = api_server.request("POST", "/api/dev/self-heal/reports", body=batch, token=token)
     assert status == 400 and body["error"] == "unknown_patch"
-    mixed = {"reports": [{"sdk": "node", "error": "known-less miss", "success": False, "patch_applied": False},
-                         {"patch_id": "no-such-patch", "sdk": "node", "error": "x", "success": True}]}
+    mixed = {
+        "reports": [
+            {"sdk": "node", "error": "known-less miss", "success": False, "patch_applied": False},
+            {"patch_id": "no-such-patch", "sdk": "node", "error": "x", "success": True},
+        ]
+    }
     status, _, body = api_server.request("POST", "/api/dev/self-heal/reports", body=mixed, token=token)
     assert status == 202 and body["accepted"] == 1
     assert body["rejected"] == [{"index": 1, "field": "reports.1.patch_id", "reason": "unknown patch id"}]
@@ -144,23 +177,32 @@ def test_openapi_document_is_served_kept_in_the_repository_and_lists_every_route
     assert routes - {(path, "head") for path, _ in routes} == documented
 
 
-def test_reports_beyond_the_buffer_wait_then_get_503_and_nothing_accepted_is_lost(fresh_database, devenv, kube_client,
-                                                                                   tmp_path):
+def test_reports_beyond_the_buffer_wait_then_get_503_and_nothing_accepted_is_lost(
+    fresh_database, devenv, kube_client, tmp_path
+):
     from tests.api_server import start_api_server
     from tests.support import new_namespace
 
-    server = start_api_server(database_url=fresh_database, kubeconfig=devenv.kubeconfig,
-                              patch_namespace=new_namespace(kube_client, "buffer"), directory=tmp_path,
-                              rate=1000, extra_args=("--report-buffer", "1000"))
+    server = start_api_server(
+        database_url=fresh_database,
+        kubeconfig=devenv.kubeconfig,
+        patch_namespace=new_namespace(kube_client, "buffer"),
+        directory=tmp_path,
+        rate=1000,
+        extra_args=("--report-buffer", "1000"),
+    )
     try:
         token = server.token("dev-buffer")
-        batch = {"reports": [{"sdk": "node", "error": f"buffered {index}", "success": False, "patch_applied": False}
-                             for index in range(250)]}
+        batch = {
+            "reports": [
+                {"sdk": "node", "error": f"buffered {index}", "success": False, "patch_applied": False}
+                for index in range(250)
+            ]
+        }
         with psycopg.connect(fresh_database) as blocker:
             # The writers' COPY waits behind this lock: the buffer can only fill.
             blocker.execute("LOCK TABLE sdk_patch_applications IN ACCESS EXCLUSIVE MODE")
-            answers = [server.request("POST", "/api/dev/self-heal/reports", body=batch, token=token)
-                       for _ in range(5)]
+            answers = [server.request("POST", "/api/dev/self-heal/reports", body=batch, token=token) for _ in range(5)]
             # Room is kept for a largest batch (500): the fourth waits its 2 s, then is refused.
             assert [status for status, _, _ in answers] == [202, 202, 202, 503, 503]
             assert answers[3][1]["Retry-After"] == "5" and answers[3][2]["error"] == "buffer_full"
@@ -168,8 +210,10 @@ def test_reports_beyond_the_buffer_wait_then_get_503_and_nothing_accepted_is_los
 
         def written() -> int:
             with psycopg.connect(fresh_database) as conn:
-                return conn.execute("SELECT count(*) FROM sdk_patch_applications WHERE developer_id = 'dev-buffer'"
-                                    ).fetchone()[0]
+                return conn.execute(
+                    "SELECT count(*) FROM sdk_patch_applications WHERE developer_id = 'dev-buffer'"
+                ).fetchone()[0]
+
         wait_until(lambda: written() == 750, timeout=30, what="accepted reports written")
     finally:
         server.stop()

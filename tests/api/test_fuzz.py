@@ -22,8 +22,13 @@ schema.config.generation.update(modes=list(schemathesis.GenerationMode))  # vali
 @pytest.fixture(scope="module")
 def fuzzed_api(fresh_database, tmp_path_factory, devenv, kube_client):
     namespace = new_namespace(kube_client, "fuzz")
-    server = start_api_server(database_url=fresh_database, kubeconfig=devenv.kubeconfig, patch_namespace=namespace,
-                              directory=tmp_path_factory.mktemp("fuzz-api"), rate=10_000)
+    server = start_api_server(
+        database_url=fresh_database,
+        kubeconfig=devenv.kubeconfig,
+        patch_namespace=namespace,
+        directory=tmp_path_factory.mktemp("fuzz-api"),
+        rate=10_000,
+    )
     server.admin_token = server.token("fuzzer", role="dev_admin")
     yield server
     server.stop()
@@ -32,6 +37,7 @@ def fuzzed_api(fresh_database, tmp_path_factory, devenv, kube_client):
 @schema.parametrize()
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_route_answers_5xx(case, fuzzed_api):
-    response = case.call(base_url=fuzzed_api.url, headers={"Authorization": f"Bearer {fuzzed_api.admin_token}"},
-                         timeout=10)
+    response = case.call(
+        base_url=fuzzed_api.url, headers={"Authorization": f"Bearer {fuzzed_api.admin_token}"}, timeout=10
+    )
     assert response.status_code < 500, (case.method, case.path, case.body, response.status_code, response.text[:500])

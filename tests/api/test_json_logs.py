@@ -8,6 +8,7 @@ import json
 from tests.api_server import start_api_server
 from tests.support import OperatorProcess, Patches, new_namespace, wait_until
 
+
 def json_lines(text: str) -> list[dict]:
     lines = [line for line in text.splitlines() if line.strip()]
     assert lines, "nothing was logged"
@@ -27,13 +28,17 @@ def json_lines(text: str) -> list[dict]:
 def test_the_api_logs_json_and_its_self_heal_line_keeps_the_word(fresh_database, devenv, kube_client, tmp_path):
     namespace = new_namespace(kube_client, "jsonlog")
     server = start_api_server(
-        database_url=fresh_database, kubeconfig=devenv.kubeconfig, patch_namespace=namespace,
-        directory=tmp_path, extra_args=("--log-format", "json"),
+        database_url=fresh_database,
+        kubeconfig=devenv.kubeconfig,
+        patch_namespace=namespace,
+        directory=tmp_path,
+        extra_args=("--log-format", "json"),
     )
     try:
         token = server.token("dev-json")
-        status, _, _ = server.request("POST", "/api/dev/self-heal", token=token,
-                                      body={"sdk": "node", "error": "no patch for this", "status": 500})
+        status, _, _ = server.request(
+            "POST", "/api/dev/self-heal", token=token, body={"sdk": "node", "error": "no patch for this", "status": 500}
+        )
         assert status == 404
         wait_until(lambda: "self-heal" in server.log(), timeout=10, what="the self-heal line")
     finally:
@@ -48,8 +53,12 @@ def test_the_operator_logs_json(devenv, fresh_database, custom_api, kube_client,
     # Its own namespace and database: another operator may watch the rest of the test cluster.
     namespace = new_namespace(kube_client, "jsonop")
     log_file = tmp_path / "operator.log"
-    process = OperatorProcess(kubeconfig=devenv.kubeconfig, database_url=fresh_database, log_file=log_file,
-                              extra_args=("--log-format", "json", "--namespace", namespace))
+    process = OperatorProcess(
+        kubeconfig=devenv.kubeconfig,
+        database_url=fresh_database,
+        log_file=log_file,
+        extra_args=("--log-format", "json", "--namespace", namespace),
+    )
     process.start()
     try:
         patches = Patches(custom_api, namespace)

@@ -12,20 +12,27 @@ def c(id, signature, *, language="node", severity="medium", updated=0.0):
 
 
 PATCHES = [
-    c("status", "401"), c("prefix", "401 Unauth"), c("exact", "401 Unauthorized"),
-    c("code", "ECONNREFUSED"), c("currency", "invalid_currency"), c("py", "ConnectionError", language="python"),
+    c("status", "401"),
+    c("prefix", "401 Unauth"),
+    c("exact", "401 Unauthorized"),
+    c("code", "ECONNREFUSED"),
+    c("currency", "invalid_currency"),
+    c("py", "ConnectionError", language="python"),
 ]
 
 
-@pytest.mark.parametrize(("error", "expected", "kind"), [
-    (ErrorReport("node", "401 Unauthorized", 401), "exact", "exact"),
-    (ErrorReport("node", "401 Unauthorized: key revoked", 401), "exact", "prefix"),  # longest prefix
-    (ErrorReport("node", "401 Unauthenticated", 401), "prefix", "prefix"),
-    (ErrorReport("node", "Unauthorized", 401), "status", "status"),
-    (ErrorReport("node", "ECONNREFUSED 10.0.0.1:443"), "code", "code"),
-    (ErrorReport("node", "request failed", 400, code="invalid_currency"), "currency", "code"),
-    (ErrorReport("python", "ConnectionError: refused"), "py", "code"),
-])
+@pytest.mark.parametrize(
+    ("error", "expected", "kind"),
+    [
+        (ErrorReport("node", "401 Unauthorized", 401), "exact", "exact"),
+        (ErrorReport("node", "401 Unauthorized: key revoked", 401), "exact", "prefix"),  # longest prefix
+        (ErrorReport("node", "401 Unauthenticated", 401), "prefix", "prefix"),
+        (ErrorReport("node", "Unauthorized", 401), "status", "status"),
+        (ErrorReport("node", "ECONNREFUSED 10.0.0.1:443"), "code", "code"),
+        (ErrorReport("node", "request failed", 400, code="invalid_currency"), "currency", "code"),
+        (ErrorReport("python", "ConnectionError: refused"), "py", "code"),
+    ],
+)
 def test_most_specific_rule_wins(error, expected, kind):
     for index in (PatchIndex(PATCHES), None):
         match = index.find(error) if index else best_match(PATCHES, error)
@@ -53,7 +60,9 @@ def test_envelope_verifies_exact_bytes_and_refuses_tampering():
     envelope = seal({"patch_id": "p", "version": "1.0.0", "operations": [{"op": "set", "value": "é"}]}, key=key)
     assert open_envelope(envelope, trusted=trusted)["operations"][0]["value"] == "é"
     assert base64.b64decode(envelope["payload"]) == canonical_json(json.loads(base64.b64decode(envelope["payload"])))
-    tampered = dict(envelope, payload=base64.b64encode(base64.b64decode(envelope["payload"]).replace(b"1.0.0", b"9.0.0")).decode())
+    tampered = dict(
+        envelope, payload=base64.b64encode(base64.b64decode(envelope["payload"]).replace(b"1.0.0", b"9.0.0")).decode()
+    )
     with pytest.raises(EnvelopeError):
         open_envelope(tampered, trusted=trusted)
     with pytest.raises(EnvelopeError):

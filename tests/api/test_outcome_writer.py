@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 
@@ -12,9 +12,17 @@ from selfheal.registry.outcomes import Application
 
 
 def application(error: str) -> Application:
-    return Application(patch_id=None, developer_id="writer-test", sdk_language="node", error_encountered=error,
-                       success=False, rollback_triggered=False, patch_applied=False, context="{}",
-                       applied_at=datetime.now(timezone.utc))
+    return Application(
+        patch_id=None,
+        developer_id="writer-test",
+        sdk_language="node",
+        error_encountered=error,
+        success=False,
+        rollback_triggered=False,
+        patch_applied=False,
+        context="{}",
+        applied_at=datetime.now(UTC),
+    )
 
 
 def test_a_refused_row_is_reported_and_the_rest_is_written(fresh_database):
@@ -31,18 +39,24 @@ def test_a_refused_row_is_reported_and_the_rest_is_written(fresh_database):
     writer = asyncio.run(scenario())
     assert (writer.pending, writer.written, writer.refused) == (0, 2, 1)
     with psycopg.connect(fresh_database) as conn:
-        rows = conn.execute("SELECT error_encountered FROM sdk_patch_applications WHERE developer_id = 'writer-test'"
-                            " ORDER BY id").fetchall()
+        rows = conn.execute(
+            "SELECT error_encountered FROM sdk_patch_applications WHERE developer_id = 'writer-test' ORDER BY id"
+        ).fetchall()
     assert rows == [("first",), ("third",)]
 
 
 def test_nul_characters_are_refused_at_the_door(api_server):
     token = api_server.token("dev-nul")
-    status, _, body = api_server.request("POST", "/api/dev/self-heal", token=token,
-                                         body={"sdk": "node", "error": "x\u0000y"})
+    status, _, body = api_server.request(
+        "POST", "/api/dev/self-heal", token=token, body={"sdk": "node", "error": "x\u0000y"}
+    )
     assert status == 400 and body["fields"][0]["field"] == "error"
-    status, _, body = api_server.request("POST", "/api/dev/self-heal/reports", token=token, body={
-        "reports": [{"sdk": "node", "error": "x", "success": False, "context": {"k": "\u0000"}}]})
+    status, _, body = api_server.request(
+        "POST",
+        "/api/dev/self-heal/reports",
+        token=token,
+        body={"reports": [{"sdk": "node", "error": "x", "success": False, "context": {"k": "\u0000"}}]},
+    )
     assert status == 400 and body["fields"][0]["field"] == "reports.0.context"
 
 
@@ -78,16 +92,29 @@ def test_waiting_batches_get_room_as_soon_as_rows_are_written(fresh_database):
 
     assert asyncio.run(scenario()) < 5
     with psycopg.connect(fresh_database) as conn:
-        assert conn.execute("SELECT count(*) FROM sdk_patch_applications WHERE error_encountered LIKE 'w%%'"
-                            " AND developer_id = 'writer-test'").fetchone()[0] == 900
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM sdk_patch_applications WHERE error_encountered LIKE 'w%%'"
+                " AND developer_id = 'writer-test'"
+            ).fetchone()[0]
+            == 900
+        )
 
 
 def test_rows_reach_the_table_exactly_whatever_their_text_holds(fresh_database):
     awkward = 'tab\there, new\nline, cr\r, back\\slash, \\N, quote " é ⚡'
-    applied_at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
-    row = Application(patch_id=None, developer_id="copy\ttest", sdk_language="python", error_encountered=awkward,
-                      success=True, rollback_triggered=True, patch_applied=False,
-                      context='{"k": "a\\\\b\\tc", "n": [1, null]}', applied_at=applied_at)
+    applied_at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    row = Application(
+        patch_id=None,
+        developer_id="copy\ttest",
+        sdk_language="python",
+        error_encountered=awkward,
+        success=True,
+        rollback_triggered=True,
+        patch_applied=False,
+        context='{"k": "a\\\\b\\tc", "n": [1, null]}',
+        applied_at=applied_at,
+    )
 
     async def scenario() -> None:
         writer = OutcomeWriter(fresh_database, flush_interval=0.05)
@@ -100,8 +127,20 @@ def test_rows_reach_the_table_exactly_whatever_their_text_holds(fresh_database):
 
     asyncio.run(scenario())
     with psycopg.connect(fresh_database) as conn:
-        stored = conn.execute("SELECT patch_id, developer_id, sdk_language, error_encountered, success,"
-                              " rollback_triggered, patch_applied, context, applied_at FROM sdk_patch_applications"
-                              " WHERE developer_id = %s", ("copy\ttest",)).fetchone()
-    assert stored == (None, "copy\ttest", "python", awkward, True, True, False, {"k": "a\\b\tc", "n": [1, None]},
-                      applied_at)
+        stored = conn.execute(
+            "SELECT patch_id, developer_id, sdk_language, error_encountered, success,"
+            " rollback_triggered, patch_applied, context, applied_at FROM sdk_patch_applications"
+            " WHERE developer_id = %s",
+            ("copy\ttest",),
+        ).fetchone()
+    assert stored == (
+        None,
+        "copy\ttest",
+        "python",
+        awkward,
+        True,
+        True,
+        False,
+        {"k": "a\\b\tc", "n": [1, None]},
+        applied_at,
+    )

@@ -14,7 +14,7 @@ RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "runbook.fr.md"
 def runbook_create_body() -> dict:
     """The JSON body of the runbook's "Créer un nouveau patch / Via API" curl, verbatim."""
     text = RUNBOOK.read_text(encoding="utf-8")
-    block = text[text.index("curl -X POST http://localhost:8140/api/dev/patches"):]
+    block = text[text.index("curl -X POST http://localhost:8140/api/dev/patches") :]
     raw = re.search(r"-d '(\{.*?\})'", block, flags=re.S).group(1)
     return json.loads(raw)
 
@@ -24,11 +24,15 @@ def test_runbook_body_creates_the_resource(api_server, custom_api):
     admin = api_server.token("admin-1", role="dev_admin")
     status, headers, answer = api_server.request("POST", "/api/dev/patches", body=body, token=admin)
     assert status == 201, answer
-    created = custom_api.get_namespaced_custom_object(GROUP, VERSION, api_server.patch_namespace, PLURAL,
-                                                      answer["name"])
+    created = custom_api.get_namespaced_custom_object(
+        GROUP, VERSION, api_server.patch_namespace, PLURAL, answer["name"]
+    )
     assert created["spec"]["patchCode"] == body["patch_code"]
     assert (created["spec"]["sdkLanguage"], created["spec"]["errorSignature"], created["spec"]["severity"]) == (
-        "node", "ECONNREFUSED", "high")
+        "node",
+        "ECONNREFUSED",
+        "high",
+    )
     assert created["metadata"]["annotations"]["selfheal.molam.io/created-by"] == "devportal:admin-1"
     # The same body again names the same resource: a conflict, not a duplicate patch.
     assert api_server.request("POST", "/api/dev/patches", body=body, token=admin)[0] == 409
@@ -57,19 +61,28 @@ def test_delete_is_the_kill_switch(api_server):
     insert_served_patch(api_server.database_url, "p-kill", "E_KILL")
     admin, developer = api_server.token("admin-3", role="dev_admin"), api_server.token("dev-3")
     body = {"sdk": "node", "error": "E_KILL"}
-    wait_until(lambda: api_server.request("POST", "/api/dev/self-heal", body=body, token=developer)[0] == 200,
-               what="patch served")
+    wait_until(
+        lambda: api_server.request("POST", "/api/dev/self-heal", body=body, token=developer)[0] == 200,
+        what="patch served",
+    )
     assert api_server.request("DELETE", "/api/dev/patches/p-kill", token=developer)[0] == 403
     # The runbook's "Désactiver un patch / Via API", verbatim but for the id.
     status, _, answer = api_server.request("DELETE", "/api/dev/patches/p-kill", token=admin)
     assert status == 200 and answer["active"] is False and answer["already_inactive"] is False
-    wait_until(lambda: api_server.request("POST", "/api/dev/self-heal", body=body, token=developer)[0] == 404,
-               timeout=5, what="kill switch served")
+    wait_until(
+        lambda: api_server.request("POST", "/api/dev/self-heal", body=body, token=developer)[0] == 404,
+        timeout=5,
+        what="kill switch served",
+    )
     import psycopg
+
     with psycopg.connect(api_server.database_url) as conn:
-        reason, = conn.execute("SELECT deactivation_reason FROM sdk_self_healing_registry WHERE id = 'p-kill'").fetchone()
-        action, actor = conn.execute("SELECT action, actor FROM sdk_patch_audit WHERE patch_id = 'p-kill'"
-                                     " ORDER BY id DESC LIMIT 1").fetchone()
+        (reason,) = conn.execute(
+            "SELECT deactivation_reason FROM sdk_self_healing_registry WHERE id = 'p-kill'"
+        ).fetchone()
+        action, actor = conn.execute(
+            "SELECT action, actor FROM sdk_patch_audit WHERE patch_id = 'p-kill' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
     assert (reason, action, actor) == ("ManualKillSwitch", "kill-switch", "devportal:admin-3")
     assert api_server.request("DELETE", "/api/dev/patches/p-kill", token=admin)[2]["already_inactive"] is True
     assert api_server.request("DELETE", "/api/dev/patches/nope", token=admin)[0] == 404

@@ -6,8 +6,8 @@ import asyncio
 
 import psycopg
 
-from selfheal.registry import tokens
 from selfheal.api.token_cache import NOT_CACHED, TokenCache
+from selfheal.registry import tokens
 from tests.support import free_port
 
 
@@ -23,6 +23,7 @@ def test_many_requests_with_a_new_token_cost_one_check(fresh_database):
             nonlocal checks
             checks += 1
             return await original(token_)
+
         cache._check = counted
         answers = await asyncio.gather(*(cache.principal(token) for _ in range(50)))
         await cache.close()

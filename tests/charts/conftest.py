@@ -30,8 +30,9 @@ def run_helm(helm: Path, *args: str, check: bool = True) -> subprocess.Completed
 
 def template(helm: Path, *args: str, namespace: str = NAMESPACE) -> list[dict]:
     """`helm template` of the chart, CRDs included, as objects."""
-    output = run_helm(helm, "template", "selfheal", str(CHART), "--namespace", namespace, "--include-crds",
-                      *args).stdout
+    output = run_helm(
+        helm, "template", "selfheal", str(CHART), "--namespace", namespace, "--include-crds", *args
+    ).stdout
     return [document for document in yaml.safe_load_all(output) if document]
 
 

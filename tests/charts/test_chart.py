@@ -22,11 +22,19 @@ pytestmark = pytest.mark.timeout(1800)
 HELM_LABELS = ("app.kubernetes.io/managed-by", "helm.sh/chart")
 # The migrate Job runs before install and upgrade, as Argo CD's PreSync hook does for kustomize.
 HELM_HOOK = {"helm.sh/hook": "pre-install,pre-upgrade", "helm.sh/hook-delete-policy": "before-hook-creation"}
-WEBHOOK_OBJECTS = {("Issuer", "selfheal-selfsigned"), ("Certificate", "selfheal-operator-webhook"),
-                   ("Service", "selfheal-operator-webhook"), ("ValidatingWebhookConfiguration", "selfheal-patch-code"),
-                   ("NetworkPolicy", "selfheal-operator-webhook-ingress")}
-MONITORING_OBJECTS = {("ServiceMonitor", "selfheal-operator"), ("ServiceMonitor", "devportal-api"),
-                      ("PrometheusRule", "selfheal"), ("ConfigMap", "selfheal-grafana-dashboard")}
+WEBHOOK_OBJECTS = {
+    ("Issuer", "selfheal-selfsigned"),
+    ("Certificate", "selfheal-operator-webhook"),
+    ("Service", "selfheal-operator-webhook"),
+    ("ValidatingWebhookConfiguration", "selfheal-patch-code"),
+    ("NetworkPolicy", "selfheal-operator-webhook-ingress"),
+}
+MONITORING_OBJECTS = {
+    ("ServiceMonitor", "selfheal-operator"),
+    ("ServiceMonitor", "devportal-api"),
+    ("PrometheusRule", "selfheal"),
+    ("ConfigMap", "selfheal-grafana-dashboard"),
+}
 
 
 def key(document: dict) -> tuple[str, str | None, str]:
@@ -96,15 +104,25 @@ def test_replicas_and_resources(helm):
     assert api["spec"]["template"]["spec"]["containers"][0]["resources"] == resources
     default = template(helm)
     assert find(objects, "Deployment", "selfheal-operator") == find(default, "Deployment", "selfheal-operator")
-    assert find(objects, "Deployment", "devportal-api")["spec"]["template"]["spec"]["containers"][0]["image"] == \
-        "ghcr.io/molam/selfheal:0.1.0"
+    assert (
+        find(objects, "Deployment", "devportal-api")["spec"]["template"]["spec"]["containers"][0]["image"]
+        == "ghcr.io/molam/selfheal:0.1.0"
+    )
 
 
 def test_image(helm):
-    objects = template(helm, "--set", "image.repository=registry.example/selfheal", "--set", "image.tag=1.2.3",
-                       "--set", "image.pullPolicy=Always")
-    containers = [c for o in objects if o["kind"] in ("Deployment", "Job")
-                  for c in o["spec"]["template"]["spec"]["containers"]]
+    objects = template(
+        helm,
+        "--set",
+        "image.repository=registry.example/selfheal",
+        "--set",
+        "image.tag=1.2.3",
+        "--set",
+        "image.pullPolicy=Always",
+    )
+    containers = [
+        c for o in objects if o["kind"] in ("Deployment", "Job") for c in o["spec"]["template"]["spec"]["containers"]
+    ]
     assert len(containers) == 3
     assert {(c["image"], c["imagePullPolicy"]) for c in containers} == {("registry.example/selfheal:1.2.3", "Always")}
 
@@ -122,9 +140,12 @@ def test_webhook_off_removes_the_webhook_objects(helm):
 def test_monitoring_labels_land_on_servicemonitors_and_the_prometheusrule(helm):
     default = {key(o): o for o in template(helm)}
     objects = template(helm, "--set-json", 'monitoring.labels={"release": "kube-prometheus-stack", "team": "pay"}')
-    labelled = {(o["kind"], o["metadata"]["name"]) for o in objects
-                if o["metadata"].get("labels", {}).get("release") == "kube-prometheus-stack"
-                and o["metadata"]["labels"].get("team") == "pay"}
+    labelled = {
+        (o["kind"], o["metadata"]["name"])
+        for o in objects
+        if o["metadata"].get("labels", {}).get("release") == "kube-prometheus-stack"
+        and o["metadata"]["labels"].get("team") == "pay"
+    }
     assert labelled == MONITORING_OBJECTS - {("ConfigMap", "selfheal-grafana-dashboard")}
     for document in objects:  # nothing else changed
         if (document["kind"], document["metadata"]["name"]) not in labelled:
@@ -153,20 +174,26 @@ def test_release_namespace_is_followed_everywhere(helm):
     objects = template(helm, namespace="payments-selfheal")
     assert "selfheal-system" not in yaml.safe_dump_all(objects)
     webhook = find(objects, "ValidatingWebhookConfiguration", "selfheal-patch-code")
-    assert webhook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == \
-        "payments-selfheal/selfheal-operator-webhook"
+    assert (
+        webhook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+        == "payments-selfheal/selfheal-operator-webhook"
+    )
     assert find(objects, "Certificate", "selfheal-operator-webhook")["spec"]["dnsNames"] == [
-        "selfheal-operator-webhook.payments-selfheal.svc"]
+        "selfheal-operator-webhook.payments-selfheal.svc"
+    ]
 
 
-@pytest.mark.parametrize("value, named", [
-    ("operator.replicas=-1", "operator/replicas"),
-    ("api.replicas=three", "api/replicas"),
-    ("webhook.enabled=maybe", "webhook/enabled"),
-    ("image.pullPolicy=Sometimes", "image/pullPolicy"),
-    ("watchNamespaces[0]=Team_A", "watchNamespaces/0"),
-    ("replicas=3", "replicas"),  # not a value of this chart: api.replicas or operator.replicas
-])
+@pytest.mark.parametrize(
+    "value, named",
+    [
+        ("operator.replicas=-1", "operator/replicas"),
+        ("api.replicas=three", "api/replicas"),
+        ("webhook.enabled=maybe", "webhook/enabled"),
+        ("image.pullPolicy=Sometimes", "image/pullPolicy"),
+        ("watchNamespaces[0]=Team_A", "watchNamespaces/0"),
+        ("replicas=3", "replicas"),  # not a value of this chart: api.replicas or operator.replicas
+    ],
+)
 def test_bad_values_are_refused_naming_the_value(helm, value, named):
     result = run_helm(helm, "template", "selfheal", str(CHART), "--set", value, check=False)
     assert result.returncode != 0
@@ -175,8 +202,17 @@ def test_bad_values_are_refused_naming_the_value(helm, value, named):
 
 
 def test_the_api_server_accepts_a_non_default_render(devenv, helm, third_party_crds, selfheal_namespace):
-    objects = template(helm, "--set", "webhook.enabled=false", "--set", "api.replicas=2",
-                       "--set-json", 'watchNamespaces=["team-a"]', "--set-json", 'monitoring.labels={"release": "x"}')
+    objects = template(
+        helm,
+        "--set",
+        "webhook.enabled=false",
+        "--set",
+        "api.replicas=2",
+        "--set-json",
+        'watchNamespaces=["team-a"]',
+        "--set-json",
+        'monitoring.labels={"release": "x"}',
+    )
     result = kubectl(devenv, "apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump_all(objects))
     accepted = [line for line in result.stdout.splitlines() if line.endswith("(server dry run)")]
     assert len(accepted) == len(objects), result.stdout

@@ -80,7 +80,9 @@ def state_dir(tmp_path: Path) -> Iterator[Path]:
 def kubectl(env: environment.DevEnvironment, *args: str) -> str:
     result = subprocess.run(
         [str(env.kubectl), "--kubeconfig", str(env.kubeconfig), *args],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -98,12 +100,17 @@ def test_up_serves_survives_parent_is_idempotent_and_down_cleans_up(state_dir: P
     )
     result = subprocess.run(
         [sys.executable, "-c", script, str(state_dir), str(crd_dir)],
-        capture_output=True, text=True, env=child_env, timeout=1400,
+        capture_output=True,
+        text=True,
+        env=child_env,
+        timeout=1400,
     )
     assert result.returncode == 0, result.stderr
     exports = result.stdout
     assert [line.split("=", 1)[0] for line in exports.splitlines()] == [
-        "export KUBECONFIG", "export SELFHEAL_DATABASE_URL", "export PATH",
+        "export KUBECONFIG",
+        "export SELFHEAL_DATABASE_URL",
+        "export PATH",
     ]
 
     env = environment.current(state_dir=state_dir)
@@ -114,8 +121,10 @@ def test_up_serves_survives_parent_is_idempotent_and_down_cleans_up(state_dir: P
 
     # the exported shell environment drives the built kubectl against the server
     shell = subprocess.run(
-        ["bash", "-c", exports + '\ncommand -v kubectl; kubectl get ns -o name; kubectl version -o json'],
-        capture_output=True, text=True, timeout=60,
+        ["bash", "-c", exports + "\ncommand -v kubectl; kubectl get ns -o name; kubectl version -o json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert shell.returncode == 0, shell.stderr
     assert shell.stdout.splitlines()[0] == str(env.kubectl)
@@ -156,8 +165,10 @@ def test_up_serves_survives_parent_is_idempotent_and_down_cleans_up(state_dir: P
 def test_failed_up_leaves_nothing_running(state_dir: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken-crds"
     broken.mkdir()
-    (broken / "bad.yaml").write_text("apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
-                                     "metadata: {name: bad.devenv.test}\nspec: {}\n")
+    (broken / "bad.yaml").write_text(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
+        "metadata: {name: bad.devenv.test}\nspec: {}\n"
+    )
     with pytest.raises(DevEnvError, match="kubectl apply"):
         environment.up(state_dir=state_dir, crd_dir=broken)
     assert processes_mentioning(state_dir) == []

@@ -27,7 +27,8 @@ def _listed_paths() -> set[str]:
 
 def _package_folders() -> set[str]:
     return {str(init.parent.relative_to(ROOT)) for init in PACKAGE.rglob("__init__.py")} | {
-        str(folder.relative_to(ROOT)) for folder in PACKAGE.rglob("migrations") if folder.is_dir()}
+        str(folder.relative_to(ROOT)) for folder in PACKAGE.rglob("migrations") if folder.is_dir()
+    }
 
 
 def _top_level_entries() -> set[str]:

@@ -19,9 +19,13 @@ def loop_namespace(kube_client) -> str:
 
 @pytest.fixture(scope="module")
 def registry_api(operator, operator_database_url, devenv, loop_namespace, tmp_path_factory):
-    server = start_api_server(database_url=operator_database_url, kubeconfig=devenv.kubeconfig,
-                              patch_namespace=loop_namespace, directory=tmp_path_factory.mktemp("e2e-api"),
-                              rate=1000)  # the loop's SDK must not meet the rate limit
+    server = start_api_server(
+        database_url=operator_database_url,
+        kubeconfig=devenv.kubeconfig,
+        patch_namespace=loop_namespace,
+        directory=tmp_path_factory.mktemp("e2e-api"),
+        rate=1000,
+    )  # the loop's SDK must not meet the rate limit
     yield server
     server.stop()
 
@@ -33,8 +37,11 @@ def patches_in(operator_database_url):
 
     def row(namespace: str, name: str) -> dict:
         with psycopg.connect(operator_database_url, row_factory=dict_row) as conn:
-            found = conn.execute("SELECT * FROM sdk_self_healing_registry WHERE source_namespace = %s"
-                                 " AND source_name = %s", (namespace, name)).fetchone()
+            found = conn.execute(
+                "SELECT * FROM sdk_self_healing_registry WHERE source_namespace = %s AND source_name = %s",
+                (namespace, name),
+            ).fetchone()
         assert found is not None, f"{namespace}/{name} not in the registry"
         return found
+
     return row

@@ -23,8 +23,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def kubectl(devenv, *args: str) -> str:
-    result = subprocess.run([str(devenv.bin_dir / "kubectl"), "--kubeconfig", str(devenv.kubeconfig), *args],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(devenv.bin_dir / "kubectl"), "--kubeconfig", str(devenv.kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -34,26 +38,44 @@ def trusted_keys(registry_api) -> dict[str, str]:
     return {key_id(public_key): registry_api.public_key_pem}
 
 
-def client_for(payments: PaymentsServer, *, selfheal_url: str, token: str, trusted: dict, applied: list,
-               fallback: str = "pk_fallback") -> MolamClient:
-    return MolamClient(api_key="pk_primary", secret_key=payments.behaviour.secret_key, base_url=payments.url,
-                       timeout=2.0, selfheal_url=selfheal_url, selfheal_token=token, trusted_keys=trusted,
-                       fallback_credentials={"MOLAM_FALLBACK_API_KEY": fallback},
-                       on_patch_applied=applied.append, report_interval=0.05)
+def client_for(
+    payments: PaymentsServer,
+    *,
+    selfheal_url: str,
+    token: str,
+    trusted: dict,
+    applied: list,
+    fallback: str = "pk_fallback",
+) -> MolamClient:
+    return MolamClient(
+        api_key="pk_primary",
+        secret_key=payments.behaviour.secret_key,
+        base_url=payments.url,
+        timeout=2.0,
+        selfheal_url=selfheal_url,
+        selfheal_token=token,
+        trusted_keys=trusted,
+        fallback_credentials={"MOLAM_FALLBACK_API_KEY": fallback},
+        on_patch_applied=applied.append,
+        report_interval=0.05,
+    )
 
 
 def test_patch_applied_with_kubectl_heals_a_failing_call(devenv, registry_api, loop_namespace, patches_in):
     kubectl(devenv, "apply", "-n", loop_namespace, "-f", str(ROOT / "samples/python-401-fallback-key.yaml"))
-    kubectl(devenv, "wait", "-n", loop_namespace, "--for=condition=Ready", "shp/python-401-fallback-key",
-            "--timeout=60s")
+    kubectl(
+        devenv, "wait", "-n", loop_namespace, "--for=condition=Ready", "shp/python-401-fallback-key", "--timeout=60s"
+    )
     token = registry_api.token("dev-e2e")
     applied: list = []
     with PaymentsServer() as payments:
         payments.behaviour.revoked_keys = {"pk_primary"}
-        with client_for(payments, selfheal_url=registry_api.url, token=token, trusted=trusted_keys(registry_api),
-                        applied=applied) as client:
-            payment = wait_until(lambda: _try(client.create_payment, amount=5000, currency="XOF", country="SN"),
-                                 what="a healed payment")
+        with client_for(
+            payments, selfheal_url=registry_api.url, token=token, trusted=trusted_keys(registry_api), applied=applied
+        ) as client:
+            payment = wait_until(
+                lambda: _try(client.create_payment, amount=5000, currency="XOF", country="SN"), what="a healed payment"
+            )
             assert payment["status"] == "succeeded"
             client.flush_reports()
     [patch] = applied
@@ -62,8 +84,11 @@ def test_patch_applied_with_kubectl_heals_a_failing_call(devenv, registry_api, l
 
     def reported():
         with __import__("psycopg").connect(registry_api.database_url) as conn:
-            return conn.execute("SELECT developer_id, success, patch_applied FROM sdk_patch_applications"
-                                " WHERE patch_id = %s", (row["id"],)).fetchall()
+            return conn.execute(
+                "SELECT developer_id, success, patch_applied FROM sdk_patch_applications WHERE patch_id = %s",
+                (row["id"],),
+            ).fetchall()
+
     assert ("dev-e2e", True, True) in wait_until(reported, what="the outcome reported")
 
 
@@ -73,8 +98,9 @@ def test_tampered_envelope_is_refused(registry_api, loop_namespace, patches_in):
     applied: list = []
     with TamperingProxy(registry_api.url) as proxy, PaymentsServer() as payments:
         payments.behaviour.revoked_keys = {"pk_primary"}
-        with client_for(payments, selfheal_url=proxy.url, token=token, trusted=trusted_keys(registry_api),
-                        applied=applied) as client:
+        with client_for(
+            payments, selfheal_url=proxy.url, token=token, trusted=trusted_keys(registry_api), applied=applied
+        ) as client:
             with pytest.raises(ApiError) as caught:
                 client.create_payment(amount=5000, currency="XOF", country="SN")
     assert caught.value.status == 401 and applied == []
@@ -82,7 +108,8 @@ def test_tampered_envelope_is_refused(registry_api, loop_namespace, patches_in):
 
 
 def test_reported_failures_switch_a_bad_patch_off_and_the_sdk_stops_receiving_it(
-        devenv, registry_api, loop_namespace, patches_in, custom_api):
+    devenv, registry_api, loop_namespace, patches_in, custom_api
+):
     """The fallback key named by the patch is revoked too: every healed call fails and rolls back.
 
     The patch matches the error's code (`api_key_revoked`), which outranks any `401` patch other
@@ -91,18 +118,34 @@ def test_reported_failures_switch_a_bad_patch_off_and_the_sdk_stops_receiving_it
     name = "e2e-guarded-fallback-key"
     sample = (ROOT / "samples/python-401-fallback-key.yaml").read_text()
     manifest = sample.replace("name: python-401-fallback-key", f"name: {name}").replace(
-        'errorSignature: "401"', "errorSignature: api_key_revoked")
+        'errorSignature: "401"', "errorSignature: api_key_revoked"
+    )
     assert manifest != sample and "api_key_revoked" in manifest
-    subprocess.run([str(devenv.bin_dir / "kubectl"), "--kubeconfig", str(devenv.kubeconfig), "apply", "-n",
-                    loop_namespace, "-f", "-"], input=manifest, text=True, check=True, capture_output=True)
+    subprocess.run(
+        [
+            str(devenv.bin_dir / "kubectl"),
+            "--kubeconfig",
+            str(devenv.kubeconfig),
+            "apply",
+            "-n",
+            loop_namespace,
+            "-f",
+            "-",
+        ],
+        input=manifest,
+        text=True,
+        check=True,
+        capture_output=True,
+    )
     kubectl(devenv, "wait", "-n", loop_namespace, "--for=condition=Ready", f"shp/{name}", "--timeout=60s")
     ours = patches_in(loop_namespace, name)["id"]
     token, probe = registry_api.token("dev-guard"), registry_api.token("dev-guard-probe")
     applied: list = []
     with PaymentsServer() as payments:
         payments.behaviour.revoked_keys = {"pk_primary", "pk_fallback"}
-        with client_for(payments, selfheal_url=registry_api.url, token=token, trusted=trusted_keys(registry_api),
-                        applied=applied) as client:
+        with client_for(
+            payments, selfheal_url=registry_api.url, token=token, trusted=trusted_keys(registry_api), applied=applied
+        ) as client:
             for _ in range(40):
                 with pytest.raises(ApiError):
                     client.create_payment(amount=5000, currency="XOF", country="SN")
@@ -112,18 +155,29 @@ def test_reported_failures_switch_a_bad_patch_off_and_the_sdk_stops_receiving_it
 
             def switched_off():
                 status = custom_api.get_namespaced_custom_object(
-                    "selfheal.molam.io", "v1alpha1", loop_namespace, "selfhealpatches", name).get("status", {})
+                    "selfheal.molam.io", "v1alpha1", loop_namespace, "selfhealpatches", name
+                ).get("status", {})
                 active = next((c for c in status.get("conditions", []) if c["type"] == "Active"), {})
                 return active.get("reason") == "AutoDeactivated" and active
+
             condition = wait_until(switched_off, timeout=60, what="the guard's deactivation")
             assert "rollback" in condition["message"].lower() or "fail" in condition["message"].lower()
 
             def served_patch() -> str | None:
-                status, _, answer = registry_api.request("POST", "/api/dev/self-heal", token=probe, body={
-                    "sdk": "python", "error": "401 Unauthorized: api_key_revoked", "status": 401,
-                    "code": "api_key_revoked"})
+                status, _, answer = registry_api.request(
+                    "POST",
+                    "/api/dev/self-heal",
+                    token=probe,
+                    body={
+                        "sdk": "python",
+                        "error": "401 Unauthorized: api_key_revoked",
+                        "status": 401,
+                        "code": "api_key_revoked",
+                    },
+                )
                 assert status in (200, 404), (status, answer)
                 return answer["patch"]["id"] if status == 200 else None
+
             wait_until(lambda: served_patch() != ours, timeout=5, what="the registry API stops serving it")
             served = len(applied)
             with pytest.raises(ApiError):
@@ -149,9 +203,12 @@ class TamperingProxy:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                request = urllib.request.Request(proxy.upstream + self.path, data=body, method="POST",
-                                                 headers={k: v for k, v in self.headers.items()
-                                                          if k.lower() in ("authorization", "content-type")})
+                request = urllib.request.Request(
+                    proxy.upstream + self.path,
+                    data=body,
+                    method="POST",
+                    headers={k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")},
+                )
                 try:
                     with urllib.request.urlopen(request, timeout=5) as response:
                         status, answer = response.status, response.read()
@@ -176,7 +233,7 @@ class TamperingProxy:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def __enter__(self) -> "TamperingProxy":
+    def __enter__(self) -> TamperingProxy:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 

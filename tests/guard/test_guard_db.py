@@ -9,16 +9,16 @@ import random
 import psycopg
 import pytest
 
-from selfheal.services.guard_cycle import GuardCycle
 from selfheal.core.guard.rules import GuardSettings
 from selfheal.registry import activation, guard_store
+from selfheal.services.guard_cycle import GuardCycle
 from tests.guard import registry_rows
 from tests.guard.registry_rows import connect
 
 NO_EARLY = GuardSettings(early_cutoff=False)
 # The controlled clock starts on a minute boundary a little before the real time, so rows land
 # in today's partition and every window is exactly where the test puts it.
-T0 = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=30)).replace(second=0, microsecond=0)
+T0 = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=30)).replace(second=0, microsecond=0)
 
 
 def at(seconds: float) -> float:
@@ -29,8 +29,9 @@ def new_patch(url: str) -> str:
     return registry_rows.new_patch(url, prefix="g", description="guard test")
 
 
-def add_rows(url: str, patch_id: str, *, start: float, seconds: float, per_second: float, rollback_share: float,
-             seed: int = 1) -> None:
+def add_rows(
+    url: str, patch_id: str, *, start: float, seconds: float, per_second: float, rollback_share: float, seed: int = 1
+) -> None:
     """Applications spread evenly over [start, start + seconds), the given share failed and rolled back."""
     count = int(seconds * per_second)
     rng = random.Random(seed)
@@ -40,8 +41,10 @@ def add_rows(url: str, patch_id: str, *, start: float, seconds: float, per_secon
         applied = T0 + datetime.timedelta(seconds=start + index / per_second)
         rows.append((patch_id, "dev-1", "node", "ECONNREFUSED", not bad, bad, applied))
     with connect(url) as conn, conn.cursor() as cursor:
-        with cursor.copy("COPY sdk_patch_applications (patch_id, developer_id, sdk_language, error_encountered,"
-                         " success, rollback_triggered, applied_at) FROM STDIN") as copy:
+        with cursor.copy(
+            "COPY sdk_patch_applications (patch_id, developer_id, sdk_language, error_encountered,"
+            " success, rollback_triggered, applied_at) FROM STDIN"
+        ) as copy:
             for row in rows:
                 copy.write_row(row)
 
@@ -71,6 +74,7 @@ class Guard:
             async with await psycopg.AsyncConnection.connect(self.url) as fresh:
                 async with fresh.transaction():
                     return await self.cycle.run(fresh, now=now, windows=self.settings.windows())
+
         return {d.patch.id: d for d in asyncio.run(go())}
 
 
@@ -83,21 +87,38 @@ def test_rollups_follow_every_writer(url):
     patch_id = new_patch(url)
     add_rows(url, patch_id, start=0, seconds=60, per_second=2, rollback_share=0.25)  # COPY
     with connect(url) as conn:
-        conn.execute("""INSERT INTO sdk_patch_applications (patch_id, developer_id, sdk_language, success,
+        conn.execute(
+            """INSERT INTO sdk_patch_applications (patch_id, developer_id, sdk_language, success,
                                                             rollback_triggered, applied_at)
-                        VALUES (%s, 'dev-2', 'python', false, true, %s)""", (patch_id, T0))
-        conn.execute("UPDATE sdk_patch_applications SET success = true WHERE patch_id = %s AND applied_at < %s",
-                     (patch_id, T0 + datetime.timedelta(seconds=10)))
-        conn.execute("DELETE FROM sdk_patch_applications WHERE patch_id = %s AND applied_at >= %s",
-                     (patch_id, T0 + datetime.timedelta(seconds=50)))
-        raw = conn.execute("""SELECT count(*), count(*) FILTER (WHERE NOT success), count(*) FILTER (WHERE rollback_triggered)
-                              FROM sdk_patch_applications WHERE patch_id = %s""", (patch_id,)).fetchone()
+                        VALUES (%s, 'dev-2', 'python', false, true, %s)""",
+            (patch_id, T0),
+        )
+        conn.execute(
+            "UPDATE sdk_patch_applications SET success = true WHERE patch_id = %s AND applied_at < %s",
+            (patch_id, T0 + datetime.timedelta(seconds=10)),
+        )
+        conn.execute(
+            "DELETE FROM sdk_patch_applications WHERE patch_id = %s AND applied_at >= %s",
+            (patch_id, T0 + datetime.timedelta(seconds=50)),
+        )
+        raw = conn.execute(
+            """SELECT count(*), count(*) FILTER (WHERE NOT success), count(*) FILTER (WHERE rollback_triggered)
+                              FROM sdk_patch_applications WHERE patch_id = %s""",
+            (patch_id,),
+        ).fetchone()
         for width in (5, 60, 3600):
-            rolled = conn.execute("""SELECT sum(total), sum(failures), sum(rollbacks) FROM sdk_patch_rollups
-                                     WHERE patch_id = %s AND width = %s""", (patch_id, width)).fetchone()
+            rolled = conn.execute(
+                """SELECT sum(total), sum(failures), sum(rollbacks) FROM sdk_patch_rollups
+                                     WHERE patch_id = %s AND width = %s""",
+                (patch_id, width),
+            ).fetchone()
             assert tuple(int(v) for v in rolled) == raw, width
-        assert conn.execute("SELECT count(*) FROM sdk_patch_rollups WHERE width = 5 AND patch_id = %s",
-                            (patch_id,)).fetchone()[0] == 12
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM sdk_patch_rollups WHERE width = 5 AND patch_id = %s", (patch_id,)
+            ).fetchone()[0]
+            == 12
+        )
 
 
 def test_pending_then_firing_exactly_at_for_and_reset(url):
@@ -143,8 +164,11 @@ def test_minimum_samples_and_no_data_are_inconclusive(url):
     # 2 rollbacks out of 5 calls, and then nothing.
     add_rows(url, patch_id, start=0, seconds=5, per_second=1, rollback_share=0.0)
     with connect(url) as conn:
-        conn.execute("""UPDATE sdk_patch_applications SET success = false, rollback_triggered = true
-                        WHERE id IN (SELECT id FROM sdk_patch_applications WHERE patch_id = %s LIMIT 2)""", (patch_id,))
+        conn.execute(
+            """UPDATE sdk_patch_applications SET success = false, rollback_triggered = true
+                        WHERE id IN (SELECT id FROM sdk_patch_applications WHERE patch_id = %s LIMIT 2)""",
+            (patch_id,),
+        )
     guard = Guard(url, GuardSettings())
     for second in range(5, 3600, 30):
         decision = guard.run(at(second)).get(patch_id)
@@ -193,6 +217,7 @@ def test_database_failure_mid_cycle_gives_no_verdict_and_loses_nothing(url):
                 admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
             with pytest.raises(psycopg.OperationalError):
                 await guard.cycle.run(conn, now=at(900), windows=NO_EARLY.windows())
+
     asyncio.run(broken_cycle())
     assert registry_row(url, patch_id)["active"] is True
     assert pending_in_db(url, patch_id) == {"HighRollbackRate": at(300)}
@@ -206,7 +231,9 @@ def test_a_patch_brought_back_starts_afresh(url):
     assert guard.run(at(30))[patch_id].deactivated is not None
     # The runbook's "Corriger et réactiver": plain SQL. Old evidence no longer counts.
     with connect(url) as conn:
-        conn.execute("UPDATE sdk_self_healing_registry SET active = true, updated_at = now() WHERE id = %s", (patch_id,))
+        conn.execute(
+            "UPDATE sdk_self_healing_registry SET active = true, updated_at = now() WHERE id = %s", (patch_id,)
+        )
     since = T0 + datetime.timedelta(seconds=60)
     with connect(url) as conn:  # the trigger stamped `since` with the real time; move it onto the test clock
         conn.execute("UPDATE sdk_guard_state SET since = %s WHERE patch_id = %s", (since, patch_id))
@@ -221,13 +248,21 @@ def test_reactivation_token_is_used_once(url):
 
     async def go():
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-            off = await activation.deactivate(conn, patch_id=patch_id, reason="ManualKillSwitch", actor="test",
-                                               message="incident", details={"reason": "incident"})
+            off = await activation.deactivate(
+                conn,
+                patch_id=patch_id,
+                reason="ManualKillSwitch",
+                actor="test",
+                message="incident",
+                details={"reason": "incident"},
+            )
             back = await activation.reactivate(conn, patch_id=patch_id, actor="test", token="t1")
-            await activation.deactivate(conn, patch_id=patch_id, reason="AutoDeactivated", actor="test",
-                                         message="again", details={})
+            await activation.deactivate(
+                conn, patch_id=patch_id, reason="AutoDeactivated", actor="test", message="again", details={}
+            )
             again = await activation.reactivate(conn, patch_id=patch_id, actor="test", token="t1")
             return off, back, again
+
     off, back, again = asyncio.run(go())
     assert off is not None and back is True and again is False
     assert registry_row(url, patch_id)["deactivation_reason"] == "AutoDeactivated"
@@ -236,8 +271,10 @@ def test_reactivation_token_is_used_once(url):
 def test_partitions_are_created_ahead_and_dropped_by_day(url):
     async def go():
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-            return await guard_store.maintain(conn, now=datetime.datetime.now(datetime.timezone.utc),
-                                              days_ahead=10, retention_days=0)
+            return await guard_store.maintain(
+                conn, now=datetime.datetime.now(datetime.UTC), days_ahead=10, retention_days=0
+            )
+
     created, dropped = asyncio.run(go())
     assert dropped == 0 and created >= 1
     with connect(url) as conn:
@@ -245,6 +282,10 @@ def test_partitions_are_created_ahead_and_dropped_by_day(url):
         conn.execute("SELECT selfheal_ensure_application_partitions(%s, %s)", (old_day, old_day))
         name = f"sdk_patch_applications_p{old_day:%Y%m%d}"
         assert conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0] is not None
-        assert conn.execute("SELECT selfheal_drop_application_partitions(%s)",
-                            (old_day + datetime.timedelta(days=1),)).fetchone()[0] == 1
+        assert (
+            conn.execute(
+                "SELECT selfheal_drop_application_partitions(%s)", (old_day + datetime.timedelta(days=1),)
+            ).fetchone()[0]
+            == 1
+        )
         assert conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0] is None

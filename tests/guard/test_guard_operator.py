@@ -30,8 +30,9 @@ def selfheal(devenv, *args: str, database_url: str | None = None) -> str:
     env.pop("SELFHEAL_DATABASE_URL", None)
     if database_url:
         env["SELFHEAL_DATABASE_URL"] = database_url
-    result = subprocess.run([sys.executable, "-m", "selfheal", *args], env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "selfheal", *args], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -42,7 +43,8 @@ def warning_events(kube_client, namespace: str, name: str, reason: str) -> list:
 
 
 def test_broken_patch_is_deactivated_within_seconds_and_comes_back_by_annotation(
-        operator, patches, registry, namespace, kube_client):
+    operator, patches, registry, namespace, kube_client
+):
     patches.create("broken")
     patches.wait_condition("broken", "Active", status="True")
     patch_id = registry.row(namespace, "broken")["id"]
@@ -53,14 +55,24 @@ def test_broken_patch_is_deactivated_within_seconds_and_comes_back_by_annotation
     assert (row["active"], row["deactivation_reason"]) == (False, "AutoDeactivated")
     assert [a["action"] for a in registry.audit(patch_id)][-2:] == ["deactivate", "guard"]
     wait_until(lambda: warning_events(kube_client, namespace, "broken", "AutoDeactivated"), what="Warning event")
-    guard = wait_until(lambda: (patches.get("broken")["status"].get("guard") or {}).get("state") == "Deactivated"
-                       and patches.get("broken")["status"]["guard"], what="status.guard")
+    guard = wait_until(
+        lambda: (
+            (patches.get("broken")["status"].get("guard") or {}).get("state") == "Deactivated"
+            and patches.get("broken")["status"]["guard"]
+        ),
+        what="status.guard",
+    )
     assert guard["applications24h"] == 60 and guard["rollbackPercent"] == 50.0 and guard["successPercent"] == 50.0
     assert patches.get("broken")["spec"].get("active", True) is True  # spec never written
 
     patches.api.patch_namespaced_custom_object(
-        "selfheal.molam.io", "v1alpha1", namespace, "selfhealpatches", "broken",
-        {"metadata": {"annotations": {"selfheal.molam.io/reactivate": "after-incident-1"}}})
+        "selfheal.molam.io",
+        "v1alpha1",
+        namespace,
+        "selfhealpatches",
+        "broken",
+        {"metadata": {"annotations": {"selfheal.molam.io/reactivate": "after-incident-1"}}},
+    )
     patches.wait_condition("broken", "Active", status="True")
     assert registry.row(namespace, "broken")["active"] is True
 
@@ -80,8 +92,9 @@ def test_new_generation_brings_a_deactivated_patch_back(operator, patches, regis
 def test_kill_switch_command_and_enable(devenv, operator, patches, registry, namespace):
     patches.create("incident")
     patches.wait_condition("incident", "Active", status="True")
-    out = selfheal(devenv, "disable", f"{namespace}/incident", "--reason", "INC-42 double charges",
-                   database_url=registry.url)
+    out = selfheal(
+        devenv, "disable", f"{namespace}/incident", "--reason", "INC-42 double charges", database_url=registry.url
+    )
     assert "disabled" in out
     assert registry.row(namespace, "incident")["deactivation_reason"] == "ManualKillSwitch"
     condition = patches.wait_condition("incident", "Active", status="False", reason="ManualKillSwitch")
@@ -107,6 +120,7 @@ def test_kill_switch_annotation_alone_is_enforced_by_the_operator(devenv, operat
 
 def test_spec_guard_is_bounded_by_the_schema(custom_api, namespace):
     from tests.support import patch_body
+
     body = patch_body("bad-guard")
     body["spec"]["guard"] = {"rollbackRate": {"threshold": 2}}
     try:
@@ -121,18 +135,21 @@ def test_spec_guard_is_bounded_by_the_schema(custom_api, namespace):
 
 def test_spec_guard_regression_is_bounded_by_the_schema(custom_api, namespace):
     from tests.support import patch_body
+
     for name, factor in (("reg-low", 1.0), ("reg-high", 25)):
         body = patch_body(name)
         body["spec"]["guard"] = {"regression": {"factor": factor}}
         try:
-            custom_api.create_namespaced_custom_object("selfheal.molam.io", "v1alpha1", namespace, "selfhealpatches",
-                                                       body)
+            custom_api.create_namespaced_custom_object(
+                "selfheal.molam.io", "v1alpha1", namespace, "selfhealpatches", body
+            )
         except kubernetes.client.ApiException as error:
             assert error.status == 422 and "regression.factor" in error.body, error.body
         else:
             raise AssertionError(f"a regression factor of {factor} was accepted")
     body = patch_body("reg-ok")
     body["spec"]["guard"] = {"regression": {"factor": 5, "deactivate": True, "enabled": True}}
-    created = custom_api.create_namespaced_custom_object("selfheal.molam.io", "v1alpha1", namespace,
-                                                         "selfhealpatches", body)
+    created = custom_api.create_namespaced_custom_object(
+        "selfheal.molam.io", "v1alpha1", namespace, "selfhealpatches", body
+    )
     assert created["spec"]["guard"]["regression"] == {"factor": 5, "deactivate": True, "enabled": True}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from selfheal.core.guard.evaluate import Counts, _quiet_state, evaluate, evaluate_fully
 from selfheal.core.guard.rules import GuardSettings

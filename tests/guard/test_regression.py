@@ -77,8 +77,9 @@ def test_a_spotless_baseline_is_floored():
 def test_without_a_baseline_the_rule_is_inconclusive_and_never_fires():
     thin = Baseline(total=SETTINGS.min_baseline_samples - 1, failures=10, hours=24)
     assert regression.design(settings=SETTINGS, baseline=thin) is None
-    state = regression.advance(settings=SETTINGS, baseline=thin, state=CusumState(500.0, 10, 10),
-                               buckets=[(100, 100)] * 100)
+    state = regression.advance(
+        settings=SETTINGS, baseline=thin, state=CusumState(500.0, 10, 10), buckets=[(100, 100)] * 100
+    )
     assert state == RESTING
     outcome = regression.judge(settings=SETTINGS, baseline=thin, state=CusumState(500.0, 10, 10))
     assert (outcome.conclusive, outcome.firing) == (False, False)
@@ -88,8 +89,10 @@ def test_without_a_baseline_the_rule_is_inconclusive_and_never_fires():
 def test_a_baseline_failing_every_call_has_nothing_worse_to_detect():
     hopeless = Baseline(total=5_000, failures=5_000, hours=24)  # p1 would be 1: ln(0/0) in the CUSUM's weights
     assert regression.design(settings=SETTINGS, baseline=hopeless) is None
-    assert regression.advance(settings=SETTINGS, baseline=hopeless, state=CusumState(3.0, 10, 10),
-                              buckets=[(10, 10)] * 5) == RESTING
+    assert (
+        regression.advance(settings=SETTINGS, baseline=hopeless, state=CusumState(3.0, 10, 10), buckets=[(10, 10)] * 5)
+        == RESTING
+    )
     outcome = regression.judge(settings=SETTINGS, baseline=hopeless, state=CusumState(3.0, 10, 10))
     assert (outcome.conclusive, outcome.firing) == (False, False)
 

@@ -12,16 +12,16 @@ import uuid
 import psycopg
 import pytest
 
-from selfheal.services.guard_cycle import GuardCycle
 from selfheal.core.guard import cusum
 from selfheal.core.guard.rules import REGRESSION_RULE, GuardSettings
 from selfheal.core.guard.spec import settings_for
 from selfheal.registry.migrate import migrate
+from selfheal.services.guard_cycle import GuardCycle
 from tests.guard import registry_rows
 from tests.guard.registry_rows import connect
 
 # The controlled clock: the current hour starts at HOUR; the baseline is the 24 hours before it.
-HOUR = datetime.datetime.now(datetime.timezone.utc).replace(minute=0, second=0, microsecond=0)
+HOUR = datetime.datetime.now(datetime.UTC).replace(minute=0, second=0, microsecond=0)
 BASELINE_PER_HOUR = 360  # 0.1 application per second, 2 % failures: 8,640 a day, p0 = 2 %, p1 = 6 %
 
 
@@ -44,28 +44,37 @@ def new_patch(url: str) -> str:
     patch_id = registry_rows.new_patch(url, prefix="r", description="regression test")
     with connect(url) as conn:
         # 24 h of baseline: 360 an hour, one in fifty failed and rolled back.
-        conn.execute("""INSERT INTO sdk_patch_applications (patch_id, developer_id, sdk_language, success,
+        conn.execute(
+            """INSERT INTO sdk_patch_applications (patch_id, developer_id, sdk_language, success,
                                                             rollback_triggered, applied_at)
                         SELECT %s, 'dev-1', 'node', i %% 50 <> 0, i %% 50 = 0,
                                %s - interval '24 hours' + i * interval '10 seconds'
-                        FROM generate_series(0, 24 * %s - 1) AS i""", (patch_id, HOUR, BASELINE_PER_HOUR))
+                        FROM generate_series(0, 24 * %s - 1) AS i""",
+            (patch_id, HOUR, BASELINE_PER_HOUR),
+        )
     return patch_id
 
 
 def regressed_traffic(url: str, patch_id: str, *, start: float, seconds: int) -> None:
     """One application a second from HOUR + start, every tenth failed: 10 %, five times the baseline."""
     with connect(url) as conn:
-        conn.execute("""INSERT INTO sdk_patch_applications (patch_id, developer_id, sdk_language, success,
+        conn.execute(
+            """INSERT INTO sdk_patch_applications (patch_id, developer_id, sdk_language, success,
                                                             rollback_triggered, applied_at)
                         SELECT %s, 'dev-1', 'node', i %% 10 <> 0, i %% 10 = 0,
                                %s + (%s + i) * interval '1 second'
-                        FROM generate_series(0, %s - 1) AS i""", (patch_id, HOUR, start, seconds))
+                        FROM generate_series(0, %s - 1) AS i""",
+            (patch_id, HOUR, start, seconds),
+        )
 
 
 def state(url: str, patch_id: str) -> tuple[float, int, int]:
     with connect(url) as conn:
-        row = conn.execute("""SELECT regression_cusum, regression_total, regression_failures FROM sdk_guard_state
-                              WHERE patch_id = %s""", (patch_id,)).fetchone()
+        row = conn.execute(
+            """SELECT regression_cusum, regression_total, regression_failures FROM sdk_guard_state
+                              WHERE patch_id = %s""",
+            (patch_id,),
+        ).fetchone()
     return tuple(row) if row else (0.0, 0, 0)
 
 
@@ -78,9 +87,11 @@ def watermark(url: str) -> datetime.datetime | None:
 def counted_before(url: str, patch_id: str, until: datetime.datetime) -> tuple[int, int]:
     """Applications of the regressed traffic (this hour) that started before `until`, and their failures."""
     with connect(url) as conn:
-        return conn.execute("""SELECT count(*), count(*) FILTER (WHERE NOT success) FROM sdk_patch_applications
+        return conn.execute(
+            """SELECT count(*), count(*) FILTER (WHERE NOT success) FROM sdk_patch_applications
                                WHERE patch_id = %s AND applied_at >= %s AND applied_at < %s""",
-                            (patch_id, HOUR, until)).fetchone()
+            (patch_id, HOUR, until),
+        ).fetchone()
 
 
 class Guard:
@@ -93,6 +104,7 @@ class Guard:
             async with await psycopg.AsyncConnection.connect(self.url) as conn:
                 async with conn.transaction():
                     return await self.cycle.run(conn, now=now, windows=self.settings.windows())
+
         return {d.patch.id: d for d in asyncio.run(go())}
 
 
@@ -101,7 +113,9 @@ def test_a_5x_regression_is_caught_as_a_warning_and_survives_a_restart(url):
     regressed_traffic(url, patch_id, start=60, seconds=900)
     settings = GuardSettings()
     guard = Guard(url, settings)
-    assert guard.run(at(30))[patch_id].verdict.state == "Healthy"  # the baseline's last minutes; the watermark starts here
+    assert (
+        guard.run(at(30))[patch_id].verdict.state == "Healthy"
+    )  # the baseline's last minutes; the watermark starts here
     assert watermark(url) == HOUR + datetime.timedelta(seconds=20)  # 30 s - 10 s to settle, on a 5 s bucket
 
     # The absolute rules see 10 % failures (under 20 % and 50 %): Healthy. The CUSUM climbs.
@@ -120,6 +134,7 @@ def test_a_5x_regression_is_caught_as_a_warning_and_survives_a_restart(url):
                 admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
             with pytest.raises(psycopg.OperationalError):
                 await guard.cycle.run(conn, now=at(clock), windows=settings.windows())
+
     mark = watermark(url)
     asyncio.run(broken_cycle())
     assert (state(url, patch_id), watermark(url)) == (before, mark)
@@ -162,10 +177,13 @@ def test_per_patch_deactivate_switches_a_regressed_patch_off(url):
     quiet_id = new_patch(url)  # same baseline, no regression: never touched
     regressed_traffic(url, patch_id, start=60, seconds=900)
     with connect(url) as conn:
-        conn.execute("""INSERT INTO sdk_patch_applications (patch_id, developer_id, sdk_language, success,
+        conn.execute(
+            """INSERT INTO sdk_patch_applications (patch_id, developer_id, sdk_language, success,
                                                             rollback_triggered, applied_at)
                         SELECT %s, 'dev-1', 'node', i %% 50 <> 0, i %% 50 = 0, %s + (60 + i) * interval '1 second'
-                        FROM generate_series(0, 899) AS i""", (quiet_id, HOUR))
+                        FROM generate_series(0, 899) AS i""",
+            (quiet_id, HOUR),
+        )
     settings = settings_for(base=GuardSettings(), spec={"regression": {"deactivate": True}})
     guard = Guard(url, settings)
     clock, fired = 30.0, None
@@ -178,13 +196,17 @@ def test_per_patch_deactivate_switches_a_regressed_patch_off(url):
     assert fired is not None and fired.verdict.state == f"Firing: {REGRESSION_RULE}"
     with psycopg.connect(url, row_factory=psycopg.rows.dict_row) as conn:
         row = conn.execute("SELECT * FROM sdk_self_healing_registry WHERE id = %s", (patch_id,)).fetchone()
-        audit = conn.execute("""SELECT * FROM sdk_patch_audit WHERE patch_id = %s AND action = 'guard'""",
-                             (patch_id,)).fetchall()
+        audit = conn.execute(
+            """SELECT * FROM sdk_patch_audit WHERE patch_id = %s AND action = 'guard'""", (patch_id,)
+        ).fetchall()
         quiet = conn.execute("SELECT active FROM sdk_self_healing_registry WHERE id = %s", (quiet_id,)).fetchone()
     assert (row["active"], row["deactivation_reason"]) == (False, "AutoDeactivated")
     assert row["deactivation_message"].startswith(f"guard: {REGRESSION_RULE}: failure rate")
     assert len(audit) == 1 and audit[0]["details"]["rule"] == REGRESSION_RULE
-    assert audit[0]["details"]["p0"] == pytest.approx(173 / 8640, abs=1e-6) and audit[0]["details"]["cusum"] > audit[0]["details"]["h"]
+    assert (
+        audit[0]["details"]["p0"] == pytest.approx(173 / 8640, abs=1e-6)
+        and audit[0]["details"]["cusum"] > audit[0]["details"]["h"]
+    )
     assert quiet["active"] is True
     # Deactivated: its CUSUM is reset, and it is judged afresh if it ever comes back.
     assert state(url, patch_id) == (0.0, 0, 0)

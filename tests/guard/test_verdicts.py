@@ -22,8 +22,12 @@ class Clock:
 
     def evaluate(self, *, at: float, **windows: Counts):
         self.now = 1_000_000.0 + at
-        verdict = evaluate(settings=self.settings, windows={int(k[1:]): v for k, v in windows.items()},
-                           pending=self.pending, now=self.now)
+        verdict = evaluate(
+            settings=self.settings,
+            windows={int(k[1:]): v for k, v in windows.items()},
+            pending=self.pending,
+            now=self.now,
+        )
         self.pending = verdict.pending
         return verdict
 
@@ -34,12 +38,21 @@ GOOD = Counts(total=100, failures=5, rollbacks=5)
 
 def test_defaults_are_the_runbook_alerts():
     rules = {rule.name: rule for rule in GuardSettings().rules}
-    assert (rules[ROLLBACK_RULE].threshold, rules[ROLLBACK_RULE].window_seconds, rules[ROLLBACK_RULE].for_seconds) \
-        == (0.2, 300, 600)
-    assert (rules[FAILURE_RULE].threshold, rules[FAILURE_RULE].window_seconds, rules[FAILURE_RULE].for_seconds) \
-        == (0.5, 600, 900)
-    assert (rules[VOLUME_RULE].threshold, rules[VOLUME_RULE].for_seconds, rules[VOLUME_RULE].action) \
-        == (100.0, 600, "warn")
+    assert (rules[ROLLBACK_RULE].threshold, rules[ROLLBACK_RULE].window_seconds, rules[ROLLBACK_RULE].for_seconds) == (
+        0.2,
+        300,
+        600,
+    )
+    assert (rules[FAILURE_RULE].threshold, rules[FAILURE_RULE].window_seconds, rules[FAILURE_RULE].for_seconds) == (
+        0.5,
+        600,
+        900,
+    )
+    assert (rules[VOLUME_RULE].threshold, rules[VOLUME_RULE].for_seconds, rules[VOLUME_RULE].action) == (
+        100.0,
+        600,
+        "warn",
+    )
 
 
 def test_pending_then_firing_exactly_at_for():
@@ -120,14 +133,23 @@ def test_volume_warns_by_default_and_deactivates_when_configured():
 
 
 def test_spec_overrides_and_bounds():
-    settings = settings_for(base=GuardSettings(), spec={
-        "minSamples": 50, "earlyCutoff": False,
-        "rollbackRate": {"threshold": 0.1, "windowSeconds": 120, "forSeconds": 60}})
+    settings = settings_for(
+        base=GuardSettings(),
+        spec={
+            "minSamples": 50,
+            "earlyCutoff": False,
+            "rollbackRate": {"threshold": 0.1, "windowSeconds": 120, "forSeconds": 60},
+        },
+    )
     assert (settings.min_samples, settings.early_cutoff) == (50, False)
     assert settings.rule(ROLLBACK_RULE).window_seconds == 120
     assert settings.rule(FAILURE_RULE).threshold == 0.5
-    for bad in ({"minSamples": 1}, {"rollbackRate": {"threshold": 1.5}}, {"failureRate": {"windowSeconds": 90}},
-                {"unknown": True}):
+    for bad in (
+        {"minSamples": 1},
+        {"rollbackRate": {"threshold": 1.5}},
+        {"failureRate": {"windowSeconds": 90}},
+        {"unknown": True},
+    ):
         with pytest.raises(ValidationError):
             settings_for(base=GuardSettings(), spec=bad)
 

@@ -16,10 +16,16 @@ OVERLAYS = ("production", "local")
 NAMESPACE = "selfheal-system"
 
 
-def kubectl(devenv, *args: str, kubeconfig: Path | None = None, input: str | None = None,
-            check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(devenv.kubectl), "--kubeconfig", str(kubeconfig or devenv.kubeconfig), *args],
-                            input=input, capture_output=True, text=True, timeout=120)
+def kubectl(
+    devenv, *args: str, kubeconfig: Path | None = None, input: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [str(devenv.kubectl), "--kubeconfig", str(kubeconfig or devenv.kubeconfig), *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if check:
         assert result.returncode == 0, f"kubectl {' '.join(args)}:\n{result.stderr}"
     return result
@@ -39,12 +45,24 @@ def find(objects: list[dict], kind: str, name: str) -> dict:
 def third_party_crds(devenv) -> None:
     """ServiceMonitor, PrometheusRule, Issuer, Certificate: enough for the production overlay."""
     kubectl(devenv, "apply", "-f", str(Path(__file__).parent / "third_party_crds.yaml"))
-    kubectl(devenv, "wait", "--for=condition=Established", "--timeout=60s", "crd/servicemonitors.monitoring.coreos.com",
-            "crd/prometheusrules.monitoring.coreos.com", "crd/issuers.cert-manager.io",
-            "crd/certificates.cert-manager.io")
+    kubectl(
+        devenv,
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/servicemonitors.monitoring.coreos.com",
+        "crd/prometheusrules.monitoring.coreos.com",
+        "crd/issuers.cert-manager.io",
+        "crd/certificates.cert-manager.io",
+    )
     # Right after a CRD is established the API may still answer 429 for a moment.
-    wait_until(lambda: kubectl(devenv, "get", "servicemonitors,prometheusrules,issuers,certificates", "-A",
-                               check=False).returncode == 0, what="third-party resources to list")
+    wait_until(
+        lambda: (
+            kubectl(devenv, "get", "servicemonitors,prometheusrules,issuers,certificates", "-A", check=False).returncode
+            == 0
+        ),
+        what="third-party resources to list",
+    )
 
 
 @pytest.fixture(scope="session")

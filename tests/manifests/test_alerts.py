@@ -26,8 +26,13 @@ RUNBOOK_FR = ROOT / "docs/runbook.fr.md"
 RUNBOOK_URL = "https://github.com/molam/selfheal/blob/main/docs/runbook.en.md#"
 RUNBOOK_ALERTS = ("SelfHealHighRollbackRate", "SelfHealPatchFailing", "SelfHealHighVolume")
 # The runbook's metric names stay as it writes them; every other metric selfheal exports is `selfheal_*`.
-RUNBOOK_METRICS = {"self_heal_patches_total", "self_heal_rollbacks_total", "self_heal_success_rate",
-                   "self_heal_patch_applications_total", "self_heal_patch_failures_total"}
+RUNBOOK_METRICS = {
+    "self_heal_patches_total",
+    "self_heal_rollbacks_total",
+    "self_heal_success_rate",
+    "self_heal_patch_applications_total",
+    "self_heal_patch_failures_total",
+}
 
 
 def all_rules() -> list[dict]:
@@ -46,8 +51,10 @@ def recorded() -> set[str]:
 def families(*, api: bool = True, operator: bool = True) -> list:
     """The metric families selfheal serves: the operator's (registered in the default registry) and
     the API's as it serves them (its per-patch counters are rendered by hand)."""
-    return [*(REGISTRY.collect() if operator else []),
-            *(text_string_to_metric_families(ApiMetrics().exposition().decode()) if api else [])]
+    return [
+        *(REGISTRY.collect() if operator else []),
+        *(text_string_to_metric_families(ApiMetrics().exposition().decode()) if api else []),
+    ]
 
 
 def exported_names(found) -> set[str]:
@@ -99,8 +106,9 @@ def test_promtool_unit_tests(rules_dir):
 
 
 def test_every_alert_has_a_series_that_fires_and_one_that_must_not():
-    cases = [case for test in yaml.safe_load(UNIT_TESTS.read_text())["tests"]
-             for case in test.get("alert_rule_test", [])]
+    cases = [
+        case for test in yaml.safe_load(UNIT_TESTS.read_text())["tests"] for case in test.get("alert_rule_test", [])
+    ]
     for rule in rules():
         mine = [case for case in cases if case["alertname"] == rule["alert"]]
         assert any(case["exp_alerts"] for case in mine), f"{rule['alert']}: nothing must fire"
@@ -117,8 +125,10 @@ def test_rules_read_metrics_that_selfheal_exports_or_records():
 def test_success_rate_is_recorded_over_counters_not_served_per_pod():
     assert recorded() == {"self_heal_success_rate"}
     [rule] = [rule for rule in all_rules() if rule.get("record") == "self_heal_success_rate"]
-    assert set(re.findall(r"\b(self_heal_\w+)", rule["expr"])) == {"self_heal_patch_failures_total",
-                                                                    "self_heal_patch_applications_total"}
+    assert set(re.findall(r"\b(self_heal_\w+)", rule["expr"])) == {
+        "self_heal_patch_failures_total",
+        "self_heal_patch_applications_total",
+    }
     assert "by" not in rule["expr"], "fleet-wide: no label kept"
     # A sample of the same name scraped from the API would clash with the recorded series (the API
     # may describe it, HELP and TYPE without a sample, for the runbook's grep).
@@ -127,8 +137,11 @@ def test_success_rate_is_recorded_over_counters_not_served_per_pod():
 
 def test_one_metric_prefix_beside_the_runbooks_names():
     # `_created` series are the client library's own (a counter's creation time), named after the counter.
-    ours = {name for name in exported_names(families())
-            if name.startswith(("self_heal", "selfheal")) and not name.endswith("_created")}
+    ours = {
+        name
+        for name in exported_names(families())
+        if name.startswith(("self_heal", "selfheal")) and not name.endswith("_created")
+    }
     assert {name for name in ours if not name.startswith("selfheal_")} <= RUNBOOK_METRICS
     assert RUNBOOK_METRICS - {"self_heal_success_rate"} <= ours
 
@@ -149,7 +162,10 @@ def test_every_alert_links_its_runbook_section():
         assert url.removeprefix(RUNBOOK_URL) in anchors, f"{rule['alert']}: no heading for {url}"
     # The anchor function is GitHub's: a heading with punctuation and a repeated heading.
     assert github_anchors("# A patch causes errors\n## Café: (é)\n## A patch causes errors\n") == {
-        "a-patch-causes-errors", "café-é", "a-patch-causes-errors-1"}
+        "a-patch-causes-errors",
+        "café-é",
+        "a-patch-causes-errors-1",
+    }
 
 
 def test_alerts_speak_english_and_keep_the_runbooks_french():

@@ -35,8 +35,14 @@ def sample(generation: int = 1, status: dict | None = None) -> dict:
 
 
 def synced(*, active: bool = True, reason: str | None = None, message: str | None = None, generation: int = 1) -> dict:
-    row = RegistryState(id="p-1", version="1.0.0", active=active, source_generation=generation,
-                        deactivation_reason=reason, deactivation_message=message)
+    row = RegistryState(
+        id="p-1",
+        version="1.0.0",
+        active=active,
+        source_generation=generation,
+        deactivation_reason=reason,
+        deactivation_message=message,
+    )
     return synced_status({}, generation=generation, row=row, now=NOW)
 
 
@@ -65,9 +71,19 @@ def test_invalid_spec_is_degraded():
 
 @pytest.mark.parametrize("reason", ["AutoDeactivated", "ManualKillSwitch", "DeactivatedInRegistry"])
 def test_switched_off_is_degraded(reason):
-    status = registry_status(synced(), generation=1, now=NOW, row=RegistryState(
-        id="p-1", version="1.0.0", active=False, source_generation=1, deactivation_reason=reason,
-        deactivation_message="rollback rate 50% over 5m" if reason == "AutoDeactivated" else None))
+    status = registry_status(
+        synced(),
+        generation=1,
+        now=NOW,
+        row=RegistryState(
+            id="p-1",
+            version="1.0.0",
+            active=False,
+            source_generation=1,
+            deactivation_reason=reason,
+            deactivation_message="rollback rate 50% over 5m" if reason == "AutoDeactivated" else None,
+        ),
+    )
     state, message = health(sample(status=status))
     assert state == "Degraded" and message.startswith(f"{reason}: ")
 
@@ -79,6 +95,7 @@ def test_off_by_its_own_spec_is_healthy():
 
 def test_docs_show_the_script_argo_cd_runs():
     docs = (ROOT / "docs/argocd.md").read_text()
-    block = re.search(r"resource\.customizations\.health\.selfheal\.molam\.io_SelfHealPatch: \|\n(.*?)```", docs,
-                      flags=re.S).group(1)
+    block = re.search(
+        r"resource\.customizations\.health\.selfheal\.molam\.io_SelfHealPatch: \|\n(.*?)```", docs, flags=re.S
+    ).group(1)
     assert textwrap.dedent(block) == SCRIPT

@@ -18,17 +18,21 @@ def test_crd_copy_is_identical():
 
 def test_sample_copies_are_identical_and_complete():
     originals = {p.name: p.read_bytes() for p in (ROOT / "samples").glob("*.yaml")}
-    copies = {p.name: p.read_bytes() for p in (ROOT / "manifests/samples").glob("*.yaml")
-              if p.name != "kustomization.yaml"}
+    copies = {
+        p.name: p.read_bytes() for p in (ROOT / "manifests/samples").glob("*.yaml") if p.name != "kustomization.yaml"
+    }
     assert copies == originals, "run: cp samples/*.yaml manifests/samples/ (and list new ones in its kustomization)"
     listed = (ROOT / "manifests/samples/kustomization.yaml").read_text()
     assert all(f"- {name}" in listed for name in originals)
 
 
-@pytest.mark.parametrize("original, copy", [
-    ("crds/selfhealpatches.yaml", "charts/selfheal/crds/selfhealpatches.yaml"),
-    ("manifests/components/monitoring/prometheusrule.yaml", "charts/selfheal/files/prometheusrule.yaml"),
-    ("manifests/components/monitoring/dashboards/selfheal.json", "charts/selfheal/files/dashboards/selfheal.json"),
-])
+@pytest.mark.parametrize(
+    "original, copy",
+    [
+        ("crds/selfhealpatches.yaml", "charts/selfheal/crds/selfhealpatches.yaml"),
+        ("manifests/components/monitoring/prometheusrule.yaml", "charts/selfheal/files/prometheusrule.yaml"),
+        ("manifests/components/monitoring/dashboards/selfheal.json", "charts/selfheal/files/dashboards/selfheal.json"),
+    ],
+)
 def test_chart_copies_are_identical(original, copy):
     assert (ROOT / copy).read_bytes() == (ROOT / original).read_bytes(), f"run: cp {original} {copy}"

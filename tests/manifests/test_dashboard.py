@@ -28,8 +28,9 @@ def dashboard() -> dict:
 
 def queries() -> list[str]:
     """Every PromQL expression: the panels' and the annotations'."""
-    return ([target["expr"] for panel in dashboard()["panels"] for target in panel["targets"]]
-            + [annotation["expr"] for annotation in dashboard()["annotations"]["list"]])
+    return [target["expr"] for panel in dashboard()["panels"] for target in panel["targets"]] + [
+        annotation["expr"] for annotation in dashboard()["annotations"]["list"]
+    ]
 
 
 def variable(name: str) -> dict:
@@ -49,8 +50,9 @@ def test_every_query_parses(tmp_path):
     # promtool has no query checker; recording rules are parsed like any query.
     rules = [{"record": f"dashboard:query_{index}", "expr": expr} for index, expr in enumerate(queries())]
     (tmp_path / "queries.yml").write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
-    result = subprocess.run(["promtool", "check", "rules", str(tmp_path / "queries.yml")], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        ["promtool", "check", "rules", str(tmp_path / "queries.yml")], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -58,8 +60,12 @@ def test_queries_read_exported_metrics_and_show_the_runbooks():
     # The API's families as it serves them (its per-patch counters are rendered by hand).
     families = [*REGISTRY.collect(), *text_string_to_metric_families(ApiMetrics().exposition().decode())]
     exported = {metric.name + ("_total" if metric.type == "counter" else "") for metric in families}
-    exported |= {f"{metric.name}_{suffix}" for metric in families if metric.type == "histogram"
-                 for suffix in ("bucket", "sum", "count")}
+    exported |= {
+        f"{metric.name}_{suffix}"
+        for metric in families
+        if metric.type == "histogram"
+        for suffix in ("bucket", "sum", "count")
+    }
     read = {name for expr in queries() for name in re.findall(r"\b(self_?heal_\w+)", expr)}
     read |= set(re.findall(r"\b(self_?heal_\w+)", variable("patch")["definition"]))
     assert read <= exported | recorded(), read - exported - recorded()
@@ -68,8 +74,9 @@ def test_queries_read_exported_metrics_and_show_the_runbooks():
 
 def test_patch_variable_filters_every_per_patch_panel():
     patch = variable("patch")
-    assert patch["query"]["query"] == patch["definition"] == \
-        "label_values(self_heal_patch_applications_total, patch_id)"
+    assert (
+        patch["query"]["query"] == patch["definition"] == "label_values(self_heal_patch_applications_total, patch_id)"
+    )
     assert patch["multi"] and patch["includeAll"] and patch["allValue"] == ".*"
     for panel in dashboard()["panels"]:
         for target in panel["targets"]:
@@ -82,14 +89,18 @@ def test_patch_variable_filters_every_per_patch_panel():
 def test_deactivations_are_annotations():
     [annotation] = dashboard()["annotations"]["list"]
     assert annotation["datasource"]["uid"] == "${datasource}" and annotation["enable"]
-    assert re.fullmatch(r"sum by \(reason, rule\) \(increase\(selfheal_guard_deactivations_total\[\w+\]\)\) > 0",
-                        annotation["expr"]), annotation["expr"]
+    assert re.fullmatch(
+        r"sum by \(reason, rule\) \(increase\(selfheal_guard_deactivations_total\[\w+\]\)\) > 0", annotation["expr"]
+    ), annotation["expr"]
     assert "{{reason}}" in annotation["titleFormat"] and "{{rule}}" in annotation["textFormat"]
 
 
 def test_guard_cycle_time_has_a_panel():
-    cycle = [panel for panel in dashboard()["panels"]
-             if any("selfheal_guard_cycle_seconds_bucket" in target["expr"] for target in panel["targets"])]
+    cycle = [
+        panel
+        for panel in dashboard()["panels"]
+        if any("selfheal_guard_cycle_seconds_bucket" in target["expr"] for target in panel["targets"])
+    ]
     assert [panel["fieldConfig"]["defaults"]["unit"] for panel in cycle] == ["s"]
 
 

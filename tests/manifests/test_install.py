@@ -93,8 +93,16 @@ def test_overlay_applies_for_real_into_its_namespace(devenv, third_party_crds, s
         assert "PodSecurity" not in result.stderr, result.stderr
         assert existing(devenv, kinds, objects) == {identity(o) for o in objects}
         namespaced = [o for o in objects if kinds[o["apiVersion"], o["kind"]].namespaced]
-        strays = kubectl(devenv, "get", "-n", "default", "-o", "name", "--ignore-not-found",
-                         *(reference(kinds, o) for o in namespaced)).stdout
+        strays = kubectl(
+            devenv,
+            "get",
+            "-n",
+            "default",
+            "-o",
+            "name",
+            "--ignore-not-found",
+            *(reference(kinds, o) for o in namespaced),
+        ).stdout
         assert not strays, f"landed in the context's namespace:\n{strays}"
         # The webhook configuration points at the Service and the Certificate (its CA bundle) the
         # overlay created beside it.

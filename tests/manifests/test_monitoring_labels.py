@@ -17,8 +17,10 @@ MONITORING_KINDS = {"ServiceMonitor", "PrometheusRule"}
 def overlay(devenv, directory: Path, kustomization: dict) -> list[dict]:
     """A user's overlay in `directory` (kustomize wants paths relative to it), rendered."""
     directory.mkdir()
+
     def relative(path: Path) -> str:
         return os.path.relpath(path, directory)
+
     kustomization = {**kustomization, "resources": [relative(MANIFESTS / "overlays/production")]}
     kustomization["components"] = [relative(MANIFESTS / c) for c in kustomization.get("components", [])]
     (directory / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
@@ -29,6 +31,7 @@ def overlay(devenv, directory: Path, kustomization: dict) -> list[dict]:
 def assert_labelled_only_there(objects: list[dict], production: list[dict], labels: dict) -> None:
     def key(o):
         return o["kind"], o["metadata"]["name"]
+
     before = {key(o): o for o in production}
     assert {key(o) for o in objects} == before.keys()
     monitoring = [o for o in objects if o["kind"] in MONITORING_KINDS]
@@ -45,16 +48,23 @@ def assert_labelled_only_there(objects: list[dict], production: list[dict], labe
 def test_the_release_component_labels_the_monitoring_objects(devenv, tmp_path):
     production = build(devenv, "production")
     assert not any("release" in (o["metadata"].get("labels") or {}) for o in production)
-    objects = overlay(devenv, tmp_path / "kube-prometheus-stack", {
-        "components": ["components/monitoring-release"]})
+    objects = overlay(devenv, tmp_path / "kube-prometheus-stack", {"components": ["components/monitoring-release"]})
     assert_labelled_only_there(objects, production, {"release": "kube-prometheus-stack"})
 
 
 def test_the_documented_patch_sets_any_labels(devenv, tmp_path):
-    patch = yaml.safe_dump({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
-                            "metadata": {"name": "any", "labels": {"release": "prometheus", "team": "payments"}}})
-    objects = overlay(devenv, tmp_path / "other-release", {
-        "patches": [{"target": {"group": "monitoring.coreos.com"}, "patch": patch}]})
+    patch = yaml.safe_dump(
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "ServiceMonitor",
+            "metadata": {"name": "any", "labels": {"release": "prometheus", "team": "payments"}},
+        }
+    )
+    objects = overlay(
+        devenv,
+        tmp_path / "other-release",
+        {"patches": [{"target": {"group": "monitoring.coreos.com"}, "patch": patch}]},
+    )
     assert_labelled_only_there(objects, build(devenv, "production"), {"release": "prometheus", "team": "payments"})
 
 
@@ -67,4 +77,5 @@ def test_the_api_server_accepts_the_labelled_objects(devenv, third_party_crds, s
     assert sorted((o["kind"], o["metadata"]["name"], o["metadata"]["labels"]["release"]) for o in items) == [
         ("PrometheusRule", "selfheal", "kube-prometheus-stack"),
         ("ServiceMonitor", "devportal-api", "kube-prometheus-stack"),
-        ("ServiceMonitor", "selfheal-operator", "kube-prometheus-stack")]
+        ("ServiceMonitor", "selfheal-operator", "kube-prometheus-stack"),
+    ]

@@ -38,12 +38,18 @@ def service_account_kubeconfig(devenv, name: str, path: Path) -> Path:
     admin = yaml.safe_load(devenv.kubeconfig.read_text())
     context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
     cluster = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "clusters": [cluster],
-        "users": [{"name": name, "user": {"token": token}}],
-        "contexts": [{"name": name, "context": {"cluster": cluster["name"], "user": name}}],
-        "current-context": name,
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [cluster],
+                "users": [{"name": name, "user": {"token": token}}],
+                "contexts": [{"name": name, "context": {"cluster": cluster["name"], "user": name}}],
+                "current-context": name,
+            }
+        )
+    )
     return path
 
 
@@ -61,8 +67,9 @@ def can_i(devenv, kubeconfig: Path, *args: str) -> bool:
 
 def test_tokens_are_the_service_accounts(devenv, kubeconfigs):
     for name, kubeconfig in kubeconfigs.items():
-        who = kubectl(devenv, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}",
-                      kubeconfig=kubeconfig).stdout
+        who = kubectl(
+            devenv, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", kubeconfig=kubeconfig
+        ).stdout
         assert who == f"system:serviceaccount:{NAMESPACE}:{name}"
 
 
@@ -118,10 +125,16 @@ API_MAY_NOT = [
 ]
 
 
-@pytest.mark.parametrize("who, check, allowed", [
-    *[(OPERATOR, check, True) for check in OPERATOR_MAY], *[(OPERATOR, check, False) for check in OPERATOR_MAY_NOT],
-    *[(API, check, True) for check in API_MAY], *[(API, check, False) for check in API_MAY_NOT],
-], ids=lambda value: " ".join(value) if isinstance(value, tuple) else str(value))
+@pytest.mark.parametrize(
+    "who, check, allowed",
+    [
+        *[(OPERATOR, check, True) for check in OPERATOR_MAY],
+        *[(OPERATOR, check, False) for check in OPERATOR_MAY_NOT],
+        *[(API, check, True) for check in API_MAY],
+        *[(API, check, False) for check in API_MAY_NOT],
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, tuple) else str(value),
+)
 def test_can_i_matrix(devenv, kubeconfigs, who, check, allowed):
     assert can_i(devenv, kubeconfigs[who], *check) is allowed
 
@@ -138,8 +151,9 @@ def forbidden(call) -> bool:
 def test_api_writes_patches_in_its_namespace_only(devenv, kube_client, custom_api, kubeconfigs):
     """Real requests with the API's token: create and annotate (the kill switch) where `POST
     /api/dev/patches` creates patches; refused in any other namespace."""
-    as_api = kubernetes.client.CustomObjectsApi(kubernetes.config.new_client_from_config(
-        config_file=str(kubeconfigs[API])))
+    as_api = kubernetes.client.CustomObjectsApi(
+        kubernetes.config.new_client_from_config(config_file=str(kubeconfigs[API]))
+    )
     other = new_namespace(kube_client, "rbac")
     name = f"rbac-{uuid.uuid4().hex[:8]}"
     disable = {"metadata": {"annotations": {f"{GROUP}/disable": "incident"}}}
@@ -178,9 +192,12 @@ def database(admin_database_url):
 @pytest.fixture(scope="module")
 def restricted_operator(devenv, alone, kubeconfigs, database, tmp_path_factory):
     metrics_port = free_port()
-    process = OperatorProcess(kubeconfig=kubeconfigs[OPERATOR], database_url=database.operator_url,
-                              log_file=tmp_path_factory.mktemp("rbac-operator") / "operator.log",
-                              extra_args=("-n", NAMESPACE, "--no-migrate", "--metrics-port", str(metrics_port)))
+    process = OperatorProcess(
+        kubeconfig=kubeconfigs[OPERATOR],
+        database_url=database.operator_url,
+        log_file=tmp_path_factory.mktemp("rbac-operator") / "operator.log",
+        extra_args=("-n", NAMESPACE, "--no-migrate", "--metrics-port", str(metrics_port)),
+    )
     process.start()
     process.metrics_port = metrics_port
     yield process
@@ -189,9 +206,14 @@ def restricted_operator(devenv, alone, kubeconfigs, database, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def restricted_api(devenv, kubeconfigs, database, restricted_operator, tmp_path_factory):
-    server = start_api_server(database_url=database.api_url, kubeconfig=kubeconfigs[API], patch_namespace=NAMESPACE,
-                              directory=tmp_path_factory.mktemp("rbac-api"), rate=1000,
-                              extra_args=("--no-migrate",))
+    server = start_api_server(
+        database_url=database.api_url,
+        kubeconfig=kubeconfigs[API],
+        patch_namespace=NAMESPACE,
+        directory=tmp_path_factory.mktemp("rbac-api"),
+        rate=1000,
+        extra_args=("--no-migrate",),
+    )
     yield server
     server.stop()
 
@@ -202,20 +224,31 @@ def events(kube_client, name: str) -> list[tuple[str, str]]:
 
 
 def test_full_cycle_under_service_accounts_and_database_roles(
-        devenv, kube_client, custom_api, database, restricted_operator, restricted_api):
+    devenv, kube_client, custom_api, database, restricted_operator, restricted_api
+):
     patches = Patches(custom_api, NAMESPACE)
-    admin_token = selfheal("token", "create", "--developer", "oncall", "--role", "dev_admin",
-                           database_url=database.owner_url).stdout.strip()
-    developer_token = selfheal("token", "create", "--developer", "sdk-1",
-                               database_url=database.owner_url).stdout.strip()
+    admin_token = selfheal(
+        "token", "create", "--developer", "oncall", "--role", "dev_admin", database_url=database.owner_url
+    ).stdout.strip()
+    developer_token = selfheal(
+        "token", "create", "--developer", "sdk-1", database_url=database.owner_url
+    ).stdout.strip()
 
     # Sync: a patch applied by GitOps, one created through the API (its ServiceAccount creates it).
     kubectl(devenv, "apply", "-n", NAMESPACE, "-f", str(ROOT / "samples/python-401-fallback-key.yaml"))
-    status, _, created = restricted_api.request("POST", "/api/dev/patches", token=admin_token, body={
-        "sdk_language": "node", "error_signature": "ECONNREFUSED",
-        "patch_code": 'this.baseUrl = "https://api-backup.molam.com"; console.warn("⚡ Fallback to backup API");',
-        "description": "Fallback vers API de backup", "severity": "high",
-        "rollback_code": 'this.baseUrl = "https://api.molam.com";'})
+    status, _, created = restricted_api.request(
+        "POST",
+        "/api/dev/patches",
+        token=admin_token,
+        body={
+            "sdk_language": "node",
+            "error_signature": "ECONNREFUSED",
+            "patch_code": 'this.baseUrl = "https://api-backup.molam.com"; console.warn("⚡ Fallback to backup API");',
+            "description": "Fallback vers API de backup",
+            "severity": "high",
+            "rollback_code": 'this.baseUrl = "https://api.molam.com";',
+        },
+    )
     assert status == 201, created
     for name in ("python-401-fallback-key", created["name"]):
         patches.wait_condition(name, "Ready", status="True", timeout=60)
@@ -225,20 +258,47 @@ def test_full_cycle_under_service_accounts_and_database_roles(
     assert f"{GROUP}/registry" in fallback["metadata"]["finalizers"]
 
     # Outcomes through the API (COPY as selfheal_api), judged by the guard (as selfheal_operator).
-    wait_until(lambda: restricted_api.request("POST", "/api/dev/self-heal", token=developer_token, body={
-        "sdk": "python", "error": "401 Unauthorized", "status": 401})[0] == 200, what="the patch served")
-    reports = [{"patch_id": patch_id, "sdk": "python", "error": "401 Unauthorized", "success": False,
-                "rollback_triggered": True} for _ in range(60)]
-    status, _, answer = restricted_api.request("POST", "/api/dev/self-heal/reports", token=developer_token,
-                                               body={"reports": reports})
+    wait_until(
+        lambda: (
+            restricted_api.request(
+                "POST",
+                "/api/dev/self-heal",
+                token=developer_token,
+                body={"sdk": "python", "error": "401 Unauthorized", "status": 401},
+            )[0]
+            == 200
+        ),
+        what="the patch served",
+    )
+    reports = [
+        {
+            "patch_id": patch_id,
+            "sdk": "python",
+            "error": "401 Unauthorized",
+            "success": False,
+            "rollback_triggered": True,
+        }
+        for _ in range(60)
+    ]
+    status, _, answer = restricted_api.request(
+        "POST", "/api/dev/self-heal/reports", token=developer_token, body={"reports": reports}
+    )
     assert status in (200, 202), answer
     patches.wait_condition("python-401-fallback-key", "Active", status="False", reason="AutoDeactivated", timeout=60)
-    wait_until(lambda: ("Warning", "AutoDeactivated") in events(kube_client, "python-401-fallback-key"),
-               what="AutoDeactivated event")
+    wait_until(
+        lambda: ("Warning", "AutoDeactivated") in events(kube_client, "python-401-fallback-key"),
+        what="AutoDeactivated event",
+    )
 
     # Reactivation by annotation (a person), carried out by the operator.
-    custom_api.patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, "python-401-fallback-key", {
-        "metadata": {"annotations": {f"{GROUP}/reactivate": "after-fix-1"}}})
+    custom_api.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        NAMESPACE,
+        PLURAL,
+        "python-401-fallback-key",
+        {"metadata": {"annotations": {f"{GROUP}/reactivate": "after-fix-1"}}},
+    )
     patches.wait_condition("python-401-fallback-key", "Active", status="True", timeout=60)
 
     # The kill switch through the API: registry row off (selfheal_api), annotation (its ServiceAccount).

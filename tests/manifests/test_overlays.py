@@ -11,8 +11,11 @@ import yaml
 from selfheal.cli import main
 from tests.manifests.conftest import MANIFESTS, OVERLAYS, build, find, kubectl
 
-RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                        "capabilities": {"drop": ["ALL"]}}
+RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -54,8 +57,10 @@ def test_operator_replicas_elect_a_leader_with_probes_a_budget_and_without_migra
     operator = find(objects, "Deployment", "selfheal-operator")
     # Two replicas, one acting (Lease); a rollout adds a pod before removing one.
     assert operator["spec"]["replicas"] == 2
-    assert operator["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1,
-                                                                                        "maxUnavailable": 0}}
+    assert operator["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     budget = find(objects, "PodDisruptionBudget", "selfheal-operator")
     assert budget["spec"]["minAvailable"] == 1
     assert budget["spec"]["selector"]["matchLabels"] == operator["spec"]["selector"]["matchLabels"]

@@ -27,16 +27,20 @@ REJECTED_BY_API_SERVER = {
     "oversized description": ({"description": "d" * 501}, "spec.description"),
     "critical without rollback": ({"severity": "critical", "rollbackCode": None}, "spec.rollbackCode"),
     "high with blank rollback": ({"severity": "high", "rollbackCode": "   "}, "spec.rollbackCode"),
-    "rollback repeats patch": ({"rollbackCode": 'this.baseUrl = "https://api-backup.molam.com"; console.warn("⚡ Fallback to backup API");'},
-                               "spec.rollbackCode"),
+    "rollback repeats patch": (
+        {"rollbackCode": 'this.baseUrl = "https://api-backup.molam.com"; console.warn("⚡ Fallback to backup API");'},
+        "spec.rollbackCode",
+    ),
     "active not a boolean": ({"active": "yes"}, "spec.active"),
 }
 
 MARKED_INVALID_BY_OPERATOR = {
     "unparseable node patch": ({"patchCode": "this.baseUrl = ;"}, "spec.patchCode: 1:"),
     "unparseable node rollback": ({"rollbackCode": "this.baseUrl = ("}, "spec.rollbackCode: 1:"),
-    "unparseable python patch": ({"sdkLanguage": "python", "patchCode": 'self.base_url = "https://x',
-                                  "rollbackCode": "self.base_url = None"}, "spec.patchCode: 1:"),
+    "unparseable python patch": (
+        {"sdkLanguage": "python", "patchCode": 'self.base_url = "https://x', "rollbackCode": "self.base_url = None"},
+        "spec.patchCode: 1:",
+    ),
     "nul byte in code": ({"patchCode": "this.a = 1;\u0000"}, "spec.patchCode: 1:1: contains a NUL byte"),
 }
 
@@ -45,8 +49,9 @@ MARKED_INVALID_BY_OPERATOR = {
 def test_api_server_rejects(case, custom_api, namespace):
     overrides, field = REJECTED_BY_API_SERVER[case]
     with pytest.raises(kubernetes.client.ApiException) as caught:
-        custom_api.create_namespaced_custom_object("selfheal.molam.io", "v1alpha1", namespace, "selfhealpatches",
-                                                   patch_body("bad", **overrides))
+        custom_api.create_namespaced_custom_object(
+            "selfheal.molam.io", "v1alpha1", namespace, "selfhealpatches", patch_body("bad", **overrides)
+        )
     assert caught.value.status == 422
     assert field in caught.value.body, caught.value.body
 

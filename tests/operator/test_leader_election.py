@@ -33,14 +33,17 @@ class Replicas:
     def __init__(self, *, devenv, database_url: str, namespace: str, directory: Path, extra: tuple[str, ...] = ()):
         self.devenv, self.namespace = devenv, namespace
         self.processes = [
-            OperatorProcess(kubeconfig=devenv.kubeconfig, database_url=database_url,
-                            log_file=directory / f"operator-{index}.log",
-                            extra_args=("-n", namespace, "--leader-election", "--leader-election-namespace",
-                                        namespace, *extra))
+            OperatorProcess(
+                kubeconfig=devenv.kubeconfig,
+                database_url=database_url,
+                log_file=directory / f"operator-{index}.log",
+                extra_args=("-n", namespace, "--leader-election", "--leader-election-namespace", namespace, *extra),
+            )
             for index in range(2)
         ]
         self.coordination = kubernetes.client.CoordinationV1Api(
-            kubernetes.config.new_client_from_config(config_file=str(devenv.kubeconfig)))
+            kubernetes.config.new_client_from_config(config_file=str(devenv.kubeconfig))
+        )
 
     def start(self) -> None:
         for process in self.processes:
@@ -60,8 +63,10 @@ class Replicas:
     def leader(self) -> OperatorProcess:
         def found():
             holder = self.holder()
-            return next((p for p in self.processes if p.process and holder and holder.endswith(f"_{p.process.pid}")),
-                        None)
+            return next(
+                (p for p in self.processes if p.process and holder and holder.endswith(f"_{p.process.pid}")), None
+            )
+
         return wait_until(found, timeout=30, what="a leader")
 
 
@@ -71,15 +76,21 @@ def world(devenv, admin_database_url, kube_client, custom_api, tmp_path):
 
     database_url = _new_database(admin_database_url, devenv, "ha")
     namespace = new_namespace(kube_client, "ha")
-    return {"database_url": database_url, "namespace": namespace, "patches": Patches(custom_api, namespace),
-            "directory": tmp_path}
+    return {
+        "database_url": database_url,
+        "namespace": namespace,
+        "patches": Patches(custom_api, namespace),
+        "directory": tmp_path,
+    }
 
 
 def _row(database_url: str, namespace: str, name: str) -> dict | None:
     with psycopg.connect(database_url) as conn:
         cursor = conn.execute(
             "SELECT id, active, deactivation_reason FROM sdk_self_healing_registry "
-            "WHERE source_namespace = %s AND source_name = %s", (namespace, name))
+            "WHERE source_namespace = %s AND source_name = %s",
+            (namespace, name),
+        )
         row = cursor.fetchone()
     return None if row is None else {"id": row[0], "active": row[1], "reason": row[2]}
 
@@ -92,11 +103,15 @@ def _bad_traffic(database_url: str, patch_id: str, stop: threading.Event) -> Non
                 """INSERT INTO sdk_patch_applications (patch_id, developer_id, sdk_language, error_encountered,
                                                        success, rollback_triggered, applied_at)
                    SELECT %s, 'dev-' || i, 'node', 'ECONNREFUSED', i %% 2 = 0, i %% 2 = 1, now()
-                   FROM generate_series(0, 9) AS i""", (patch_id,))
+                   FROM generate_series(0, 9) AS i""",
+                (patch_id,),
+            )
             time.sleep(1.0)
 
 
-def _time_to_deactivation(world, replicas: Replicas, name: str, *, kill_leader_after: float | None) -> tuple[float, float | None]:
+def _time_to_deactivation(
+    world, replicas: Replicas, name: str, *, kill_leader_after: float | None
+) -> tuple[float, float | None]:
     """Seconds from the first bad application to the registry row being off; and, when the leader
     was killed, seconds from the kill to the standby holding the lease."""
     patches, database_url = world["patches"], world["database_url"]
@@ -116,11 +131,17 @@ def _time_to_deactivation(world, replicas: Replicas, name: str, *, kill_leader_a
             leader.process.kill()  # SIGKILL: no release, no goodbye
             leader.process.wait(timeout=10)
             survivor = next(p for p in replicas.processes if p is not leader)
-            wait_until(lambda: (replicas.holder() or "").endswith(f"_{survivor.process.pid}"),
-                       timeout=30, what="the standby taking the lease")
+            wait_until(
+                lambda: (replicas.holder() or "").endswith(f"_{survivor.process.pid}"),
+                timeout=30,
+                what="the standby taking the lease",
+            )
             takeover = time.monotonic() - killed_at
-        wait_until(lambda: _row(database_url, world["namespace"], name)["active"] is False, timeout=90,
-                   what="the registry row switched off")
+        wait_until(
+            lambda: _row(database_url, world["namespace"], name)["active"] is False,
+            timeout=90,
+            what="the registry row switched off",
+        )
         elapsed = time.monotonic() - started
     finally:
         stop.set()
@@ -129,14 +150,16 @@ def _time_to_deactivation(world, replicas: Replicas, name: str, *, kill_leader_a
     assert row["reason"] == "AutoDeactivated"
     with psycopg.connect(database_url) as conn:
         guard_rows = conn.execute(
-            "SELECT count(*) FROM sdk_patch_audit WHERE patch_id = %s AND action = 'guard'", (patch_id,)).fetchone()[0]
+            "SELECT count(*) FROM sdk_patch_audit WHERE patch_id = %s AND action = 'guard'", (patch_id,)
+        ).fetchone()[0]
     assert guard_rows == 1  # switched off once, by one replica
     return elapsed, takeover
 
 
 def test_one_leader_acts_and_a_killed_leader_is_replaced_while_a_patch_turns_bad(world, devenv, record_property):
-    replicas = Replicas(devenv=devenv, database_url=world["database_url"], namespace=world["namespace"],
-                        directory=world["directory"])
+    replicas = Replicas(
+        devenv=devenv, database_url=world["database_url"], namespace=world["namespace"], directory=world["directory"]
+    )
     replicas.start()
     try:
         leader = replicas.leader()
@@ -147,8 +170,10 @@ def test_one_leader_acts_and_a_killed_leader_is_replaced_while_a_patch_turns_bad
         with_failover, takeover = _time_to_deactivation(world, replicas, "bad-failover", kill_leader_after=1.0)
     finally:
         replicas.stop()
-    print(f"\nbad traffic -> registry row off: {without_failover:.1f} s without failover, "
-          f"{with_failover:.1f} s with the leader killed 1 s in (standby leading {takeover:.1f} s after the kill)")
+    print(
+        f"\nbad traffic -> registry row off: {without_failover:.1f} s without failover, "
+        f"{with_failover:.1f} s with the leader killed 1 s in (standby leading {takeover:.1f} s after the kill)"
+    )
     record_property("deactivation_seconds_without_failover", round(without_failover, 1))
     record_property("deactivation_seconds_with_failover", round(with_failover, 1))
     record_property("takeover_seconds", round(takeover, 1))
@@ -213,18 +238,34 @@ class FailoverProxy:
 def test_a_rolling_restart_refuses_no_patch_write(world, devenv, kube_client):
     certificates = generate(world["directory"] / "certs", hosts=["127.0.0.1"])
     ports = [free_port(), free_port()]
-    replicas = Replicas(devenv=devenv, database_url=world["database_url"], namespace=world["namespace"],
-                        directory=world["directory"])
+    replicas = Replicas(
+        devenv=devenv, database_url=world["database_url"], namespace=world["namespace"], directory=world["directory"]
+    )
     for process, port in zip(replicas.processes, ports, strict=True):
-        process.extra_args += ("--webhook-port", str(port), "--webhook-host", "127.0.0.1",
-                               "--webhook-cert", str(certificates.cert_file), "--webhook-key",
-                               str(certificates.key_file), "--webhook-ca", str(certificates.ca_file))
+        process.extra_args += (
+            "--webhook-port",
+            str(port),
+            "--webhook-host",
+            "127.0.0.1",
+            "--webhook-cert",
+            str(certificates.cert_file),
+            "--webhook-key",
+            str(certificates.key_file),
+            "--webhook-ca",
+            str(certificates.ca_file),
+        )
     proxy = FailoverProxy(ports)
     name = f"selfheal-ha-{uuid.uuid4().hex[:8]}"
     admission = kubernetes.client.AdmissionregistrationV1Api(kube_client)
-    admission.create_validating_webhook_configuration(webhook_configuration(
-        name=name, url=f"https://127.0.0.1:{proxy.port}/patch-code", ca_bundle=certificates.ca_file.read_bytes(),
-        namespaces=[world["namespace"]], timeout_seconds=5))
+    admission.create_validating_webhook_configuration(
+        webhook_configuration(
+            name=name,
+            url=f"https://127.0.0.1:{proxy.port}/patch-code",
+            ca_bundle=certificates.ca_file.read_bytes(),
+            namespaces=[world["namespace"]],
+            timeout_seconds=5,
+        )
+    )
     replicas.start()
     failures, applied, stop = [], [], threading.Event()
 
@@ -232,9 +273,22 @@ def test_a_rolling_restart_refuses_no_patch_write(world, devenv, kube_client):
         index = 0
         while not stop.is_set():
             document = yaml.safe_dump(patch_body(f"rolling-{index}", description=f"apply {index}"))
-            result = subprocess.run([str(devenv.kubectl), "--kubeconfig", str(devenv.kubeconfig), "apply", "-n",
-                                     world["namespace"], "-f", "-"], input=document, capture_output=True, text=True,
-                                    timeout=30)
+            result = subprocess.run(
+                [
+                    str(devenv.kubectl),
+                    "--kubeconfig",
+                    str(devenv.kubeconfig),
+                    "apply",
+                    "-n",
+                    world["namespace"],
+                    "-f",
+                    "-",
+                ],
+                input=document,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
             (applied if result.returncode == 0 else failures).append(result.stderr.strip() or index)
             index += 1
 
@@ -262,6 +316,21 @@ def test_a_rolling_restart_refuses_no_patch_write(world, devenv, kube_client):
 
 def _refused_through_the_proxy(devenv, namespace: str) -> bool:
     bad = yaml.safe_dump(patch_body("evil", patchCode='this.baseUrl = "https://api.molam.com.evil.com";'))
-    result = subprocess.run([str(devenv.kubectl), "--kubeconfig", str(devenv.kubeconfig), "apply", "--dry-run=server",
-                             "-n", namespace, "-f", "-"], input=bad, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [
+            str(devenv.kubectl),
+            "--kubeconfig",
+            str(devenv.kubeconfig),
+            "apply",
+            "--dry-run=server",
+            "-n",
+            namespace,
+            "-f",
+            "-",
+        ],
+        input=bad,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     return result.returncode != 0 and "denied the request" in result.stderr

@@ -48,8 +48,13 @@ def test_runbook_sql_deactivation_shows_in_status_and_is_not_reverted(operator, 
     # Neither a restart (resume) nor a label change brings it back.
     operator.restart()
     patches.api.patch_namespaced_custom_object(
-        "selfheal.molam.io", "v1alpha1", namespace, "selfhealpatches", "incident",
-        {"metadata": {"labels": {"touched": "yes"}}})
+        "selfheal.molam.io",
+        "v1alpha1",
+        namespace,
+        "selfhealpatches",
+        "incident",
+        {"metadata": {"labels": {"touched": "yes"}}},
+    )
     patches.wait_condition("incident", "Active", status="False", reason="DeactivatedInRegistry")
     assert registry.row(namespace, "incident")["active"] is False
     # A new spec generation is the explicit way back.
@@ -68,8 +73,8 @@ def test_sql_written_patch_is_validated_before_it_is_served(registry):
               'broken by hand', 'high', 'self.base_url = "https://api.molam.com"')
     """)
     state = lambda patch_id: registry._query(
-        "SELECT active, validation_state, validation_message FROM sdk_self_healing_registry WHERE id = %s",
-        (patch_id,))[0]
+        "SELECT active, validation_state, validation_message FROM sdk_self_healing_registry WHERE id = %s", (patch_id,)
+    )[0]
     wait_until(lambda: state("sql-good")["validation_state"] == "valid", what="sql-good validated")
     bad = wait_until(lambda: (s := state("sql-bad"))["validation_state"] == "invalid" and s, what="sql-bad rejected")
     assert bad["active"] is False and bad["validation_message"].startswith("patch_code: 1:")

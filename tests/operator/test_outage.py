@@ -17,12 +17,14 @@ def test_database_outage_loses_nothing(devenv, operator, patches, registry, name
         patches.create("created-during-outage", errorSignature="ETIMEDOUT")
         patches.patch_spec("before-outage", version="3.0.0")
         patches.delete("deleted-during-outage")
-        synced = patches.wait_condition("created-during-outage", "Synced", status="False",
-                                        reason="RegistryUnavailable", timeout=60)
+        synced = patches.wait_condition(
+            "created-during-outage", "Synced", status="False", reason="RegistryUnavailable", timeout=60
+        )
         assert "registry unreachable" in synced["message"]
         assert patches.get("created-during-outage")["status"]["state"] == "Pending"
-        patches.wait_condition("before-outage", "Synced", status="False", reason="RegistryUnavailable",
-                               generation=2, timeout=60)
+        patches.wait_condition(
+            "before-outage", "Synced", status="False", reason="RegistryUnavailable", generation=2, timeout=60
+        )
         assert patches.exists("deleted-during-outage")  # the finalizer waits for the registry
     finally:
         environment.start_database(devenv)

@@ -20,7 +20,9 @@ def _int(value, low, high) -> bool:
 
 
 def _url(value) -> bool:
-    match = re.fullmatch(r"https://([a-z0-9.-]+)(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?", value) if isinstance(value, str) else None
+    match = (
+        re.fullmatch(r"https://([a-z0-9.-]+)(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?", value) if isinstance(value, str) else None
+    )
     return bool(match) and match[1] in HOSTS
 
 
@@ -29,21 +31,34 @@ SETTINGS = {
     "timeout_ms": lambda v: _int(v, 100, 120_000),
     "max_retries": lambda v: _int(v, 0, 10),
     "default_currency": lambda v: v is None or (isinstance(v, str) and re.fullmatch(r"[A-Z]{3}", v) is not None),
-    "api_version": lambda v: isinstance(v, str) and re.fullmatch(r"v[0-9]{1,3}|[0-9]{4}-[0-9]{2}-[0-9]{2}", v) is not None,
+    "api_version": lambda v: (
+        isinstance(v, str) and re.fullmatch(r"v[0-9]{1,3}|[0-9]{4}-[0-9]{2}-[0-9]{2}", v) is not None
+    ),
     "clock_skew_seconds": lambda v: _int(v, -300, 300),
 }
 
 ACTIONS = {
-    "use_fallback_credential": lambda op: set(op) == {"op", "name"} and re.fullmatch(r"[A-Z][A-Z0-9_]{2,63}", op["name"]),
+    "use_fallback_credential": lambda op: (
+        set(op) == {"op", "name"} and re.fullmatch(r"[A-Z][A-Z0-9_]{2,63}", op["name"])
+    ),
     "use_primary_credential": lambda op: set(op) == {"op"},
     "resign_request": lambda op: set(op) == {"op", "use_server_time"} and type(op["use_server_time"]) is bool,
-    "retry_with_backoff": lambda op: set(op) == {"op", "attempts", "base_delay_ms", "max_delay_ms", "jitter"}
-        and _int(op["attempts"], 1, 10) and _int(op["base_delay_ms"], 10, 10_000)
-        and _int(op["max_delay_ms"], 10, 60_000) and op["base_delay_ms"] <= op["max_delay_ms"]
-        and type(op["jitter"]) is bool,
-    "fill_required_fields": lambda op: set(op) == {"op", "fields"} and isinstance(op["fields"], dict)
+    "retry_with_backoff": lambda op: (
+        set(op) == {"op", "attempts", "base_delay_ms", "max_delay_ms", "jitter"}
+        and _int(op["attempts"], 1, 10)
+        and _int(op["base_delay_ms"], 10, 10_000)
+        and _int(op["max_delay_ms"], 10, 60_000)
+        and op["base_delay_ms"] <= op["max_delay_ms"]
+        and type(op["jitter"]) is bool
+    ),
+    "fill_required_fields": lambda op: (
+        set(op) == {"op", "fields"}
+        and isinstance(op["fields"], dict)
         and 1 <= len(op["fields"]) <= 20
-        and all(re.fullmatch(r"[a-z][a-z0-9_]{0,63}", k) and type(v) in (str, int, bool) for k, v in op["fields"].items()),
+        and all(
+            re.fullmatch(r"[a-z][a-z0-9_]{0,63}", k) and type(v) in (str, int, bool) for k, v in op["fields"].items()
+        )
+    ),
     "clear_filled_fields": lambda op: set(op) == {"op"},
 }
 

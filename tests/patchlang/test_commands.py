@@ -12,19 +12,24 @@ BROKEN = Path(__file__).resolve().parent / "broken"
 
 
 def selfheal(*args: str, stdin: bytes = b"", env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "selfheal", *args], input=stdin, capture_output=True,
-                          timeout=60, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "selfheal", *args], input=stdin, capture_output=True, timeout=60, env=env
+    )
 
 
 def test_compile_prints_the_operations():
-    result = selfheal("compile", "--language", "node",
-                      stdin='this.baseUrl = "https://api-backup.molam.com"; console.warn("⚡ Fallback to backup API");'
-                      .encode())
+    result = selfheal(
+        "compile",
+        "--language",
+        "node",
+        stdin='this.baseUrl = "https://api-backup.molam.com"; console.warn("⚡ Fallback to backup API");'.encode(),
+    )
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["operations"][0] == {"op": "set", "setting": "base_url", "value": "https://api-backup.molam.com"}
-    assert result.stdout.decode().strip() == json.dumps(document, sort_keys=True, separators=(",", ":"),
-                                                        ensure_ascii=False)
+    assert result.stdout.decode().strip() == json.dumps(
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
 
 
 def test_compile_refuses_with_line_column_and_reason():

@@ -16,8 +16,15 @@ SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 RUNBOOK_NODE = 'this.baseUrl = "https://api-backup.molam.com"; console.warn("⚡ Fallback to backup API");'
 RUNBOOK_PYTHON = 'self.base_url = "https://api-backup.molam.com"'
 # The runbook's six corrections, by the error signature each sample heals.
-CORRECTIONS = {"401": "fallback key", "Timeout": "timeout raise", "ETIMEDOUT": "timeout raise",
-               "invalid_currency": "XOF", "invalid_signature": "HMAC", "429": "backoff", "400": "required fields"}
+CORRECTIONS = {
+    "401": "fallback key",
+    "Timeout": "timeout raise",
+    "ETIMEDOUT": "timeout raise",
+    "invalid_currency": "XOF",
+    "invalid_signature": "HMAC",
+    "429": "backoff",
+    "400": "required fields",
+}
 
 
 def _samples() -> list[dict]:
@@ -63,12 +70,17 @@ def test_each_of_the_six_corrections_has_a_sample_in_both_languages_doing_the_sa
 
 
 def test_the_document_is_canonical_json():
-    compiled = compile_patch(language="node", code='this.retryWithBackoff({ jitter: true, maxDelayMs: 5000, '
-                                                    'baseDelayMs: 200, attempts: 5 }); console.warn("é \\u00e9");')
+    compiled = compile_patch(
+        language="node",
+        code="this.retryWithBackoff({ jitter: true, maxDelayMs: 5000, "
+        'baseDelayMs: 200, attempts: 5 }); console.warn("é \\u00e9");',
+    )
     text = compiled.canonical_json()
-    assert text == ('{"format":"selfheal.operations","operations":[{"attempts":5,"base_delay_ms":200,"jitter":true,'
-                    '"max_delay_ms":5000,"op":"retry_with_backoff"},{"level":"warning","message":"é é","op":"log"}],'
-                    '"version":1}')
+    assert text == (
+        '{"format":"selfheal.operations","operations":[{"attempts":5,"base_delay_ms":200,"jitter":true,'
+        '"max_delay_ms":5000,"op":"retry_with_backoff"},{"level":"warning","message":"é é","op":"log"}],'
+        '"version":1}'
+    )
     assert canonical_json(json.loads(text)) == text
 
 
@@ -96,8 +108,9 @@ def test_errors_point_at_the_offending_literal_counting_characters():
 
 def test_the_allowed_host_list_is_a_setting():
     hosts = AllowedHosts.parse(["*.molam.com"])
-    assert compile_patch(language="python", code='self.base_url = "https://api-backup-2.molam.com"',
-                         allowed_hosts=hosts)
+    assert compile_patch(
+        language="python", code='self.base_url = "https://api-backup-2.molam.com"', allowed_hosts=hosts
+    )
     with pytest.raises(PatchCodeError, match="not on the allowed host list"):
         compile_patch(language="python", code='self.base_url = "https://molam.com"', allowed_hosts=hosts)
     with pytest.raises(PatchCodeError, match="not on the allowed host list"):

@@ -36,14 +36,47 @@ def test_random_strings_are_refused_or_allowed(language, code):
 
 
 # Pieces of both languages, hostile and benign, assembled into programs.
-NAMES = [s.python for s in SETTINGS] + [s.node for s in SETTINGS] + [a.key for a in ACTIONS] \
-    + [camel(a.key) for a in ACTIONS] + ["__class__", "__proto__", "constructor", "eval", "warn", "warning",
-                                         "info", "log", "exec", "system", "_private", "bаse_url"]
+NAMES = (
+    [s.python for s in SETTINGS]
+    + [s.node for s in SETTINGS]
+    + [a.key for a in ACTIONS]
+    + [camel(a.key) for a in ACTIONS]
+    + [
+        "__class__",
+        "__proto__",
+        "constructor",
+        "eval",
+        "warn",
+        "warning",
+        "info",
+        "log",
+        "exec",
+        "system",
+        "_private",
+        "bаse_url",
+    ]
+)
 RECEIVERS = ["self", "this", "logger", "console", "os", "globalThis", "ｓｅｌｆ", "self.session", "this['x']"]
 STRINGS = st.one_of(
-    st.sampled_from(["https://api.molam.com", "https://api-backup.molam.com/v2", "https://api.molam.com.evil.com",
-                     "http://api.molam.com", "https://аpi.molam.com", "XOF", "EUR", "xof", "v2", "2024-01-31",
-                     "MOLAM_FALLBACK_API_KEY", "sk_live_abcdefgh12345678", "⚡ Fallback", "\u202e", ""]),
+    st.sampled_from(
+        [
+            "https://api.molam.com",
+            "https://api-backup.molam.com/v2",
+            "https://api.molam.com.evil.com",
+            "http://api.molam.com",
+            "https://аpi.molam.com",
+            "XOF",
+            "EUR",
+            "xof",
+            "v2",
+            "2024-01-31",
+            "MOLAM_FALLBACK_API_KEY",
+            "sk_live_abcdefgh12345678",
+            "⚡ Fallback",
+            "\u202e",
+            "",
+        ]
+    ),
     st.text(max_size=30),
 )
 
@@ -63,8 +96,12 @@ def _js_literal(value) -> str:
 
 
 LITERALS = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-10, max_value=400), st.integers(min_value=-10**6, max_value=10**20),
-    st.floats(allow_nan=True, allow_infinity=True), STRINGS,
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-10, max_value=400),
+    st.integers(min_value=-(10**6), max_value=10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    STRINGS,
 )
 
 
@@ -88,17 +125,57 @@ def programs(draw) -> tuple[str, str]:
         elif shape == "call":
             lines.append(f"{receiver}.{name}({', '.join(literal(v) for v in values)})")
         elif shape == "call_kw":
-            keys = draw(st.lists(st.sampled_from(["attempts", "base_delay_ms", "max_delay_ms", "jitter",
-                                                  "use_server_time", "name", "**x"]), max_size=4))
+            keys = draw(
+                st.lists(
+                    st.sampled_from(
+                        ["attempts", "base_delay_ms", "max_delay_ms", "jitter", "use_server_time", "name", "**x"]
+                    ),
+                    max_size=4,
+                )
+            )
             lines.append(f"{receiver}.{name}({', '.join(f'{k}={literal(v)}' for k, v in zip(keys, values))})")
         elif shape == "call_obj":
-            keys = draw(st.lists(st.sampled_from(["attempts", "baseDelayMs", "maxDelayMs", "jitter", "useServerTime",
-                                                  "__proto__", "currency", "\"country\"", "[k]"]), max_size=4))
+            keys = draw(
+                st.lists(
+                    st.sampled_from(
+                        [
+                            "attempts",
+                            "baseDelayMs",
+                            "maxDelayMs",
+                            "jitter",
+                            "useServerTime",
+                            "__proto__",
+                            "currency",
+                            '"country"',
+                            "[k]",
+                        ]
+                    ),
+                    max_size=4,
+                )
+            )
             body = ", ".join(f"{k}: {literal(v)}" for k, v in zip(keys, values))
             lines.append(f"{receiver}.{name}({{ {body} }})")
         else:
-            lines.append(draw(st.sampled_from(["import os", "if (x) {}", "for x in y: pass", "`t`", "(", "}",
-                                               "# c", "// c", ";", "lambda: 1", "x => x", "\\u0074his.a = 1"])))
+            lines.append(
+                draw(
+                    st.sampled_from(
+                        [
+                            "import os",
+                            "if (x) {}",
+                            "for x in y: pass",
+                            "`t`",
+                            "(",
+                            "}",
+                            "# c",
+                            "// c",
+                            ";",
+                            "lambda: 1",
+                            "x => x",
+                            "\\u0074his.a = 1",
+                        ]
+                    )
+                )
+            )
     separator = draw(st.sampled_from(["\n", "; ", ";\n"]))
     return language, separator.join(lines)
 
@@ -131,12 +208,22 @@ def valid_programs(draw) -> tuple[str, str, list[dict]]:
     if draw(st.booleans()):
         attempts, base = draw(st.integers(1, 10)), draw(st.integers(10, 10_000))
         cap, jitter = draw(st.integers(base, 60_000)), draw(st.booleans())
-        python.append(f"self.retry_with_backoff(attempts={attempts}, base_delay_ms={base}, max_delay_ms={cap}, "
-                      f"jitter={jitter})")
-        node.append(f"this.retryWithBackoff({{ attempts: {attempts}, baseDelayMs: {base}, maxDelayMs: {cap}, "
-                    f"jitter: {_js_literal(jitter)} }});")
-        expected.append({"op": "retry_with_backoff", "attempts": attempts, "base_delay_ms": base,
-                         "max_delay_ms": cap, "jitter": jitter})
+        python.append(
+            f"self.retry_with_backoff(attempts={attempts}, base_delay_ms={base}, max_delay_ms={cap}, jitter={jitter})"
+        )
+        node.append(
+            f"this.retryWithBackoff({{ attempts: {attempts}, baseDelayMs: {base}, maxDelayMs: {cap}, "
+            f"jitter: {_js_literal(jitter)} }});"
+        )
+        expected.append(
+            {
+                "op": "retry_with_backoff",
+                "attempts": attempts,
+                "base_delay_ms": base,
+                "max_delay_ms": cap,
+                "jitter": jitter,
+            }
+        )
     return "\n".join(python), "\n".join(node), expected
 
 
@@ -148,9 +235,47 @@ def test_valid_programs_compile_to_the_same_operations_in_both_languages(program
     assert list(compile_patch(language="node", code=node).operations) == expected
 
 
-PIECES = st.sampled_from(["0", "9", "-", ".", "\"", "'", "`", "\\", "(", ")", "{", "}", "[", "]", ";", "\n", " ",
-                          "__proto__", "eval(", "import ", "+", "@", "http://", ".evil.com", "аpi", "\u202e",
-                          "True", "true", "None", "null", "self.", "this.", "#", "//", "/*", "\x00", "ｓ"])
+PIECES = st.sampled_from(
+    [
+        "0",
+        "9",
+        "-",
+        ".",
+        '"',
+        "'",
+        "`",
+        "\\",
+        "(",
+        ")",
+        "{",
+        "}",
+        "[",
+        "]",
+        ";",
+        "\n",
+        " ",
+        "__proto__",
+        "eval(",
+        "import ",
+        "+",
+        "@",
+        "http://",
+        ".evil.com",
+        "аpi",
+        "\u202e",
+        "True",
+        "true",
+        "None",
+        "null",
+        "self.",
+        "this.",
+        "#",
+        "//",
+        "/*",
+        "\x00",
+        "ｓ",
+    ]
+)
 
 
 @st.composite

@@ -39,8 +39,9 @@ def seeded(fresh_database):
 
 
 def _psql(url: str, *sql_or_args: str) -> str:
-    result = subprocess.run(["psql", url, "-X", "-v", "ON_ERROR_STOP=1", *sql_or_args],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        ["psql", url, "-X", "-v", "ON_ERROR_STOP=1", *sql_or_args], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -65,21 +66,40 @@ def test_psql_command_runs_unchanged(seeded, argv):
     output = _psql(url, *argv[3:])
     if "COPY" in argv[-1]:
         rows = list(csv.reader(io.StringIO(output)))
-        assert rows[0] == ["sdk_language", "error_signature", "description", "error_encountered", "success",
-                           "rollback_triggered", "context", "applied_at"]
+        assert rows[0] == [
+            "sdk_language",
+            "error_signature",
+            "description",
+            "error_encountered",
+            "success",
+            "rollback_triggered",
+            "context",
+            "applied_at",
+        ]
         assert len(rows) == 13
 
 
 def test_sql_written_patches_get_history_and_version(seeded):
     url, patch_id = seeded
-    _psql(url, "-c", f"UPDATE sdk_self_healing_registry SET patch_code = 'this.timeout = 30000;', updated_at = now() "
-                     f"WHERE id = '{patch_id}'")
-    _psql(url, "-c", f"UPDATE sdk_self_healing_registry SET patch_code = 'this.timeout = 60000;', version = '2.0.0' "
-                     f"WHERE id = '{patch_id}'")
+    _psql(
+        url,
+        "-c",
+        f"UPDATE sdk_self_healing_registry SET patch_code = 'this.timeout = 30000;', updated_at = now() "
+        f"WHERE id = '{patch_id}'",
+    )
+    _psql(
+        url,
+        "-c",
+        f"UPDATE sdk_self_healing_registry SET patch_code = 'this.timeout = 60000;', version = '2.0.0' "
+        f"WHERE id = '{patch_id}'",
+    )
     with psycopg.connect(url) as conn:
-        versions = conn.execute("SELECT revision, version FROM sdk_patch_versions WHERE patch_id = %s ORDER BY revision",
-                                (patch_id,)).fetchall()
-        actions = [row[0] for row in conn.execute(
-            "SELECT action FROM sdk_patch_audit WHERE patch_id = %s ORDER BY id", (patch_id,))]
+        versions = conn.execute(
+            "SELECT revision, version FROM sdk_patch_versions WHERE patch_id = %s ORDER BY revision", (patch_id,)
+        ).fetchall()
+        actions = [
+            row[0]
+            for row in conn.execute("SELECT action FROM sdk_patch_audit WHERE patch_id = %s ORDER BY id", (patch_id,))
+        ]
     assert versions == [(1, "1.0.0"), (2, "1.0.1"), (3, "2.0.0")]
     assert actions[:3] == ["create", "update", "update"]

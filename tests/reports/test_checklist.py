@@ -19,20 +19,30 @@ def _items(rows):
 def test_a_bad_day_fails_with_the_figures(seeded):
     rows = report(seeded, "checklist", expect_exit=1)
     items = _items(rows)
-    assert list(items) == ["success rate > 90 %", "rollback rate < 10 %", "patches applied > 100 times",
-                           "new error patterns without a patch", "Prometheus alerts", "weekly export for analysis"]
+    assert list(items) == [
+        "success rate > 90 %",
+        "rollback rate < 10 %",
+        "patches applied > 100 times",
+        "new error patterns without a patch",
+        "Prometheus alerts",
+        "weekly export for analysis",
+    ]
     assert (items["success rate > 90 %"]["figure"], items["success rate > 90 %"]["status"]) == ("87.59 %", "fail")
     assert items["success rate > 90 %"]["detail"] == "127 / 145"
     assert (items["rollback rate < 10 %"]["figure"], items["rollback rate < 10 %"]["status"]) == ("7.59 %", "pass")
     busy = items["patches applied > 100 times"]
     assert (busy["figure"], busy["status"], busy["detail"]) == (
-        "1 patch", "fail", "p-econn 'Fallback vers API de backup': 120")
+        "1 patch",
+        "fail",
+        "p-econn 'Fallback vers API de backup': 120",
+    )
     new = items["new error patterns without a patch"]
     # ETIMEDOUT was already seen 5 days ago; the ECONNREFUSED and 401 errors have patches now.
-    assert (new["figure"], new["status"], new["detail"]) == ("1 pattern", "fail",
-                                                             "python 'KeyError: amount': 4")
-    assert (items["Prometheus alerts"]["status"], items["Prometheus alerts"]["figure"]) == ("not checked",
-                                                                                            "not checked")
+    assert (new["figure"], new["status"], new["detail"]) == ("1 pattern", "fail", "python 'KeyError: amount': 4")
+    assert (items["Prometheus alerts"]["status"], items["Prometheus alerts"]["figure"]) == (
+        "not checked",
+        "not checked",
+    )
     assert items["weekly export for analysis"]["detail"] == "selfheal report export > patch_applications.csv"
 
 
@@ -86,10 +96,13 @@ def test_firing_selfheal_alerts_fail_the_checklist(seeded, prometheus):
 
 
 def test_no_matching_alert_firing_passes(seeded, prometheus):
-    rows = report(seeded, "checklist", "--prometheus-url", prometheus, "--alert-match", "^SelfHealNever",
-                  as_of=QUIET_DAY)
+    rows = report(
+        seeded, "checklist", "--prometheus-url", prometheus, "--alert-match", "^SelfHealNever", as_of=QUIET_DAY
+    )
     assert (_items(rows)["Prometheus alerts"]["figure"], _items(rows)["Prometheus alerts"]["status"]) == (
-        "0 firing", "pass")
+        "0 firing",
+        "pass",
+    )
 
 
 def test_unreachable_prometheus_fails_rather_than_passes(seeded):

@@ -24,8 +24,15 @@ def _runbook_queries() -> set[str]:
 
 def test_every_report_query_is_the_runbooks_text():
     queries = runbook_queries()
-    assert list(queries) == ["top-patches", "rollback-rates", "developers", "unpatched-errors", "failing-patches",
-                             "rollbacks", "export"]
+    assert list(queries) == [
+        "top-patches",
+        "rollback-rates",
+        "developers",
+        "unpatched-errors",
+        "failing-patches",
+        "rollbacks",
+        "export",
+    ]
     runbook = _runbook_queries()
     for name, text in queries.items():
         assert _words(text) in runbook, name
@@ -41,15 +48,19 @@ def test_a_window_only_rewrites_the_time_bound():
     text, params = render("developers", period=Period(window=datetime.timedelta(days=1)), limit=5)
     assert "applied_at > %(start)s AND applied_at <= %(end)s" in text
     assert "NOW()" not in text and "LIMIT %(limit)s" in text
-    assert _words(text).replace("applied_at > %(start)s AND applied_at <= %(end)s",
-                                "applied_at > NOW() - INTERVAL '7 days'").replace("%(limit)s", "20") \
-        == _words(runbook_queries()["developers"])
+    assert _words(text).replace(
+        "applied_at > %(start)s AND applied_at <= %(end)s", "applied_at > NOW() - INTERVAL '7 days'"
+    ).replace("%(limit)s", "20") == _words(runbook_queries()["developers"])
     assert params == {"window": datetime.timedelta(days=1), "limit": 5}
 
 
 def test_default_windows_are_the_runbooks():
     assert {name: default_window(name) for name in runbook_queries()} == {
-        "top-patches": datetime.timedelta(days=7), "rollback-rates": datetime.timedelta(hours=24),
-        "developers": datetime.timedelta(days=7), "unpatched-errors": datetime.timedelta(days=7),
-        "failing-patches": datetime.timedelta(hours=1), "rollbacks": datetime.timedelta(hours=24),
-        "export": datetime.timedelta(days=30)}
+        "top-patches": datetime.timedelta(days=7),
+        "rollback-rates": datetime.timedelta(hours=24),
+        "developers": datetime.timedelta(days=7),
+        "unpatched-errors": datetime.timedelta(days=7),
+        "failing-patches": datetime.timedelta(hours=1),
+        "rollbacks": datetime.timedelta(hours=24),
+        "export": datetime.timedelta(days=30),
+    }

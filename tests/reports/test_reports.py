@@ -15,7 +15,10 @@ from tests.runbook import psql_commands
 def test_top_patches_seven_days(seeded):
     rows = report(seeded, "top-patches")
     assert [(r["error_signature"], r["applications"], round(r["success_rate"], 4)) for r in rows] == [
-        ("ECONNREFUSED", 120, 0.95), ("Timeout", 55, 1.0), ("401", 20, 0.4)]
+        ("ECONNREFUSED", 120, 0.95),
+        ("Timeout", 55, 1.0),
+        ("401", 20, 0.4),
+    ]
     assert list(rows[0]) == ["sdk_language", "error_signature", "description", "applications", "success_rate"]
 
 
@@ -23,14 +26,19 @@ def test_top_patches_limit_and_window(seeded):
     assert [r["error_signature"] for r in report(seeded, "top-patches", "--limit", "1")] == ["ECONNREFUSED"]
     # The last 24 hours leave out the quiet day's 50 applications of the timeout patch.
     rows = report(seeded, "top-patches", "--window", "24h")
-    assert [(r["error_signature"], r["applications"]) for r in rows] == [("ECONNREFUSED", 120), ("401", 20),
-                                                                         ("Timeout", 5)]
+    assert [(r["error_signature"], r["applications"]) for r in rows] == [
+        ("ECONNREFUSED", 120),
+        ("401", 20),
+        ("Timeout", 5),
+    ]
 
 
 def test_rollback_rates_over_ten_applications_in_24_hours(seeded):
     rows = report(seeded, "rollback-rates")
     assert [(r["description"], r["total_applications"], r["rollbacks"], r["rollback_rate"]) for r in rows] == [
-        ("Fallback API key", 20, 8, 40.0), ("Fallback vers API de backup", 120, 3, 2.5)]
+        ("Fallback API key", 20, 8, 40.0),
+        ("Fallback vers API de backup", 120, 3, 2.5),
+    ]
     rows = report(seeded, "rollback-rates", "--min-applications", "4")
     assert [r["description"] for r in rows][-1] == "Longer timeout"
 
@@ -38,20 +46,28 @@ def test_rollback_rates_over_ten_applications_in_24_hours(seeded):
 def test_developers(seeded):
     rows = report(seeded, "developers")
     assert [(r["developer_id"], r["sdk_language"], r["total_patches_applied"], r["successful"]) for r in rows] == [
-        ("dev-a", "node", 125, 114), ("dev-c", "node", 55, 55), ("dev-b", "python", 21, 8), ("dev-d", "python", 4, 0)]
+        ("dev-a", "node", 125, 114),
+        ("dev-c", "node", 55, 55),
+        ("dev-b", "python", 21, 8),
+        ("dev-d", "python", 4, 0),
+    ]
 
 
 def test_unpatched_errors(seeded):
     rows = report(seeded, "unpatched-errors")
     assert [(r["sdk_language"], r["error_pattern"], r["occurrences"]) for r in rows] == [
-        ("python", "KeyError: amount", 4), ("node", "ETIMEDOUT 10.0.0.1:443", 3),
-        ("node", "ECONNREFUSED 10.1.1.1:443", 2), ("python", "401 Unauthorized", 1)]
+        ("python", "KeyError: amount", 4),
+        ("node", "ETIMEDOUT 10.0.0.1:443", 3),
+        ("node", "ECONNREFUSED 10.1.1.1:443", 2),
+        ("python", "401 Unauthorized", 1),
+    ]
 
 
 def test_failing_patches_last_hour_and_rollbacks(seeded):
     # k = 20 and 40 minutes ago; k = 60 is exactly one hour ago, and the runbook's bound is `>`.
-    assert report(seeded, "failing-patches") == [{"id": "p-econn", "description": "Fallback vers API de backup",
-                                                  "failures": 2}]
+    assert report(seeded, "failing-patches") == [
+        {"id": "p-econn", "description": "Fallback vers API de backup", "failures": 2}
+    ]
     rollbacks = report(seeded, "rollbacks")
     assert len(rollbacks) == 11
     assert rollbacks[0]["applied_at"].startswith("2025-06-15T11:40:00")  # p-econn, k = 20: the latest
@@ -60,11 +76,18 @@ def test_failing_patches_last_hour_and_rollbacks(seeded):
 
 def test_export_thirty_days_in_the_runbook_columns(seeded):
     rows = list(csv.reader(io.StringIO(report(seeded, "export", fmt="csv"))))
-    assert rows[0] == ["sdk_language", "error_signature", "description", "error_encountered", "success",
-                       "rollback_triggered", "context", "applied_at"]
+    assert rows[0] == [
+        "sdk_language",
+        "error_signature",
+        "description",
+        "error_encountered",
+        "success",
+        "rollback_triggered",
+        "context",
+        "applied_at",
+    ]
     assert len(rows) == 1 + 195  # the 45-day-old application is out
-    assert rows[1][:6] == ["node", "ECONNREFUSED", "Fallback vers API de backup", "ECONNREFUSED 10.1.1.1:443", "t",
-                           "f"]
+    assert rows[1][:6] == ["node", "ECONNREFUSED", "Fallback vers API de backup", "ECONNREFUSED 10.1.1.1:443", "t", "f"]
     assert rows[1][6] == '{"test": true}'
     as_json = report(seeded, "export")
     assert len(as_json) == 195 and as_json[0]["success"] is True
@@ -82,10 +105,13 @@ def test_export_is_byte_for_byte_the_runbook_psql_command(seeded, tmp_path):
 
 def test_runbook_windows_unchanged_without_as_of(seeded):
     assert [(r["error_signature"], r["applications"]) for r in report(seeded, "top-patches", as_of=None)] == [
-        ("Timeout", 3)]
+        ("Timeout", 3)
+    ]
     assert report(seeded, "rollback-rates", as_of=None) == []
-    assert [(r["developer_id"], r["total_patches_applied"], r["successful"])
-            for r in report(seeded, "developers", as_of=None)] == [("dev-c", 3, 2)]
+    assert [
+        (r["developer_id"], r["total_patches_applied"], r["successful"])
+        for r in report(seeded, "developers", as_of=None)
+    ] == [("dev-c", 3, 2)]
     assert report(seeded, "unpatched-errors", as_of=None) == []
 
 
@@ -101,13 +127,15 @@ def test_kpis_seven_days(seeded):
     assert (kpis["mttr"]["numerator"], kpis["mttr"]["denominator"]) == (2, 3)
     assert (kpis["coverage"]["numerator"], kpis["coverage"]["denominator"]) == (195, 205)
     # dev-a, b, c, d reported; dev-e holds a live token; dev-f's was revoked before; admins do not count.
-    assert (kpis["sdk_adoption"]["numerator"], kpis["sdk_adoption"]["denominator"], kpis["sdk_adoption"]["value"]) \
-        == (4, 5, 80.0)
+    assert (kpis["sdk_adoption"]["numerator"], kpis["sdk_adoption"]["denominator"], kpis["sdk_adoption"]["value"]) == (
+        4,
+        5,
+        80.0,
+    )
 
 
 def test_kpis_of_an_empty_window_are_null_not_zero(seeded):
-    kpis = {row["kpi"]: row for row in report(seeded, "kpis", "--window", "1h",
-                                              as_of=AS_OF.replace(year=2024))}
+    kpis = {row["kpi"]: row for row in report(seeded, "kpis", "--window", "1h", as_of=AS_OF.replace(year=2024))}
     assert kpis["application_rate"]["value"] is None and kpis["mttr"]["value"] is None
     assert kpis["sdk_adoption"]["denominator"] == 0  # the tokens were created in 2025
 
@@ -127,8 +155,10 @@ def test_table_is_aligned_for_people(seeded):
 def test_csv_for_machines(seeded):
     rows = list(csv.DictReader(io.StringIO(report(seeded, "top-patches", fmt="csv"))))
     assert [(r["error_signature"], r["applications"], r["success_rate"]) for r in rows] == [
-        ("ECONNREFUSED", "120", "0.95000000000000000000"), ("Timeout", "55", "1.00000000000000000000"),
-        ("401", "20", "0.40000000000000000000")]
+        ("ECONNREFUSED", "120", "0.95000000000000000000"),
+        ("Timeout", "55", "1.00000000000000000000"),
+        ("401", "20", "0.40000000000000000000"),
+    ]
 
 
 def test_bad_window_and_unreachable_registry_are_usage_errors(seeded):

@@ -44,10 +44,18 @@ def make_client(payments, registry, applied):
     clients: list[MolamClient] = []
 
     def make(**options) -> MolamClient:
-        settings = dict(api_key="pk_primary", secret_key=payments.behaviour.secret_key, base_url=payments.url,
-                        timeout=2.0, selfheal_url=registry.url, selfheal_token=TOKEN, trusted_keys=TRUSTED,
-                        fallback_credentials={"MOLAM_FALLBACK_API_KEY": "pk_fallback"},
-                        on_patch_applied=applied.append, report_interval=0.05)
+        settings = dict(
+            api_key="pk_primary",
+            secret_key=payments.behaviour.secret_key,
+            base_url=payments.url,
+            timeout=2.0,
+            selfheal_url=registry.url,
+            selfheal_token=TOKEN,
+            trusted_keys=TRUSTED,
+            fallback_credentials={"MOLAM_FALLBACK_API_KEY": "pk_fallback"},
+            on_patch_applied=applied.append,
+            report_interval=0.05,
+        )
         client = MolamClient(**{**settings, **options})
         clients.append(client)
         return client

@@ -69,8 +69,9 @@ class PaymentsServer:
         self.lock = threading.Lock()
         self._server = CountingHTTPServer(("127.0.0.1", 0), _handler(self), tls=tls)
         self.finished = 0  # requests fully handled, abandoned ones included
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="payments-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="payments-server", daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -82,7 +83,7 @@ class PaymentsServer:
         """TCP connections accepted so far."""
         return self._server.connections
 
-    def __enter__(self) -> "PaymentsServer":
+    def __enter__(self) -> PaymentsServer:
         self._thread.start()
         return self
 
@@ -102,13 +103,22 @@ class PaymentsServer:
         if key not in b.api_keys:
             return 401, {"error": "invalid_api_key", "message": "unknown API key"}, {}
         if not self._signed(method, path, headers, body):
-            return 401, {"error": "invalid_signature",
-                         "message": "signature does not match or timestamp is outside the allowed window"}, {}
+            return (
+                401,
+                {
+                    "error": "invalid_signature",
+                    "message": "signature does not match or timestamp is outside the allowed window",
+                },
+                {},
+            )
         with self.lock:
             if b.rate_limited_requests > 0:
                 b.rate_limited_requests -= 1
-                return 429, {"error": "rate_limited", "message": "too many requests"}, \
-                    {"Retry-After": str(b.retry_after_seconds)}
+                return (
+                    429,
+                    {"error": "rate_limited", "message": "too many requests"},
+                    {"Retry-After": str(b.retry_after_seconds)},
+                )
         if method == "POST" and path == "/v1/payments":
             return self._create_payment(headers, body)
         if method == "GET" and path.startswith("/v1/payments/"):
@@ -119,8 +129,15 @@ class PaymentsServer:
             payment = self.payments.get(fields.get("payment_id"))
             if payment is None:
                 return 404, {"error": "not_found", "message": "no such payment"}, {}
-            return 201, {"id": f"re_{uuid.uuid4().hex[:12]}", "payment_id": payment["id"],
-                         "amount": fields.get("amount", payment["amount"])}, {}
+            return (
+                201,
+                {
+                    "id": f"re_{uuid.uuid4().hex[:12]}",
+                    "payment_id": payment["id"],
+                    "amount": fields.get("amount", payment["amount"]),
+                },
+                {},
+            )
         return 404, {"error": "not_found", "message": f"no route {method} {path}"}, {}
 
     def _signed(self, method: str, path: str, headers: dict[str, str], body: bytes) -> bool:
@@ -141,8 +158,15 @@ class PaymentsServer:
             if fields.get(name) in (None, ""):
                 return 400, {"error": "missing_required_field", "message": f"{name} is required", "field": name}, {}
         if fields["currency"] not in b.currencies:
-            return 400, {"error": "invalid_currency", "message": f"currency {fields['currency']} is not supported",
-                         "field": "currency"}, {}
+            return (
+                400,
+                {
+                    "error": "invalid_currency",
+                    "message": f"currency {fields['currency']} is not supported",
+                    "field": "currency",
+                },
+                {},
+            )
         if b.slow_seconds:
             time.sleep(b.slow_seconds)
         idempotency_key = headers.get("idempotency-key")
@@ -199,14 +223,16 @@ def _handler(server: PaymentsServer) -> type[BaseHTTPRequestHandler]:
 #   POST /_test/behaviour  {field: value, ...} sets Behaviour fields (lists become sets/tuples)
 #   POST /_test/reset      a fresh Behaviour, no payments, no requests
 
+
 class ControlledPaymentsServer(PaymentsServer):
     def __init__(self, port: int = 0) -> None:
         super().__init__()
         if port:
             self._server.server_close()
             self._server = CountingHTTPServer(("127.0.0.1", port), _handler(self))
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name="payments-server", daemon=True)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="payments-server", daemon=True
+            )
         self.control_requests = 0  # `finished` counts them too; they are taken out of what /_test/state says
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, dict]:
@@ -216,10 +242,17 @@ class ControlledPaymentsServer(PaymentsServer):
             self.control_requests += 1
             if path == "/_test/state":
                 # This request is not finished yet; every earlier control request is.
-                return 200, {"requests": [{"method": r["method"], "path": r["path"], "headers": r["headers"]}
-                                          for r in self.requests],
-                             "payments": list(self.payments),
-                             "finished": self.finished - (self.control_requests - 1)}, {}
+                return (
+                    200,
+                    {
+                        "requests": [
+                            {"method": r["method"], "path": r["path"], "headers": r["headers"]} for r in self.requests
+                        ],
+                        "payments": list(self.payments),
+                        "finished": self.finished - (self.control_requests - 1),
+                    },
+                    {},
+                )
             if path == "/_test/reset":
                 self.behaviour, self.payments, self.idempotent, self.requests = Behaviour(), {}, {}, []
                 self.finished, self.control_requests = 0, 1  # this reset finishes after the counts restart
@@ -227,8 +260,11 @@ class ControlledPaymentsServer(PaymentsServer):
             if path == "/_test/behaviour":
                 for name, value in json.loads(body).items():
                     current = getattr(self.behaviour, name)  # AttributeError: an unknown field fails loudly
-                    setattr(self.behaviour, name, type(current)(value) if isinstance(current, (set, frozenset, tuple))
-                            else value)
+                    setattr(
+                        self.behaviour,
+                        name,
+                        type(current)(value) if isinstance(current, (set, frozenset, tuple)) else value,
+                    )
                 return 200, {}, {}
         return 404, {"error": "not_found", "message": f"no test route {path}"}, {}
 

@@ -21,8 +21,16 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authorization", "proxy-connection", "te", "trailer",
-               "transfer-encoding", "upgrade"}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+}
 
 
 @dataclass(frozen=True)
@@ -40,14 +48,15 @@ class ProxyServer:
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="proxy-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="proxy-server", daemon=True
+        )
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def __enter__(self) -> "ProxyServer":
+    def __enter__(self) -> ProxyServer:
         self._thread.start()
         return self
 
@@ -121,8 +130,12 @@ def _handler(proxy: ProxyServer) -> type[BaseHTTPRequestHandler]:
             headers = {name: value for name, value in self.headers.items() if name.lower() not in _HOP_BY_HOP}
             upstream = http.client.HTTPConnection(target.hostname, target.port or 80, timeout=10)
             try:
-                upstream.request(self.command, (target.path or "/") + (f"?{target.query}" if target.query else ""),
-                                 body=body, headers=headers)
+                upstream.request(
+                    self.command,
+                    (target.path or "/") + (f"?{target.query}" if target.query else ""),
+                    body=body,
+                    headers=headers,
+                )
                 answer = upstream.getresponse()
                 data = answer.read()
             finally:
@@ -153,8 +166,7 @@ def main() -> None:
 
     def announce(seen: Seen) -> None:
         with lock:
-            print(json.dumps({"method": seen.method, "target": seen.target, "authorized": seen.authorized}),
-                  flush=True)
+            print(json.dumps({"method": seen.method, "target": seen.target, "authorized": seen.authorized}), flush=True)
 
     with ProxyServer(credentials=arguments.credentials, on_request=announce) as proxy:
         print(proxy.url, flush=True)

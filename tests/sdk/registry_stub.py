@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -21,16 +21,35 @@ from tests.sdk.sealing import CURRENT, TestKey, seal
 TOKEN = "dev-token-for-tests"
 
 
-def payload_for(patch_id: str, signature: str, operations: list[dict], rollback: list[dict] | None, *,
-                version: str = "1.0.0", sequence: int = 1, ttl: int = 300, language: str = "python",
-                description: str = "test patch", severity: str = "medium", now: datetime | None = None) -> dict:
-    now = now or datetime.now(timezone.utc)
+def payload_for(
+    patch_id: str,
+    signature: str,
+    operations: list[dict],
+    rollback: list[dict] | None,
+    *,
+    version: str = "1.0.0",
+    sequence: int = 1,
+    ttl: int = 300,
+    language: str = "python",
+    description: str = "test patch",
+    severity: str = "medium",
+    now: datetime | None = None,
+) -> dict:
+    now = now or datetime.now(UTC)
     document = lambda ops: {"format": "selfheal.operations", "version": 1, "operations": ops}  # noqa: E731
-    return {"patch_id": patch_id, "version": version, "sequence": sequence, "sdk_language": language,
-            "error_signature": signature, "description": description, "severity": severity,
-            "operations": document(operations), "rollback_operations": document(rollback) if rollback else None,
-            "issued_at": now.isoformat(timespec="seconds"),
-            "expires_at": (now + timedelta(seconds=ttl)).isoformat(timespec="seconds")}
+    return {
+        "patch_id": patch_id,
+        "version": version,
+        "sequence": sequence,
+        "sdk_language": language,
+        "error_signature": signature,
+        "description": description,
+        "severity": severity,
+        "operations": document(operations),
+        "rollback_operations": document(rollback) if rollback else None,
+        "issued_at": now.isoformat(timespec="seconds"),
+        "expires_at": (now + timedelta(seconds=ttl)).isoformat(timespec="seconds"),
+    }
 
 
 class RegistryStub:
@@ -47,8 +66,9 @@ class RegistryStub:
         self._server = CountingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.reports_gate = threading.Event()  # cleared: report posts wait (a slow registry)
         self.reports_gate.set()
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="registry-stub", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="registry-stub", daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -59,7 +79,7 @@ class RegistryStub:
         """TCP connections accepted so far."""
         return self._server.connections
 
-    def __enter__(self) -> "RegistryStub":
+    def __enter__(self) -> RegistryStub:
         self._thread.start()
         return self
 
@@ -88,8 +108,9 @@ class RegistryStub:
         if self.lookup_status is not None:
             return self.lookup_status, {"error": "unavailable", "message": "stub says so"}
         # The registry's rules, reduced: the code (or the message's first word), then the status.
-        entry = self.patches.get(body.get("code") or body["error"].split(":")[0]) \
-            or self.patches.get(str(body.get("status")))
+        entry = self.patches.get(body.get("code") or body["error"].split(":")[0]) or self.patches.get(
+            str(body.get("status"))
+        )
         if entry is None:
             return 404, {"error": "no_patch", "message": "no active patch"}
         payload = payload_for(*entry["args"], **entry["options"])

@@ -21,19 +21,23 @@ class TestKey:
     private: Ed25519PrivateKey
 
     @classmethod
-    def from_label(cls, label: str) -> "TestKey":
+    def from_label(cls, label: str) -> TestKey:
         # Deterministic, so the vector files regenerate byte for byte (Ed25519 signing is deterministic).
         return cls(Ed25519PrivateKey.from_private_bytes(hashlib.sha256(label.encode()).digest()))
 
     @property
     def seed_hex(self) -> str:
-        return self.private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                          serialization.NoEncryption()).hex()
+        return self.private.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        ).hex()
 
     @property
     def public_pem(self) -> str:
-        return self.private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                      serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        return (
+            self.private.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
 
     @property
     def key_id(self) -> str:
@@ -46,8 +50,11 @@ class TestKey:
 
 def seal(payload: dict, *keys: TestKey) -> dict:
     data = canonical(payload)
-    return {"format": "selfheal.patch.v1", "payload": base64.b64encode(data).decode(),
-            "signatures": [key.signature(data) for key in keys]}
+    return {
+        "format": "selfheal.patch.v1",
+        "payload": base64.b64encode(data).decode(),
+        "signatures": [key.signature(data) for key in keys],
+    }
 
 
 CURRENT = TestKey.from_label("molam test vectors: current key")

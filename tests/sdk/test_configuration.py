@@ -43,12 +43,17 @@ def test_configuration_error_is_exported_and_a_value_error():
 
 
 def test_a_private_key_pinned_by_mistake_is_refused_without_being_used():
-    private_pem = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    private_pem = (
+        Ed25519PrivateKey.generate()
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+    )
     with pytest.raises(ConfigurationError) as raised:
         MolamClient(api_key="pk", secret_key="sk", selfheal_token="t", trusted_keys={"k1": private_pem})
-    assert str(raised.value) == \
-        'trusted_keys: key "k1": is a private key: pin the public key (`selfheal keygen` prints it)'
+    assert (
+        str(raised.value)
+        == 'trusted_keys: key "k1": is a private key: pin the public key (`selfheal keygen` prints it)'
+    )
 
 
 def test_the_token_from_the_environment_is_named_as_such(monkeypatch):
@@ -67,7 +72,9 @@ def test_the_registry_url_from_the_environment_is_named_as_such(monkeypatch):
     with pytest.raises(ConfigurationError) as raised:
         MolamClient(api_key="pk", secret_key="sk", selfheal_token="t", trusted_keys=TRUSTED)
     assert (raised.value.option, raised.value.reason) == (
-        "MOLAM_SELFHEAL_URL", "must be an http:// or https:// URL with a host")
+        "MOLAM_SELFHEAL_URL",
+        "must be an http:// or https:// URL with a host",
+    )
 
 
 @pytest.mark.parametrize("timeout", [0, -1, 121, "10", True])

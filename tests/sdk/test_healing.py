@@ -16,8 +16,10 @@ import pytest
 
 from molam import ApiError, MolamTimeout
 
-FALLBACK = [{"op": "use_fallback_credential", "name": "MOLAM_FALLBACK_API_KEY"},
-            {"op": "log", "level": "warning", "message": "⚡ 401: using fallback API key"}]
+FALLBACK = [
+    {"op": "use_fallback_credential", "name": "MOLAM_FALLBACK_API_KEY"},
+    {"op": "log", "level": "warning", "message": "⚡ 401: using fallback API key"},
+]
 PRIMARY = [{"op": "use_primary_credential"}]
 
 
@@ -28,11 +30,13 @@ def wait_until(condition, *, timeout: float = 5.0) -> None:
         time.sleep(0.02)
 
 
-def test_401_revoked_key_heals_with_the_fallback_key_named_in_the_patch(payments, registry, make_client, applied,
-                                                                        caplog):
+def test_401_revoked_key_heals_with_the_fallback_key_named_in_the_patch(
+    payments, registry, make_client, applied, caplog
+):
     payments.behaviour.revoked_keys = {"pk_primary"}
-    patch_id = registry.add("401", FALLBACK, PRIMARY, description="Injection clé API fallback sur 401",
-                            severity="critical")
+    patch_id = registry.add(
+        "401", FALLBACK, PRIMARY, description="Injection clé API fallback sur 401", severity="critical"
+    )
     client = make_client()
     with caplog.at_level(logging.INFO, logger="molam"):
         payment = client.create_payment(amount=5000, currency="XOF", country="SN")
@@ -40,21 +44,41 @@ def test_401_revoked_key_heals_with_the_fallback_key_named_in_the_patch(payments
     assert payments.requests[-1]["headers"]["authorization"] == "Bearer pk_fallback"
     assert client.state.credential == "MOLAM_FALLBACK_API_KEY"
     # The runbook's request body, with the error's code beside it.
-    assert registry.lookups == [{"sdk": "python", "error": "401 Unauthorized: api_key_revoked", "status": 401,
-                                 "code": "api_key_revoked", "context": {
-                                     "operation": "create_payment", "method": "POST", "path": "/v1/payments",
-                                     "sdk_version": "0.1.0"}}]
+    assert registry.lookups == [
+        {
+            "sdk": "python",
+            "error": "401 Unauthorized: api_key_revoked",
+            "status": 401,
+            "code": "api_key_revoked",
+            "context": {
+                "operation": "create_payment",
+                "method": "POST",
+                "path": "/v1/payments",
+                "sdk_version": "0.1.0",
+            },
+        }
+    ]
     assert "⚡ Molam SDK applied self-healing patch" in caplog.text
     assert "⚡ 401: using fallback API key" in caplog.text
     [patch] = applied
     assert (patch.id, patch.description, patch.severity, patch.success, patch.rollback_triggered) == (
-        patch_id, "Injection clé API fallback sur 401", "critical", True, False)
+        patch_id,
+        "Injection clé API fallback sur 401",
+        "critical",
+        True,
+        False,
+    )
     assert client.get_patch_history() == [patch]
     wait_until(lambda: len(registry.reports) == 1)
     report = registry.reports[0]
     assert {k: report[k] for k in ("patch_id", "sdk", "error", "success", "rollback_triggered", "patch_applied")} == {
-        "patch_id": patch_id, "sdk": "python", "error": "401 Unauthorized: api_key_revoked", "success": True,
-        "rollback_triggered": False, "patch_applied": True}
+        "patch_id": patch_id,
+        "sdk": "python",
+        "error": "401 Unauthorized: api_key_revoked",
+        "success": True,
+        "rollback_triggered": False,
+        "patch_applied": True,
+    }
     # Healed in memory: the next call goes straight through.
     client.get_payment(payment["id"])
     assert len(registry.lookups) == 1
@@ -62,8 +86,11 @@ def test_401_revoked_key_heals_with_the_fallback_key_named_in_the_patch(payments
 
 def test_timeout_heals_by_raising_the_timeout_and_charges_once(payments, registry, make_client):
     payments.behaviour.slow_seconds = 0.6
-    registry.add("Timeout", [{"op": "set", "setting": "timeout_ms", "value": 5000}],
-                 [{"op": "set", "setting": "timeout_ms", "value": 300}])
+    registry.add(
+        "Timeout",
+        [{"op": "set", "setting": "timeout_ms", "value": 5000}],
+        [{"op": "set", "setting": "timeout_ms", "value": 300}],
+    )
     client = make_client(timeout=0.3)
     payment = client.create_payment(amount=1200, currency="XOF", country="SN")
     assert client.timeout == 5.0
@@ -75,8 +102,11 @@ def test_timeout_heals_by_raising_the_timeout_and_charges_once(payments, registr
 
 
 def test_invalid_currency_heals_with_the_default_currency(payments, registry, make_client):
-    registry.add("invalid_currency", [{"op": "set", "setting": "default_currency", "value": "XOF"}],
-                 [{"op": "set", "setting": "default_currency", "value": None}])
+    registry.add(
+        "invalid_currency",
+        [{"op": "set", "setting": "default_currency", "value": "XOF"}],
+        [{"op": "set", "setting": "default_currency", "value": None}],
+    )
     client = make_client()
     payment = client.create_payment(amount=900, currency="XYZ", country="SN")
     assert payment["currency"] == "XOF"
@@ -84,8 +114,11 @@ def test_invalid_currency_heals_with_the_default_currency(payments, registry, ma
 
 
 def test_bad_hmac_signature_from_a_skewed_clock_heals_by_signing_with_server_time(payments, registry, make_client):
-    registry.add("invalid_signature", [{"op": "resign_request", "use_server_time": True}],
-                 [{"op": "set", "setting": "clock_skew_seconds", "value": 0}])
+    registry.add(
+        "invalid_signature",
+        [{"op": "resign_request", "use_server_time": True}],
+        [{"op": "set", "setting": "clock_skew_seconds", "value": 0}],
+    )
     client = make_client(clock=lambda: time.time() - 120)  # this machine's clock is two minutes late
     payment = client.create_payment(amount=700, currency="XOF", country="SN")
     assert payment["status"] == "succeeded"
@@ -97,8 +130,11 @@ def test_bad_hmac_signature_from_a_skewed_clock_heals_by_signing_with_server_tim
 def test_429_heals_with_backoff_and_honours_retry_after(payments, registry, make_client):
     payments.behaviour.rate_limited_requests = 2
     payments.behaviour.retry_after_seconds = 1
-    registry.add("429", [{"op": "retry_with_backoff", "attempts": 3, "base_delay_ms": 10, "max_delay_ms": 2000,
-                          "jitter": False}], [{"op": "set", "setting": "max_retries", "value": 0}])
+    registry.add(
+        "429",
+        [{"op": "retry_with_backoff", "attempts": 3, "base_delay_ms": 10, "max_delay_ms": 2000, "jitter": False}],
+        [{"op": "set", "setting": "max_retries", "value": 0}],
+    )
     client = make_client()
     started = time.monotonic()
     payment = client.create_payment(amount=300, currency="XOF", country="SN")
@@ -110,8 +146,11 @@ def test_429_heals_with_backoff_and_honours_retry_after(payments, registry, make
 def test_429_retry_after_beyond_the_patch_max_delay_is_not_hammered(payments, registry, make_client):
     payments.behaviour.rate_limited_requests = 5
     payments.behaviour.retry_after_seconds = 30
-    registry.add("429", [{"op": "retry_with_backoff", "attempts": 3, "base_delay_ms": 10, "max_delay_ms": 2000,
-                          "jitter": True}], [{"op": "set", "setting": "max_retries", "value": 0}])
+    registry.add(
+        "429",
+        [{"op": "retry_with_backoff", "attempts": 3, "base_delay_ms": 10, "max_delay_ms": 2000, "jitter": True}],
+        [{"op": "set", "setting": "max_retries", "value": 0}],
+    )
     client = make_client()
     with pytest.raises(ApiError) as raised:
         client.create_payment(amount=300, currency="XOF", country="SN")
@@ -120,9 +159,14 @@ def test_429_retry_after_beyond_the_patch_max_delay_is_not_hammered(payments, re
 
 
 def test_400_missing_required_field_heals_by_filling_defaults(payments, registry, make_client):
-    registry.add("400", [{"op": "fill_required_fields", "fields": {"country": "SN"}},
-                         {"op": "log", "level": "warning", "message": "⚡ 400: required fields filled"}],
-                 [{"op": "clear_filled_fields"}])
+    registry.add(
+        "400",
+        [
+            {"op": "fill_required_fields", "fields": {"country": "SN"}},
+            {"op": "log", "level": "warning", "message": "⚡ 400: required fields filled"},
+        ],
+        [{"op": "clear_filled_fields"}],
+    )
     client = make_client()
     payment = client.create_payment(amount=100, currency="XOF")
     assert payment["country"] == "SN"
@@ -159,12 +203,15 @@ def _rewrite_payload(envelope: dict) -> dict:
     return {**envelope, "payload": base64.b64encode(payload).decode()}
 
 
-@pytest.mark.parametrize("tamper", [
-    _rewrite_payload,
-    lambda envelope: {**envelope, "signatures": [{**envelope["signatures"][0], "keyId": "0000000000000000"}]},
-], ids=["payload", "key_id"])
-def test_a_tampered_envelope_is_refused_and_the_original_error_raised(payments, registry, make_client, applied,
-                                                                      tamper):
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        _rewrite_payload,
+        lambda envelope: {**envelope, "signatures": [{**envelope["signatures"][0], "keyId": "0000000000000000"}]},
+    ],
+    ids=["payload", "key_id"],
+)
+def test_a_tampered_envelope_is_refused_and_the_original_error_raised(payments, registry, make_client, applied, tamper):
     payments.behaviour.revoked_keys = {"pk_primary"}
     registry.add("401", FALLBACK, PRIMARY)
     registry.tamper = tamper

@@ -27,8 +27,16 @@ def test_the_registry_chooses_the_same_patch(case):
     from selfheal.core.matching import best_match as registry_best_match
 
     # The registry breaks the last ties by update time; the sequence number the SDK sees rises with it.
-    candidates = [Candidate(id=p.id, sdk_language="python", error_signature=p.error_signature, severity=p.severity,
-                            updated_at=float(p.sequence)) for p in PATCHES]
+    candidates = [
+        Candidate(
+            id=p.id,
+            sdk_language="python",
+            error_signature=p.error_signature,
+            severity=p.severity,
+            updated_at=float(p.sequence),
+        )
+        for p in PATCHES
+    ]
     error = case["error"]
     found = registry_best_match(candidates, ErrorReport("python", error["message"], error["status"], error["code"]))
     assert (None if found is None else {"patch_id": found.candidate.id, "kind": found.kind}) == case["expect"]

@@ -21,9 +21,12 @@ SDK_SOURCE = Path(__file__).resolve().parents[2] / "sdk" / "python" / "molam"
 
 
 def context_of(data: dict) -> ApplyContext:
-    return ApplyContext(now=data["now"], server_time=data["server_time"],
-                        has_credential=lambda name: name in data["credentials"],
-                        allowed_hosts=frozenset(data["allowed_hosts"]))
+    return ApplyContext(
+        now=data["now"],
+        server_time=data["server_time"],
+        has_credential=lambda name: name in data["credentials"],
+        allowed_hosts=frozenset(data["allowed_hosts"]),
+    )
 
 
 @pytest.mark.parametrize("case", OPERATIONS["cases"], ids=lambda case: case["name"])
@@ -49,8 +52,14 @@ def test_vectors_cover_every_operation_and_setting():
 
 def test_a_refused_document_changes_nothing():
     state = ClientState.from_dict(OPERATIONS["initial_state"])
-    document = {"format": "selfheal.operations", "version": 1, "operations": [
-        {"op": "set", "setting": "timeout_ms", "value": 30000}, {"op": "eval", "code": "__import__('os')"}]}
+    document = {
+        "format": "selfheal.operations",
+        "version": 1,
+        "operations": [
+            {"op": "set", "setting": "timeout_ms", "value": 30000},
+            {"op": "eval", "code": "__import__('os')"},
+        ],
+    }
     with pytest.raises(PatchRefused, match="unknown operation 'eval'"):
         apply_document(document, state, context_of(OPERATIONS["context"]))
     assert state.timeout_ms == 10000  # immutable: the first operation's change went nowhere
@@ -59,8 +68,12 @@ def test_a_refused_document_changes_nothing():
 def test_applying_is_bounded_in_time():
     document = {"format": "selfheal.operations", "version": 1, "operations": [{"op": "clear_filled_fields"}] * 2}
     with pytest.raises(PatchRefused, match="longer than"):
-        apply_document(document, ClientState.from_dict(OPERATIONS["initial_state"]),
-                       context_of(OPERATIONS["context"]), budget_seconds=-1)
+        apply_document(
+            document,
+            ClientState.from_dict(OPERATIONS["initial_state"]),
+            context_of(OPERATIONS["context"]),
+            budget_seconds=-1,
+        )
 
 
 def test_the_table_is_the_registry_compilers_table():
@@ -87,7 +100,10 @@ def test_every_python_sample_compiles_to_a_document_the_sdk_applies(sample):
 
 def test_the_sdk_has_nothing_dynamic_and_stands_alone():
     # Patches are data: nothing in the SDK can turn text from the wire into code or a name lookup.
-    forbidden = re.compile(r"(?<![.\w])(eval|exec|compile|getattr|setattr|__import__)\s*\("
-                           r"|^\s*(from|import)\s+(selfheal|importlib)\b", re.MULTILINE)
+    forbidden = re.compile(
+        r"(?<![.\w])(eval|exec|compile|getattr|setattr|__import__)\s*\("
+        r"|^\s*(from|import)\s+(selfheal|importlib)\b",
+        re.MULTILINE,
+    )
     for path in SDK_SOURCE.glob("*.py"):
         assert not forbidden.search(path.read_text(encoding="utf-8")), path.name

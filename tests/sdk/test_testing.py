@@ -19,6 +19,7 @@ README = Path(__file__).resolve().parents[2] / "sdk" / "python" / "README.md"
 @pytest.fixture()
 def no_network(monkeypatch):
     """Any socket the code under test opens fails the test: the double needs none."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("molam.testing opened a network connection")
 
@@ -28,7 +29,7 @@ def no_network(monkeypatch):
 
 def readme_example() -> str:
     text = README.read_text(encoding="utf-8")
-    section = text[text.index("## Testing your code"):]
+    section = text[text.index("## Testing your code") :]
     match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
     assert match, "the README has a Python example in its testing section"
     return match.group(1)
@@ -46,8 +47,11 @@ def test_the_readme_example_runs_as_written(no_network):
 def test_a_timeout_heals_without_waiting_and_charges_once(no_network):
     with FakeMolam() as fake:
         fake.payments.fail(timeout=True, times=1)
-        fake.registry.add_patch("Timeout", [{"op": "set", "setting": "timeout_ms", "value": 30000}],
-                                rollback=[{"op": "set", "setting": "timeout_ms", "value": 10000}])
+        fake.registry.add_patch(
+            "Timeout",
+            [{"op": "set", "setting": "timeout_ms", "value": 30000}],
+            rollback=[{"op": "set", "setting": "timeout_ms", "value": 10000}],
+        )
         client = fake.client()
         payment = client.create_payment(amount=1200, currency="XOF", country="SN")
         assert client.timeout == 30.0 and list(fake.payments.payments) == [payment["id"]]
@@ -57,9 +61,11 @@ def test_a_timeout_heals_without_waiting_and_charges_once(no_network):
 def test_an_unreachable_host_heals_by_moving_to_the_backup_api(no_network):
     with FakeMolam() as fake:
         fake.payments.fail(unreachable=True, when=lambda request: request.host == "api.molam.com")
-        fake.registry.add_patch("ConnectionError", [{"op": "set", "setting": "base_url",
-                                                     "value": "https://api-backup.molam.com"}],
-                                rollback=[{"op": "set", "setting": "base_url", "value": "https://api.molam.com"}])
+        fake.registry.add_patch(
+            "ConnectionError",
+            [{"op": "set", "setting": "base_url", "value": "https://api-backup.molam.com"}],
+            rollback=[{"op": "set", "setting": "base_url", "value": "https://api.molam.com"}],
+        )
         client = fake.client()
         client.create_payment(amount=1, currency="XOF", country="SN")
         assert [request.host for request in fake.payments.requests] == ["api.molam.com", "api-backup.molam.com"]
@@ -68,9 +74,11 @@ def test_an_unreachable_host_heals_by_moving_to_the_backup_api(no_network):
 def test_a_patch_that_does_not_heal_is_rolled_back_and_reported(no_network):
     with FakeMolam() as fake:
         fake.payments.fail(status=400, code="invalid_currency", message="currency not supported")
-        patch_id = fake.registry.add_patch("invalid_currency",
-                                           [{"op": "set", "setting": "default_currency", "value": "XOF"}],
-                                           rollback=[{"op": "set", "setting": "default_currency", "value": None}])
+        patch_id = fake.registry.add_patch(
+            "invalid_currency",
+            [{"op": "set", "setting": "default_currency", "value": "XOF"}],
+            rollback=[{"op": "set", "setting": "default_currency", "value": None}],
+        )
         client = fake.client()
         with pytest.raises(ApiError) as raised:
             client.create_payment(amount=1, currency="XYZ", country="SN")
@@ -83,8 +91,10 @@ def test_a_patch_that_does_not_heal_is_rolled_back_and_reported(no_network):
 def test_429_with_retry_after_and_a_backoff_patch(no_network):
     with FakeMolam() as fake:
         fake.payments.fail(status=429, code="rate_limited", retry_after=0, times=2)
-        fake.registry.add_patch("429", [{"op": "retry_with_backoff", "attempts": 3, "base_delay_ms": 10,
-                                         "max_delay_ms": 100, "jitter": False}])
+        fake.registry.add_patch(
+            "429",
+            [{"op": "retry_with_backoff", "attempts": 3, "base_delay_ms": 10, "max_delay_ms": 100, "jitter": False}],
+        )
         client = fake.client()
         assert client.create_payment(amount=1, currency="XOF", country="SN")["status"] == "succeeded"
         assert len(fake.payments.requests) == 3
@@ -101,9 +111,11 @@ def test_no_patch_for_the_error_raises_it_and_the_miss_is_looked_up(no_network):
 def test_kill_switch_and_registry_outage(no_network):
     with FakeMolam() as fake:
         fake.payments.fail(status=401, code="api_key_revoked", when=lambda request: request.api_key == "pk_test_fake")
-        patch_id = fake.registry.add_patch("api_key_revoked", [{"op": "use_fallback_credential",
-                                                                "name": "MOLAM_FALLBACK_API_KEY"}],
-                                           rollback=[{"op": "use_primary_credential"}])
+        patch_id = fake.registry.add_patch(
+            "api_key_revoked",
+            [{"op": "use_fallback_credential", "name": "MOLAM_FALLBACK_API_KEY"}],
+            rollback=[{"op": "use_primary_credential"}],
+        )
         fallback = {"MOLAM_FALLBACK_API_KEY": "pk_fallback"}
         fake.client(fallback_credentials=fallback).create_payment(amount=1, currency="XOF", country="SN")
         fake.registry.unavailable = True  # a registry outage: a new client has no verified patch to fall back on
@@ -127,14 +139,23 @@ def test_the_fake_registry_writes_bootstrap_files(tmp_path, no_network):
         assert client.timeout == 30.0
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda fake: fake.registry.add_patch("401", [{"op": "exec", "code": "1"}]), None),
-    (lambda fake: fake.registry.add_patch("401", []), "operations must be a list of 1 to 32 operations"),
-    (lambda fake: fake.registry.add_patch("", [{"op": "use_primary_credential"}]), "error_signature"),
-    (lambda fake: fake.payments.fail(), "exactly one of"),
-    (lambda fake: fake.payments.fail(status=200), "HTTP error status"),
-], ids=["unknown_operation_is_caught_when_applied", "no_operations", "empty_signature", "no_failure_kind",
-        "success_status"])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda fake: fake.registry.add_patch("401", [{"op": "exec", "code": "1"}]), None),
+        (lambda fake: fake.registry.add_patch("401", []), "operations must be a list of 1 to 32 operations"),
+        (lambda fake: fake.registry.add_patch("", [{"op": "use_primary_credential"}]), "error_signature"),
+        (lambda fake: fake.payments.fail(), "exactly one of"),
+        (lambda fake: fake.payments.fail(status=200), "HTTP error status"),
+    ],
+    ids=[
+        "unknown_operation_is_caught_when_applied",
+        "no_operations",
+        "empty_signature",
+        "no_failure_kind",
+        "success_status",
+    ],
+)
 def test_declarations_the_double_cannot_serve_fail_at_once(call, message):
     with FakeMolam() as fake:
         if message is None:  # well-formed but unknown: the client refuses it, as it would a served one

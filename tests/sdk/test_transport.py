@@ -23,8 +23,9 @@ def test_proxy_vector(case):
     from urllib.parse import urlsplit
 
     url = urlsplit(case["url"])
-    assert proxy_for(url.scheme, url.hostname, url.port, proxies_from_environment(case["environment"])) == \
-        case["expect"]
+    assert (
+        proxy_for(url.scheme, url.hostname, url.port, proxies_from_environment(case["environment"])) == case["expect"]
+    )
 
 
 def test_calls_reuse_one_connection_per_host(payments, registry, make_client):
@@ -82,7 +83,9 @@ def test_http_proxy_forwards_http_calls_and_no_proxy_bypasses_it(payments, regis
         client.create_payment(amount=100, currency="XOF", country="SN")
         client.create_payment(amount=100, currency="XOF", country="SN")
         assert [(seen.method, seen.target) for seen in proxy.seen] == [
-            ("POST", f"{payments.url}/v1/payments"), ("POST", f"{payments.url}/v1/payments")]
+            ("POST", f"{payments.url}/v1/payments"),
+            ("POST", f"{payments.url}/v1/payments"),
+        ]
         monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
         make_client().create_payment(amount=100, currency="XOF", country="SN")
         assert len(proxy.seen) == 2 and len(payments.requests) == 3
@@ -94,13 +97,18 @@ def test_https_proxy_tunnels_https_calls_with_proxy_credentials(tmp_path, monkey
     with PaymentsServer(tls=server_context(cert, key)) as payments, ProxyServer(credentials="svc:s3cret") as proxy:
         # user:password@host:port, without a scheme: curl's reading, an http:// proxy.
         monkeypatch.setenv("HTTPS_PROXY", proxy.url.replace("http://", "svc:s3cret@"))
-        client = MolamClient(api_key="pk_primary", secret_key=payments.behaviour.secret_key, base_url=payments.url,
-                             enable_self_healing=False)
+        client = MolamClient(
+            api_key="pk_primary",
+            secret_key=payments.behaviour.secret_key,
+            base_url=payments.url,
+            enable_self_healing=False,
+        )
         for _ in range(3):
             assert client.create_payment(amount=100, currency="XOF", country="SN")["status"] == "succeeded"
         # One tunnel, kept alive: the proxy saw the host once and never the requests inside.
         assert proxy.seen and [(seen.method, seen.target, seen.authorized) for seen in proxy.seen] == [
-            ("CONNECT", payments.url.removeprefix("https://"), True)]
+            ("CONNECT", payments.url.removeprefix("https://"), True)
+        ]
         assert payments.connections == 1 and len(payments.requests) == 3
         client.close()
 
@@ -110,21 +118,23 @@ def test_a_proxy_refusing_the_credentials_is_a_connection_error(tmp_path, monkey
 
     with ProxyServer(credentials="svc:s3cret") as proxy:
         monkeypatch.setenv("HTTPS_PROXY", proxy.url)  # no credentials: 407
-        client = MolamClient(api_key="pk", secret_key="sk", base_url="https://api.molam.com",
-                             enable_self_healing=False)
+        client = MolamClient(api_key="pk", secret_key="sk", base_url="https://api.molam.com", enable_self_healing=False)
         with pytest.raises(MolamConnectionError, match="407"):
             client.get_payment("pay_1")
         assert [(seen.method, seen.target, seen.authorized) for seen in proxy.seen] == [
-            ("CONNECT", "api.molam.com:443", False)]
+            ("CONNECT", "api.molam.com:443", False)
+        ]
 
 
-@pytest.mark.parametrize("value, reason", [
-    ("socks5://127.0.0.1:1080", "'socks5://127.0.0.1:1080': only http:// proxies are supported"),
-    ("http://127.0.0.1:port", "'http://127.0.0.1:port': the port is not a number"),
-])
+@pytest.mark.parametrize(
+    "value, reason",
+    [
+        ("socks5://127.0.0.1:1080", "'socks5://127.0.0.1:1080': only http:// proxies are supported"),
+        ("http://127.0.0.1:port", "'http://127.0.0.1:port': the port is not a number"),
+    ],
+)
 def test_a_proxy_variable_the_sdk_cannot_use_is_a_configuration_error(monkeypatch, value, reason):
     monkeypatch.setenv("HTTPS_PROXY", value)
     with pytest.raises(ConfigurationError) as raised:
         MolamClient(api_key="pk", secret_key="sk", enable_self_healing=False)
     assert (raised.value.option, raised.value.reason) == ("HTTPS_PROXY", reason)
-

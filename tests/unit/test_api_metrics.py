@@ -7,8 +7,11 @@ from selfheal.api.metrics import ApiMetrics
 
 def samples(metrics: ApiMetrics) -> dict[tuple, float]:
     text = metrics.exposition().decode()
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def test_latency_buckets_are_cumulative_with_le_bounds_inclusive_and_the_sum_and_count_follow():
@@ -22,6 +25,7 @@ def test_latency_buckets_are_cumulative_with_le_bounds_inclusive_and_the_sum_and
 
     def bucket(le: str) -> float:
         return got[("selfheal_api_request_seconds_bucket", tuple(sorted((*labels, ("le", le)))))]
+
     assert [bucket(le) for le in ("0.0005", "0.001", "0.0025", "0.005", "1.0", "+Inf")] == [2, 2, 2, 3, 3, 4]
     assert got[("selfheal_api_request_seconds_count", labels)] == 4
     assert abs(got[("selfheal_api_request_seconds_sum", labels)] - 2.0037) < 1e-9

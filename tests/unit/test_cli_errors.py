@@ -137,7 +137,8 @@ def test_dev_without_the_dev_extra_says_how_to_get_it(tmp_path: Path) -> None:
         "from selfheal.cli import main\n"
         "main(['dev', 'up', '--state-dir', sys.argv[1]])\n"
     )
-    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "state")], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "state")], capture_output=True, text=True, timeout=60
+    )
     assert_one_line_error(result, mentions="`selfheal dev` needs the embedded PostgreSQL")
     assert "[dev]" in result.stderr

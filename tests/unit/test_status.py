@@ -35,8 +35,9 @@ def test_invalid_spec():
 
 def test_registry_deactivation_changes_only_active():
     synced = synced_status({}, generation=1, row=ROW, now="T1")
-    off = RegistryState(id="abc", version="1.0.0", active=False, source_generation=1,
-                        deactivation_reason="DeactivatedInRegistry")
+    off = RegistryState(
+        id="abc", version="1.0.0", active=False, source_generation=1, deactivation_reason="DeactivatedInRegistry"
+    )
     status = registry_status(synced, generation=1, row=off, now="T2")
     assert (status["state"], status["reason"]) == ("Inactive", "DeactivatedInRegistry")
     assert conditions(status)["Ready"]["lastTransitionTime"] == "T1"

@@ -6,5 +6,16 @@ from molam.errors import ApiError, ConfigurationError, MolamConnectionError, Mol
 from molam.healing import AppliedPatch
 from molam.state import Backoff, ClientState
 
-__all__ = ["ApiError", "AppliedPatch", "Backoff", "ClientState", "ConfigurationError", "MolamClient",
-           "MolamConnectionError", "MolamError", "MolamTimeout", "__version__", "key_id"]
+__all__ = [
+    "ApiError",
+    "AppliedPatch",
+    "Backoff",
+    "ClientState",
+    "ConfigurationError",
+    "MolamClient",
+    "MolamConnectionError",
+    "MolamError",
+    "MolamTimeout",
+    "__version__",
+    "key_id",
+]

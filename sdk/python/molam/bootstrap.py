@@ -51,8 +51,9 @@ def load_bootstrap(path: object, *, trusted: TrustedKeys, replay: ReplayGuard, n
         raise ConfigurationError(f"{source} is not JSON: {error}", option=OPTION) from None
     entries = _entries(document)
     if entries is None:
-        raise ConfigurationError(f'{source} must hold a list of envelopes, or an object with an "envelopes" list',
-                                 option=OPTION)
+        raise ConfigurationError(
+            f'{source} must hold a list of envelopes, or an object with an "envelopes" list', option=OPTION
+        )
     patches: dict[str, VerifiedPatch] = {}
     skipped: list[str] = []
     for index, entry in enumerate(entries):

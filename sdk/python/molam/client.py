@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -79,21 +79,32 @@ class Call:
             fields["currency"] = state.default_currency
         return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
-    def without_currency(self) -> "Call":
+    def without_currency(self) -> Call:
         return replace(self, fields={**(self.fields or {}), "currency": None})
 
 
 class MolamClient:
-    def __init__(self, *, api_key: str, secret_key: str, enable_self_healing: bool = True,
-                 on_patch_applied: Callable[[AppliedPatch], object] | None = None,
-                 base_url: str = DEFAULT_BASE_URL, timeout: float = 10.0, api_version: str | None = None,
-                 selfheal_url: str | None = None, selfheal_token: str | None = None,
-                 trusted_keys: Mapping[str, str | bytes] | None = None,
-                 bootstrap_envelopes: str | os.PathLike[str] | None = None,
-                 fallback_credentials: Mapping[str, str] | None = None,
-                 allowed_hosts: frozenset[str] | set[str] | None = None,
-                 max_envelope_bytes: int = 64 * 1024, report_interval: float = 1.0,
-                 transport: Transport | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        secret_key: str,
+        enable_self_healing: bool = True,
+        on_patch_applied: Callable[[AppliedPatch], object] | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = 10.0,
+        api_version: str | None = None,
+        selfheal_url: str | None = None,
+        selfheal_token: str | None = None,
+        trusted_keys: Mapping[str, str | bytes] | None = None,
+        bootstrap_envelopes: str | os.PathLike[str] | None = None,
+        fallback_credentials: Mapping[str, str] | None = None,
+        allowed_hosts: frozenset[str] | set[str] | None = None,
+        max_envelope_bytes: int = 64 * 1024,
+        report_interval: float = 1.0,
+        transport: Transport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         """`selfheal_url` and `selfheal_token` default to MOLAM_SELFHEAL_URL / MOLAM_SELFHEAL_TOKEN.
         `bootstrap_envelopes`: a file of signed envelopes the client starts with (molam.bootstrap).
         `fallback_credentials` maps names to values; by default names are environment variables.
@@ -110,8 +121,9 @@ class MolamClient:
         trusted = TrustedKeys(trusted_keys or {})
         self._clock = clock
         self._fallback = fallback_credentials
-        self._cell = StateCell(ClientState(base_url=base_url.rstrip("/"), timeout_ms=round(timeout * 1000),
-                                           api_version=api_version))
+        self._cell = StateCell(
+            ClientState(base_url=base_url.rstrip("/"), timeout_ms=round(timeout * 1000), api_version=api_version)
+        )
         self._allowed_hosts = frozenset(allowed_hosts or DEFAULT_ALLOWED_HOSTS | {urlsplit(base_url).hostname or ""})
         self._rng = random.Random()
         self._reports: ReportQueue | None = None
@@ -123,24 +135,46 @@ class MolamClient:
                 token_from_environment=not selfheal_token and bool(os.environ.get("MOLAM_SELFHEAL_TOKEN")),
                 url=selfheal_url or os.environ.get("MOLAM_SELFHEAL_URL") or base_url,
                 url_from_environment=not selfheal_url and bool(os.environ.get("MOLAM_SELFHEAL_URL")),
-                has_trusted_keys=bool(trusted), bootstrap=bootstrap_envelopes)
+                has_trusted_keys=bool(trusted),
+                bootstrap=bootstrap_envelopes,
+            )
             if settings is None:
                 # Fail closed: without a token and pinned keys no patch could be fetched and verified.
                 log.warning("Molam SDK: self-healing disabled: it needs selfheal_token and trusted_keys")
         self._transport = transport if transport is not None else HttpTransport()
         if settings is not None:
             replay = ReplayGuard()
-            bootstrap = () if bootstrap_envelopes is None else load_bootstrap(
-                bootstrap_envelopes, trusted=trusted, replay=replay,
-                now=datetime.fromtimestamp(clock(), timezone.utc)).patches
+            bootstrap = (
+                ()
+                if bootstrap_envelopes is None
+                else load_bootstrap(
+                    bootstrap_envelopes,
+                    trusted=trusted,
+                    replay=replay,
+                    now=datetime.fromtimestamp(clock(), UTC),
+                ).patches
+            )
             registry = None
             if settings.url is not None and settings.token is not None:
-                registry = RegistryClient(url=settings.url, token=settings.token, max_envelope_bytes=max_envelope_bytes,
-                                          user_agent=USER_AGENT, transport=self._transport)
-                self._reports = ReportQueue(lambda batch: registry.send_reports(batch, timeout=5.0),
-                                            interval=report_interval)
-            self._healer = Healer(registry=registry, trusted=trusted, reports=self._reports,
-                                  on_patch_applied=on_patch_applied, clock=clock, replay=replay, bootstrap=bootstrap)
+                registry = RegistryClient(
+                    url=settings.url,
+                    token=settings.token,
+                    max_envelope_bytes=max_envelope_bytes,
+                    user_agent=USER_AGENT,
+                    transport=self._transport,
+                )
+                self._reports = ReportQueue(
+                    lambda batch: registry.send_reports(batch, timeout=5.0), interval=report_interval
+                )
+            self._healer = Healer(
+                registry=registry,
+                trusted=trusted,
+                reports=self._reports,
+                on_patch_applied=on_patch_applied,
+                clock=clock,
+                replay=replay,
+                bootstrap=bootstrap,
+            )
 
     # --- Settings a patch may change (read-only here: patches change them) ---------------------
 
@@ -195,7 +229,7 @@ class MolamClient:
         finally:
             self._transport.close()
 
-    def __enter__(self) -> "MolamClient":
+    def __enter__(self) -> MolamClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -204,12 +238,19 @@ class MolamClient:
     # --- Payments --------------------------------------------------------------------------
 
     def create_payment(self, *, amount: int, currency: str | None = None, **fields: Any) -> dict[str, Any]:
-        return self._call(Call("create_payment", "POST", "/v1/payments", "/v1/payments",
-                               {"amount": amount, "currency": currency, **fields}, str(uuid.uuid4())))
+        return self._call(
+            Call(
+                "create_payment",
+                "POST",
+                "/v1/payments",
+                "/v1/payments",
+                {"amount": amount, "currency": currency, **fields},
+                str(uuid.uuid4()),
+            )
+        )
 
     def get_payment(self, payment_id: str) -> dict[str, Any]:
-        return self._call(Call("get_payment", "GET", f"/v1/payments/{quote(payment_id, safe='')}",
-                               "/v1/payments/{id}"))
+        return self._call(Call("get_payment", "GET", f"/v1/payments/{quote(payment_id, safe='')}", "/v1/payments/{id}"))
 
     def refund(self, payment_id: str, *, amount: int | None = None, **fields: Any) -> dict[str, Any]:
         body = {"payment_id": payment_id, **({"amount": amount} if amount is not None else {}), **fields}
@@ -223,17 +264,28 @@ class MolamClient:
         except MolamError as error:
             if self._healer is None or not healable(error):
                 raise
-            context = {"operation": call.operation, "method": call.method, "path": call.route,
-                       "sdk_version": __version__}
+            context = {
+                "operation": call.operation,
+                "method": call.method,
+                "path": call.route,
+                "sdk_version": __version__,
+            }
             failure = error  # `error` is unbound once the except block ends; the retry must not depend on that
-            return self._healer.heal(failure, context=context, cell=self._cell,
-                                     apply_context=self._apply_context(failure),
-                                     retry=lambda: self._attempts(self._retry_of(call, failure)))
+            return self._healer.heal(
+                failure,
+                context=context,
+                cell=self._cell,
+                apply_context=self._apply_context(failure),
+                retry=lambda: self._attempts(self._retry_of(call, failure)),
+            )
 
     def _apply_context(self, error: MolamError) -> ApplyContext:
-        return ApplyContext(now=self._clock(), server_time=error.server_time if isinstance(error, ApiError) else None,
-                            has_credential=lambda name: self._credential_value(name) is not None,
-                            allowed_hosts=self._allowed_hosts)
+        return ApplyContext(
+            now=self._clock(),
+            server_time=error.server_time if isinstance(error, ApiError) else None,
+            has_credential=lambda name: self._credential_value(name) is not None,
+            allowed_hosts=self._allowed_hosts,
+        )
 
     def _retry_of(self, call: Call, error: MolamError) -> Call:
         # After invalid_currency, a patched default currency replaces the one the API refused.
@@ -263,9 +315,11 @@ class MolamClient:
         headers = {
             "Authorization": f"Bearer {self._api_key_for(state)}",
             "Molam-Timestamp": str(timestamp),
-            "Molam-Signature": signing.signature(secret_key=self._secret_key, timestamp=timestamp,
-                                                 method=call.method, path=call.path, body=body or b""),
-            "Accept": "application/json", "User-Agent": USER_AGENT,
+            "Molam-Signature": signing.signature(
+                secret_key=self._secret_key, timestamp=timestamp, method=call.method, path=call.path, body=body or b""
+            ),
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
         }
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -273,8 +327,14 @@ class MolamClient:
             headers["Idempotency-Key"] = call.idempotency_key
         if state.api_version:
             headers["Molam-Version"] = state.api_version
-        response = self._transport.exchange(state.base_url + call.path, method=call.method, headers=headers,
-                                            body=body, timeout=state.timeout, max_bytes=MAX_RESPONSE_BYTES)
+        response = self._transport.exchange(
+            state.base_url + call.path,
+            method=call.method,
+            headers=headers,
+            body=body,
+            timeout=state.timeout,
+            max_bytes=MAX_RESPONSE_BYTES,
+        )
         if 200 <= response.status < 300:
             try:
                 return json.loads(response.body) if response.body else {}
@@ -302,9 +362,15 @@ def _api_error(status: int, reason: str, headers: Mapping[str, str], body: bytes
     detail = detail if isinstance(detail, dict) else {}
     code = detail.get("error") if isinstance(detail.get("error"), str) else None
     message = detail.get("message") if isinstance(detail.get("message"), str) else body[:200].decode("utf-8", "replace")
-    return ApiError(status=status, reason=reason, code=code, message=message,
-                    retry_after=_retry_after(headers.get("retry-after")), server_time=_http_date(headers.get("date")),
-                    field=detail.get("field") if isinstance(detail.get("field"), str) else None)
+    return ApiError(
+        status=status,
+        reason=reason,
+        code=code,
+        message=message,
+        retry_after=_retry_after(headers.get("retry-after")),
+        server_time=_http_date(headers.get("date")),
+        field=detail.get("field") if isinstance(detail.get("field"), str) else None,
+    )
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -27,8 +27,9 @@ def credential(option: str, value: object) -> str:
         raise ConfigurationError(f"is longer than {MAX_CREDENTIAL_LENGTH} characters", option=option)
     if not _VISIBLE_ASCII.fullmatch(value):
         if _SPACE_OR_CONTROL.search(value):
-            raise ConfigurationError("contains whitespace or a control character (a newline copied from a file?)",
-                                     option=option)
+            raise ConfigurationError(
+                "contains whitespace or a control character (a newline copied from a file?)", option=option
+            )
         raise ConfigurationError("contains a non-ASCII character", option=option)
     return value
 
@@ -36,8 +37,12 @@ def credential(option: str, value: object) -> str:
 def http_url(option: str, value: object) -> str:
     parts = urlsplit(value) if isinstance(value, str) else None
     try:
-        valid = parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname) \
+        valid = (
+            parts is not None
+            and parts.scheme in ("http", "https")
+            and bool(parts.hostname)
             and (parts.port is None or parts.port > 0)
+        )
     except ValueError:  # a port that is not a number
         valid = False
     if not valid:
@@ -51,26 +56,38 @@ class SelfHealSettings:
     token: str | None
 
 
-def self_heal_settings(*, token: str | None, token_from_environment: bool, url: str | None,
-                       url_from_environment: bool, has_trusted_keys: bool,
-                       bootstrap: object) -> SelfHealSettings | None:
+def self_heal_settings(
+    *,
+    token: str | None,
+    token_from_environment: bool,
+    url: str | None,
+    url_from_environment: bool,
+    has_trusted_keys: bool,
+    bootstrap: object,
+) -> SelfHealSettings | None:
     """What self-healing will use, None when nothing of it is configured (it stays off, with a
     warning: the runbook's example), or ConfigurationError when it is half configured."""
     token_option = "MOLAM_SELFHEAL_TOKEN" if token_from_environment else "selfheal_token"
     if not token and not has_trusted_keys and bootstrap is None:
         return None
     if not has_trusted_keys:
-        needs = (f"self-healing with a {token_option} needs the registry's public key pinned to verify patches"
-                 if token else "bootstrap_envelopes need the registry's public key pinned to verify them")
-        raise ConfigurationError(f"is empty, but {needs} (`selfheal keygen` prints it); or turn self-healing off",
-                                 option="trusted_keys")
+        needs = (
+            f"self-healing with a {token_option} needs the registry's public key pinned to verify patches"
+            if token
+            else "bootstrap_envelopes need the registry's public key pinned to verify them"
+        )
+        raise ConfigurationError(
+            f"is empty, but {needs} (`selfheal keygen` prints it); or turn self-healing off", option="trusted_keys"
+        )
     if not token:
         if bootstrap is not None:
             return SelfHealSettings(url=None, token=None)
-        raise ConfigurationError("is not set (nor MOLAM_SELFHEAL_TOKEN), but self-healing with trusted_keys needs a "
-                                 "developer token of the registry (`selfheal token create`) or bootstrap_envelopes; "
-                                 "or turn self-healing off", option="selfheal_token")
+        raise ConfigurationError(
+            "is not set (nor MOLAM_SELFHEAL_TOKEN), but self-healing with trusted_keys needs a "
+            "developer token of the registry (`selfheal token create`) or bootstrap_envelopes; "
+            "or turn self-healing off",
+            option="selfheal_token",
+        )
     credential(token_option, token)
     http_url("MOLAM_SELFHEAL_URL" if url_from_environment else "selfheal_url", url)
     return SelfHealSettings(url=url, token=token)
-

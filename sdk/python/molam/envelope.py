@@ -79,8 +79,9 @@ class TrustedKeys:
             key = _load_public_key(pem, where=f'key "{given_id}"')
             actual = _raw_key_id(key)
             if actual != given_id:
-                raise ConfigurationError(f'key "{given_id}": the id does not match the key (its id is {actual})',
-                                         option=TRUSTED_KEYS_OPTION)
+                raise ConfigurationError(
+                    f'key "{given_id}": the id does not match the key (its id is {actual})', option=TRUSTED_KEYS_OPTION
+                )
             self._keys[given_id] = key
 
     def __bool__(self) -> bool:
@@ -135,7 +136,7 @@ def _base64(value: Any, what: str) -> bytes:
         raise PatchRefused(f"envelope {what} is not valid base64") from None
 
 
-def open_envelope(envelope: Any, *, trusted: TrustedKeys, now: datetime, replay: "ReplayGuard") -> VerifiedPatch:
+def open_envelope(envelope: Any, *, trusted: TrustedKeys, now: datetime, replay: ReplayGuard) -> VerifiedPatch:
     """Verify, then parse, then check expiry, language and replay; remember what was accepted."""
     payload = verified_payload(envelope, trusted=trusted)
     try:
@@ -165,10 +166,17 @@ def _patch(document: Any) -> VerifiedPatch:
     if not isinstance(document["operations"], dict) or not (rollback is None or isinstance(rollback, dict)):
         raise ValueError("operations must be an object, rollback_operations an object or null")
     return VerifiedPatch(
-        id=strings["patch_id"], version=strings["version"], sequence=sequence, description=strings["description"],
-        severity=strings["severity"], error_signature=strings["error_signature"],
-        operations=document["operations"], rollback_operations=rollback,
-        issued_at=_instant(document["issued_at"]), expires_at=_instant(document["expires_at"]))
+        id=strings["patch_id"],
+        version=strings["version"],
+        sequence=sequence,
+        description=strings["description"],
+        severity=strings["severity"],
+        error_signature=strings["error_signature"],
+        operations=document["operations"],
+        rollback_operations=rollback,
+        issued_at=_instant(document["issued_at"]),
+        expires_at=_instant(document["expires_at"]),
+    )
 
 
 def _instant(value: Any) -> datetime:
@@ -187,8 +195,11 @@ def semver_key(version: str) -> tuple:
     if match is None:
         raise ValueError(f"version {version!r} is not a semantic version")
     major, minor, patch, pre = match.groups()
-    pre_key: tuple = (1,) if pre is None else (0, *(
-        (0, int(part), "") if part.isdigit() else (1, 0, part) for part in pre.split(".")))
+    pre_key: tuple = (
+        (1,)
+        if pre is None
+        else (0, *((0, int(part), "") if part.isdigit() else (1, 0, part) for part in pre.split(".")))
+    )
     return (int(major), int(minor), int(patch), pre_key)
 
 
@@ -207,7 +218,8 @@ class ReplayGuard:
                 if semver_key(patch.version) < semver_key(version):
                     raise PatchRefused(f"patch {patch.id} version {patch.version} is older than {version}, seen before")
                 if patch.sequence < sequence:
-                    raise PatchRefused(f"patch {patch.id} sequence {patch.sequence} is lower than {sequence}, "
-                                       "seen before")
+                    raise PatchRefused(
+                        f"patch {patch.id} sequence {patch.sequence} is lower than {sequence}, seen before"
+                    )
             # Both are at least what was seen, so they become the new floor.
             self._seen[patch.id] = (patch.version, patch.sequence)

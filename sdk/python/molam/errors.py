@@ -18,9 +18,17 @@ class MolamError(Exception):
 class ApiError(MolamError):
     """The payments API answered with an error status."""
 
-    def __init__(self, *, status: int, reason: str, code: str | None, message: str,
-                 retry_after: float | None = None, server_time: float | None = None,
-                 field: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        status: int,
+        reason: str,
+        code: str | None,
+        message: str,
+        retry_after: float | None = None,
+        server_time: float | None = None,
+        field: str | None = None,
+    ) -> None:
         super().__init__(f"{status} {reason}: {code or 'error'}: {message}")
         self.status, self.reason, self.code, self.message = status, reason, code, message
         self.retry_after = retry_after  # seconds, from Retry-After

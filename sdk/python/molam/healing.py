@@ -13,7 +13,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from molam.envelope import ReplayGuard, TrustedKeys, VerifiedPatch, open_envelope
@@ -51,10 +51,18 @@ class AppliedPatch:
 class Healer:
     """`registry` None: no registry configured, only the bootstrap patches (and no reports)."""
 
-    def __init__(self, *, registry: RegistryClient | None, trusted: TrustedKeys, reports: ReportQueue | None,
-                 on_patch_applied: Callable[[AppliedPatch], object] | None, clock: Callable[[], float],
-                 replay: ReplayGuard | None = None, bootstrap: tuple[VerifiedPatch, ...] = (),
-                 history_size: int = 1000) -> None:
+    def __init__(
+        self,
+        *,
+        registry: RegistryClient | None,
+        trusted: TrustedKeys,
+        reports: ReportQueue | None,
+        on_patch_applied: Callable[[AppliedPatch], object] | None,
+        clock: Callable[[], float],
+        replay: ReplayGuard | None = None,
+        bootstrap: tuple[VerifiedPatch, ...] = (),
+        history_size: int = 1000,
+    ) -> None:
         self._registry, self._trusted, self._reports = registry, trusted, reports
         self._on_patch_applied, self._clock = on_patch_applied, clock
         self._replay = replay or ReplayGuard()
@@ -71,8 +79,15 @@ class Healer:
     def bootstrap_patches(self) -> list[VerifiedPatch]:
         return list(self._bootstrap.values())
 
-    def heal(self, error: MolamError, *, context: dict[str, Any], cell: StateCell, retry: Callable[[], T],
-             apply_context: ApplyContext) -> T:
+    def heal(
+        self,
+        error: MolamError,
+        *,
+        context: dict[str, Any],
+        cell: StateCell,
+        retry: Callable[[], T],
+        apply_context: ApplyContext,
+    ) -> T:
         """The retried call's result once a patch healed it; otherwise raises (original error if no patch)."""
         patch = self._patch_for(error, context, timeout=min(cell.get().timeout, LOOKUP_TIMEOUT_CAP))
         if patch is None:
@@ -83,12 +98,17 @@ class Healer:
         except PatchRefused as refusal:
             log.warning("Molam SDK refused self-healing patch %s v%s: %s", patch.id, patch.version, refusal)
             self._report(patch.id, error, context, success=False, patch_applied=False, reason=str(refusal))
-            raise error
+            raise error  # noqa: B904  the caller gets its own error back, as if no patch existed
         cell.set(applied.state)
         for level, message in applied.logs:
             log.log(_LEVELS[level], message)
-        log.warning("⚡ Molam SDK applied self-healing patch %s v%s (%s) for %s", patch.id, patch.version,
-                    patch.description, error.error_text)
+        log.warning(
+            "⚡ Molam SDK applied self-healing patch %s v%s (%s) for %s",
+            patch.id,
+            patch.version,
+            patch.description,
+            error.error_text,
+        )
         try:
             result = retry()
         except MolamError:
@@ -112,12 +132,16 @@ class Healer:
         except RegistryUnavailable as why:
             cached = self._last_verified.get(key)
             if cached is not None:
-                log.warning("Molam SDK: self-heal registry unreachable (%s); using last verified patch %s", why,
-                            cached.id)
+                log.warning(
+                    "Molam SDK: self-heal registry unreachable (%s); using last verified patch %s", why, cached.id
+                )
                 return cached
             cached = self._from_bootstrap(error)
-            log.warning("Molam SDK: self-heal registry unreachable (%s); %s", why,
-                        f"using bootstrap patch {cached.id}" if cached else "no patch for this error")
+            log.warning(
+                "Molam SDK: self-heal registry unreachable (%s); %s",
+                why,
+                f"using bootstrap patch {cached.id}" if cached else "no patch for this error",
+            )
             if cached is None:  # the registry never saw this miss: report it for the coverage query
                 self._report(None, error, context, success=False, patch_applied=False, reason="registry unreachable")
             return cached
@@ -128,13 +152,20 @@ class Healer:
             self._last_verified.pop(key, None)  # switched off or gone: stop using it
             stale = self._from_bootstrap(error, quiet=True)
             if stale is not None:  # the registry, when it answers, wins over the file
-                log.warning("Molam SDK: the registry has no patch for %s: bootstrap patch %s dropped",
-                            error.error_text, stale.id)
+                log.warning(
+                    "Molam SDK: the registry has no patch for %s: bootstrap patch %s dropped",
+                    error.error_text,
+                    stale.id,
+                )
                 del self._bootstrap[stale.id]
             return None
         try:
-            patch = open_envelope(envelope, trusted=self._trusted, replay=self._replay,
-                                  now=datetime.fromtimestamp(self._clock(), timezone.utc))
+            patch = open_envelope(
+                envelope,
+                trusted=self._trusted,
+                replay=self._replay,
+                now=datetime.fromtimestamp(self._clock(), UTC),
+            )
         except PatchRefused as why:
             log.warning("Molam SDK refused a self-healing envelope: %s", why)
             self._report(None, error, context, success=False, patch_applied=False, reason=str(why))
@@ -145,12 +176,16 @@ class Healer:
 
     def _from_bootstrap(self, error: MolamError, *, quiet: bool = False) -> VerifiedPatch | None:
         """The bootstrap patch for this error, by the registry's matching rules; expired ones are dropped."""
-        now = datetime.fromtimestamp(self._clock(), timezone.utc)
+        now = datetime.fromtimestamp(self._clock(), UTC)
         for patch in [patch for patch in self._bootstrap.values() if patch.expires_at <= now]:
             log.warning("Molam SDK: bootstrap patch %s expired at %s: dropped", patch.id, patch.expires_at.isoformat())
             del self._bootstrap[patch.id]
-        found = best_match(self._bootstrap.values(), message=error.error_text[:2000], status=error.status,
-                           code=error.code[:200] if error.code else None)
+        found = best_match(
+            self._bootstrap.values(),
+            message=error.error_text[:2000],
+            status=error.status,
+            code=error.code[:200] if error.code else None,
+        )
         if found is None:
             if not quiet and self._registry is None:
                 log.warning("Molam SDK: no bootstrap patch for %s", error.error_text)
@@ -169,12 +204,20 @@ class Healer:
                 cell.set(before)
         log.warning("Molam SDK rolled back self-healing patch %s v%s: the retried call failed", patch.id, patch.version)
 
-    def _record(self, patch: VerifiedPatch, error: MolamError, context: dict[str, Any], *, success: bool,
-                rollback: bool) -> None:
-        applied = AppliedPatch(id=patch.id, version=patch.version, description=patch.description,
-                               severity=patch.severity, error_signature=patch.error_signature,
-                               error=error.error_text, success=success, rollback_triggered=rollback,
-                               applied_at=datetime.now(timezone.utc))
+    def _record(
+        self, patch: VerifiedPatch, error: MolamError, context: dict[str, Any], *, success: bool, rollback: bool
+    ) -> None:
+        applied = AppliedPatch(
+            id=patch.id,
+            version=patch.version,
+            description=patch.description,
+            severity=patch.severity,
+            error_signature=patch.error_signature,
+            error=error.error_text,
+            success=success,
+            rollback_triggered=rollback,
+            applied_at=datetime.now(UTC),
+        )
         self._history.append(applied)
         self._report(patch.id, error, context, success=success, rollback=rollback)
         if self._on_patch_applied is not None:
@@ -183,13 +226,28 @@ class Healer:
             except Exception:  # the caller's callback must not turn a healed call into a failure
                 log.exception("Molam SDK: on_patch_applied raised")
 
-    def _report(self, patch_id: str | None, error: MolamError, context: dict[str, Any], *, success: bool,
-                rollback: bool = False, patch_applied: bool = True, reason: str | None = None) -> None:
+    def _report(
+        self,
+        patch_id: str | None,
+        error: MolamError,
+        context: dict[str, Any],
+        *,
+        success: bool,
+        rollback: bool = False,
+        patch_applied: bool = True,
+        reason: str | None = None,
+    ) -> None:
         if self._reports is None:  # no registry to report to
             return
-        self._reports.offer({
-            "patch_id": patch_id, "sdk": SDK, "error": error.error_text[:2000], "success": success,
-            "rollback_triggered": rollback, "patch_applied": patch_applied,
-            "context": {**context, "reason": reason[:300]} if reason else context,
-            "applied_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-        })
+        self._reports.offer(
+            {
+                "patch_id": patch_id,
+                "sdk": SDK,
+                "error": error.error_text[:2000],
+                "success": success,
+                "rollback_triggered": rollback,
+                "patch_applied": patch_applied,
+                "context": {**context, "reason": reason[:300]} if reason else context,
+                "applied_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            }
+        )

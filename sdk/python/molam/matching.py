@@ -58,8 +58,9 @@ def match_kind(signature: str, *, message: str, status: int | None, code: str | 
     return None
 
 
-def best_match(patches: Iterable[P], *, message: str, status: int | None = None,
-               code: str | None = None) -> tuple[P, str] | None:
+def best_match(
+    patches: Iterable[P], *, message: str, status: int | None = None, code: str | None = None
+) -> tuple[P, str] | None:
     """The most specific patch for the error and how it matched, or None."""
     best: tuple | None = None
     chosen: tuple[P, str] | None = None
@@ -67,8 +68,12 @@ def best_match(patches: Iterable[P], *, message: str, status: int | None = None,
         kind = match_kind(patch.error_signature, message=message, status=status, code=code)
         if kind is None:
             continue
-        key = (-MATCH_KINDS.index(kind), len(patch.error_signature), _SEVERITY_RANK.get(patch.severity, 0),
-               patch.sequence)
+        key = (
+            -MATCH_KINDS.index(kind),
+            len(patch.error_signature),
+            _SEVERITY_RANK.get(patch.severity, 0),
+            patch.sequence,
+        )
         if best is None or key > best or (key == best and chosen is not None and patch.id < chosen[0].id):
             best, chosen = key, (patch, kind)
     return chosen

@@ -68,6 +68,7 @@ def text(limit: int) -> Check:
         if not value.isprintable() or _BIDI.search(value):
             raise ValueError("contains a control, invisible or bidirectional character")
         return value
+
     return check
 
 
@@ -77,6 +78,7 @@ def integer(low: int, high: int) -> Check:
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             raise ValueError(f"must be a whole number between {low} and {high}")
         return value
+
     return check
 
 
@@ -93,6 +95,7 @@ def currency(*, nullable: bool) -> Check:
         if not isinstance(value, str) or not _CURRENCY.fullmatch(value):
             raise ValueError("must be an ISO 4217 currency code")
         return value
+
     return check
 
 
@@ -134,11 +137,12 @@ def field_defaults(value: Any, context: ApplyContext) -> dict[str, Any]:
         elif isinstance(default, str):
             text(200)(default, context)
         elif not isinstance(default, bool):
-            integer(-10**12, 10**12)(default, context)
+            integer(-(10**12), 10**12)(default, context)
     return dict(value)
 
 
 # --- Settings: `{"op": "set", "setting": key, "value": …}` --------------------------------------
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -157,6 +161,7 @@ SETTINGS: Mapping[str, Setting] = {
 
 
 # --- Actions: `{"op": key, **arguments}` -------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Action:
@@ -184,14 +189,23 @@ ACTIONS: Mapping[str, Action] = {
     "resign_request": Action({"use_server_time": boolean}, _resign),
     # 429: retry up to `attempts` times, delay min(base * 2^n, max), jittered; Retry-After honoured.
     "retry_with_backoff": Action(
-        {"attempts": integer(1, 10), "base_delay_ms": integer(10, 10_000), "max_delay_ms": integer(10, 60_000),
-         "jitter": boolean},
-        lambda s, a, c: replace(s, max_retries=a["attempts"], backoff=Backoff(
-            base_delay_ms=a["base_delay_ms"], max_delay_ms=a["max_delay_ms"], jitter=a["jitter"])),
-        rule=lambda a: "base delay must not exceed max delay" if a["base_delay_ms"] > a["max_delay_ms"] else None),
+        {
+            "attempts": integer(1, 10),
+            "base_delay_ms": integer(10, 10_000),
+            "max_delay_ms": integer(10, 60_000),
+            "jitter": boolean,
+        },
+        lambda s, a, c: replace(
+            s,
+            max_retries=a["attempts"],
+            backoff=Backoff(base_delay_ms=a["base_delay_ms"], max_delay_ms=a["max_delay_ms"], jitter=a["jitter"]),
+        ),
+        rule=lambda a: "base delay must not exceed max delay" if a["base_delay_ms"] > a["max_delay_ms"] else None,
+    ),
     # 400: fill missing required request fields with defaults (never overriding the caller's).
-    "fill_required_fields": Action({"fields": field_defaults},
-                                   lambda s, a, c: replace(s, filled_fields={**s.filled_fields, **a["fields"]})),
+    "fill_required_fields": Action(
+        {"fields": field_defaults}, lambda s, a, c: replace(s, filled_fields={**s.filled_fields, **a["fields"]})
+    ),
     "clear_filled_fields": Action({}, lambda s, a, c: replace(s, filled_fields={})),
 }
 
@@ -199,8 +213,9 @@ LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
 OPERATION_NAMES = frozenset({"set", "log", *ACTIONS})
 
 
-def apply_document(document: Any, state: ClientState, context: ApplyContext, *,
-                   budget_seconds: float = APPLY_BUDGET_SECONDS) -> Applied:
+def apply_document(
+    document: Any, state: ClientState, context: ApplyContext, *, budget_seconds: float = APPLY_BUDGET_SECONDS
+) -> Applied:
     """The state after every operation of `document`, or PatchRefused naming the first problem."""
     operations = document_operations(document)
     deadline = time.monotonic() + budget_seconds

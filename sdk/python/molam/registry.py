@@ -37,11 +37,16 @@ class RegistryClient:
     transport: Transport
 
     def _post(self, path: str, body: dict[str, Any], *, timeout: float, max_bytes: int):
-        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json",
-                   "Accept": "application/json", "User-Agent": self.user_agent}
+        headers = {
+            "Authorization": f"Bearer {self.token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": self.user_agent,
+        }
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        return self.transport.exchange(self.url.rstrip("/") + path, method="POST", headers=headers, body=data,
-                        timeout=timeout, max_bytes=max_bytes)
+        return self.transport.exchange(
+            self.url.rstrip("/") + path, method="POST", headers=headers, body=data, timeout=timeout, max_bytes=max_bytes
+        )
 
     def lookup(self, body: dict[str, Any], *, timeout: float) -> Any | None:
         """The (unverified) envelope of the patch for this error, or None if the registry has none."""
@@ -66,8 +71,9 @@ class RegistryClient:
     def send_reports(self, reports: list[dict[str, Any]], *, timeout: float) -> bool:
         """True once the batch needs no more sending; False to keep it and try again later."""
         try:
-            response = self._post(REPORTS_PATH, {"reports": reports}, timeout=timeout,
-                                  max_bytes=MAX_REPORT_ANSWER_BYTES)
+            response = self._post(
+                REPORTS_PATH, {"reports": reports}, timeout=timeout, max_bytes=MAX_REPORT_ANSWER_BYTES
+            )
         except (MolamTimeout, MolamConnectionError, ResponseTooLarge) as error:
             log.debug("self-heal reports not sent yet: %s", error)
             return False
@@ -76,6 +82,10 @@ class RegistryClient:
         if response.status in (408, 429) or response.status >= 500:
             return False
         # A batch the API refuses (400, 401, 403) would be refused for ever: say so, don't loop.
-        log.warning("self-heal registry refused %d reports (%d): %s", len(reports), response.status,
-                    response.body[:300].decode("utf-8", "replace"))
+        log.warning(
+            "self-heal registry refused %d reports (%d): %s",
+            len(reports),
+            response.status,
+            response.body[:300].decode("utf-8", "replace"),
+        )
         return True

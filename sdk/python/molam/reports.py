@@ -19,8 +19,15 @@ Sender = Callable[[list[dict[str, Any]]], bool]  # True: done with the batch; Fa
 
 
 class ReportQueue:
-    def __init__(self, send: Sender, *, capacity: int = 10_000, batch_size: int = 100,
-                 interval: float = 1.0, max_interval: float = 30.0) -> None:
+    def __init__(
+        self,
+        send: Sender,
+        *,
+        capacity: int = 10_000,
+        batch_size: int = 100,
+        interval: float = 1.0,
+        max_interval: float = 30.0,
+    ) -> None:
         self._send, self._batch_size = send, batch_size
         self._interval, self._max_interval = interval, max_interval
         self._buffer: deque[dict[str, Any]] = deque(maxlen=capacity)

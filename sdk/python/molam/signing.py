@@ -19,7 +19,7 @@ SCHEME = "v1"
 
 
 def signature(*, secret_key: str, timestamp: int, method: str, path: str, body: bytes) -> str:
-    message = f"{timestamp}.{method.upper()}.{path}.".encode("utf-8") + body
+    message = f"{timestamp}.{method.upper()}.{path}.".encode() + body
     return f"{SCHEME}=" + hmac.new(secret_key.encode("utf-8"), message, hashlib.sha256).hexdigest()
 
 

@@ -25,7 +25,7 @@ class Backoff:
     def delay(self, attempt: int, *, retry_after: float | None, rng: random.Random) -> float | None:
         """Seconds to wait before retry `attempt`, or None when the server asks for more than
         `max_delay_ms`: retrying earlier than Retry-After would only be refused again."""
-        ceiling = min(self.base_delay_ms * 2 ** attempt, self.max_delay_ms) / 1000
+        ceiling = min(self.base_delay_ms * 2**attempt, self.max_delay_ms) / 1000
         wait = rng.uniform(0, ceiling) if self.jitter else ceiling
         if retry_after is not None:
             if retry_after * 1000 > self.max_delay_ms:
@@ -55,7 +55,7 @@ class ClientState:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, JsonValue]) -> "ClientState":
+    def from_dict(cls, data: dict[str, JsonValue]) -> ClientState:
         values = dict(data)
         values["backoff"] = Backoff(**values.get("backoff", {}))
         values["filled_fields"] = dict(values.get("filled_fields", {}))

@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -98,9 +98,19 @@ class FakePayments:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
-    def fail(self, *, status: int | None = None, code: str | None = None, message: str | None = None,
-             timeout: bool = False, unreachable: bool = False, when: Callable[[FakeRequest], bool] | None = None,
-             times: int | None = None, retry_after: int | None = None, field: str | None = None) -> Failure:
+    def fail(
+        self,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        message: str | None = None,
+        timeout: bool = False,
+        unreachable: bool = False,
+        when: Callable[[FakeRequest], bool] | None = None,
+        times: int | None = None,
+        retry_after: int | None = None,
+        field: str | None = None,
+    ) -> Failure:
         """Fail the requests `when` selects (all by default), `times` times (always by default):
         with an error answer (`status`, `code`, `message`, `retry_after` for 429, `field` for 400),
         a timeout or an unreachable host. The first declared failure that applies wins."""
@@ -110,9 +120,17 @@ class FakePayments:
             raise ValueError(f"fail(): status must be an HTTP error status (400-599), got {status!r}")
         if times is not None and times < 1:
             raise ValueError("fail(): times must be at least 1")
-        failure = Failure(status=status, code=code, message=message or "failure declared by the test",
-                          timeout=timeout, unreachable=unreachable, when=when, times=times,
-                          retry_after=retry_after, field=field)
+        failure = Failure(
+            status=status,
+            code=code,
+            message=message or "failure declared by the test",
+            timeout=timeout,
+            unreachable=unreachable,
+            when=when,
+            times=times,
+            retry_after=retry_after,
+            field=field,
+        )
         with self._lock:
             self._failures.append(failure)
         return failure
@@ -153,15 +171,22 @@ class FakePayments:
                 self.payments[document["id"]] = document
             elif request.method == "GET" and request.path.startswith("/v1/payments/"):
                 found = self.payments.get(request.path.rsplit("/", 1)[1])
-                status, document = (200, found) if found else \
-                    (404, {"error": "not_found", "message": "no such payment"})
+                status, document = (
+                    (200, found) if found else (404, {"error": "not_found", "message": "no such payment"})
+                )
             elif request.method == "POST" and request.path == "/v1/refunds":
                 payment = self.payments.get(body.get("payment_id"))
                 if payment is None:
                     status, document = 404, {"error": "not_found", "message": "no such payment"}
                 else:
-                    status, document = 201, {"id": f"re_fake_{next(self._ids):06d}", "payment_id": payment["id"],
-                                             "amount": body.get("amount", payment.get("amount"))}
+                    status, document = (
+                        201,
+                        {
+                            "id": f"re_fake_{next(self._ids):06d}",
+                            "payment_id": payment["id"],
+                            "amount": body.get("amount", payment.get("amount")),
+                        },
+                    )
             else:
                 status, document = 404, {"error": "not_found", "message": f"no route {request.method} {request.path}"}
             if key and status < 300:
@@ -188,8 +213,11 @@ class FakeRegistry:
         self._key = Ed25519PrivateKey.generate()
         raw = self._key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         self.key_id = hashlib.sha256(raw).hexdigest()[:16]
-        self.public_key_pem = self._key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        self.public_key_pem = (
+            self._key.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
         self.envelope_ttl = envelope_ttl
         self.unavailable = False  # True: lookups answer 503, as a registry that is down
         self.lookups: list[dict[str, Any]] = []
@@ -202,19 +230,32 @@ class FakeRegistry:
     def trusted_keys(self) -> dict[str, str]:
         return {self.key_id: self.public_key_pem}
 
-    def add_patch(self, error_signature: str, operations: list[dict[str, Any]] | dict[str, Any], *,
-                  rollback: list[dict[str, Any]] | dict[str, Any] | None = None, description: str = "test patch",
-                  severity: str = "medium", version: str = "1.0.0", patch_id: str | None = None) -> str:
+    def add_patch(
+        self,
+        error_signature: str,
+        operations: list[dict[str, Any]] | dict[str, Any],
+        *,
+        rollback: list[dict[str, Any]] | dict[str, Any] | None = None,
+        description: str = "test patch",
+        severity: str = "medium",
+        version: str = "1.0.0",
+        patch_id: str | None = None,
+    ) -> str:
         """Serve a patch for errors its signature matches; returns its id. `operations` and
         `rollback`: a list of operations or a whole operation document."""
         if not isinstance(error_signature, str) or not error_signature.strip():
             raise ValueError("add_patch(): error_signature must be a non-empty string")
-        documents = [_document(operations, "operations"),
-                     None if rollback is None else _document(rollback, "rollback")]
-        patch = DeclaredPatch(id=patch_id or f"fake-{error_signature.lower().replace(' ', '-')}",
-                              error_signature=error_signature, severity=severity, sequence=next(self._sequence),
-                              version=version, description=description, operations=documents[0],
-                              rollback_operations=documents[1])
+        documents = [_document(operations, "operations"), None if rollback is None else _document(rollback, "rollback")]
+        patch = DeclaredPatch(
+            id=patch_id or f"fake-{error_signature.lower().replace(' ', '-')}",
+            error_signature=error_signature,
+            severity=severity,
+            sequence=next(self._sequence),
+            version=version,
+            description=description,
+            operations=documents[0],
+            rollback_operations=documents[1],
+        )
         with self._lock:
             self._patches[patch.id] = patch
         return patch.id
@@ -227,17 +268,32 @@ class FakeRegistry:
     def envelope(self, patch_id: str, *, now: datetime | None = None) -> dict[str, Any]:
         """The signed envelope the registry serves for a patch (e.g. to write a bootstrap file)."""
         patch = self._patches[patch_id]
-        now = now or datetime.now(timezone.utc)
-        payload = {"patch_id": patch.id, "version": patch.version, "sequence": patch.sequence,
-                   "sdk_language": LANGUAGE, "error_signature": patch.error_signature,
-                   "description": patch.description, "severity": patch.severity, "operations": patch.operations,
-                   "rollback_operations": patch.rollback_operations,
-                   "issued_at": now.isoformat(timespec="seconds"),
-                   "expires_at": (now + timedelta(seconds=self.envelope_ttl)).isoformat(timespec="seconds")}
+        now = now or datetime.now(UTC)
+        payload = {
+            "patch_id": patch.id,
+            "version": patch.version,
+            "sequence": patch.sequence,
+            "sdk_language": LANGUAGE,
+            "error_signature": patch.error_signature,
+            "description": patch.description,
+            "severity": patch.severity,
+            "operations": patch.operations,
+            "rollback_operations": patch.rollback_operations,
+            "issued_at": now.isoformat(timespec="seconds"),
+            "expires_at": (now + timedelta(seconds=self.envelope_ttl)).isoformat(timespec="seconds"),
+        }
         data = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        return {"format": ENVELOPE_FORMAT, "payload": base64.b64encode(data).decode("ascii"),
-                "signatures": [{"alg": "Ed25519", "keyId": self.key_id,
-                                "signature": base64.b64encode(self._key.sign(data)).decode("ascii")}]}
+        return {
+            "format": ENVELOPE_FORMAT,
+            "payload": base64.b64encode(data).decode("ascii"),
+            "signatures": [
+                {
+                    "alg": "Ed25519",
+                    "keyId": self.key_id,
+                    "signature": base64.b64encode(self._key.sign(data)).decode("ascii"),
+                }
+            ],
+        }
 
     def envelopes(self) -> list[dict[str, Any]]:
         """Every declared patch's envelope: a bootstrap file's content (`json.dump` it)."""
@@ -261,9 +317,20 @@ class FakeRegistry:
         if found is None:
             return 404, {"error": "no_patch", "message": "no active patch for this error"}, {}
         patch, kind = found
-        return 200, {"patch": {"id": patch.id, "version": patch.version, "description": patch.description,
-                               "severity": patch.severity, "matched_by": kind},
-                     "envelope": self.envelope(patch.id)}, {}
+        return (
+            200,
+            {
+                "patch": {
+                    "id": patch.id,
+                    "version": patch.version,
+                    "description": patch.description,
+                    "severity": patch.severity,
+                    "matched_by": kind,
+                },
+                "envelope": self.envelope(patch.id),
+            },
+            {},
+        )
 
 
 class FakeTransport:
@@ -272,25 +339,30 @@ class FakeTransport:
     def __init__(self, payments: FakePayments, registry: FakeRegistry) -> None:
         self._payments, self._registry = payments, registry
 
-    def exchange(self, url: str, *, method: str, headers: dict[str, str], body: bytes | None, timeout: float,
-                 max_bytes: int) -> Response:
+    def exchange(
+        self, url: str, *, method: str, headers: dict[str, str], body: bytes | None, timeout: float, max_bytes: int
+    ) -> Response:
         parts = urlsplit(url)
         lower = {name.lower(): value for name, value in headers.items()}
         document = json.loads(body) if body else None
         if url.startswith(SELFHEAL_URL + "/"):
             status, answer, extra = self._registry.handle(parts.path, lower, document)
         else:
-            request = FakeRequest(method=method, url=url, host=parts.hostname or "", path=parts.path, headers=lower,
-                                  json=document)
+            request = FakeRequest(
+                method=method, url=url, host=parts.hostname or "", path=parts.path, headers=lower, json=document
+            )
             status, answer, extra = self._payments.handle(request)
         data = json.dumps(answer, ensure_ascii=False).encode("utf-8")
         try:
             reason = http.HTTPStatus(status).phrase
         except ValueError:
             reason = ""
-        return Response(status, reason,
-                        {"content-type": "application/json", "date": email.utils.formatdate(time.time(), usegmt=True),
-                         **extra}, data)
+        return Response(
+            status,
+            reason,
+            {"content-type": "application/json", "date": email.utils.formatdate(time.time(), usegmt=True), **extra},
+            data,
+        )
 
     def close(self) -> None:
         pass
@@ -307,9 +379,14 @@ class FakeMolam:
 
     def client(self, **options: Any) -> MolamClient:
         """A MolamClient healed by the fake registry; any MolamClient option may be given."""
-        settings: dict[str, Any] = dict(api_key="pk_test_fake", secret_key="sk_test_fake", selfheal_url=SELFHEAL_URL,
-                                        selfheal_token=TOKEN, trusted_keys=self.registry.trusted_keys,
-                                        report_interval=3600.0)  # reports are delivered by reports()
+        settings: dict[str, Any] = dict(
+            api_key="pk_test_fake",
+            secret_key="sk_test_fake",
+            selfheal_url=SELFHEAL_URL,
+            selfheal_token=TOKEN,
+            trusted_keys=self.registry.trusted_keys,
+            report_interval=3600.0,
+        )  # reports are delivered by reports()
         client = MolamClient(**{**settings, **options}, transport=self.transport)
         self._clients.append(client)
         return client
@@ -324,7 +401,7 @@ class FakeMolam:
         for client in self._clients:
             client.close()
 
-    def __enter__(self) -> "FakeMolam":
+    def __enter__(self) -> FakeMolam:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -332,8 +409,11 @@ class FakeMolam:
 
 
 def _document(operations: Any, what: str) -> dict[str, Any]:
-    document = operations if isinstance(operations, dict) else \
-        {"format": "selfheal.operations", "version": 1, "operations": operations}
+    document = (
+        operations
+        if isinstance(operations, dict)
+        else {"format": "selfheal.operations", "version": 1, "operations": operations}
+    )
     try:
         document_operations(document)  # the SDK's own shape check: a typo fails here, not as a silent refusal
     except PatchRefused as error:

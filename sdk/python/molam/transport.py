@@ -59,8 +59,9 @@ class Response:
 class Transport(Protocol):
     """What the client and its registry client send requests through (`molam.testing` has a fake)."""
 
-    def exchange(self, url: str, *, method: str, headers: dict[str, str], body: bytes | None, timeout: float,
-                 max_bytes: int) -> Response: ...
+    def exchange(
+        self, url: str, *, method: str, headers: dict[str, str], body: bytes | None, timeout: float, max_bytes: int
+    ) -> Response: ...
 
     def close(self) -> None: ...
 
@@ -140,8 +141,9 @@ class HttpTransport:
             for connection, _ in connections:
                 connection.close()
 
-    def exchange(self, url: str, *, method: str, headers: dict[str, str], body: bytes | None, timeout: float,
-                 max_bytes: int) -> Response:
+    def exchange(
+        self, url: str, *, method: str, headers: dict[str, str], body: bytes | None, timeout: float, max_bytes: int
+    ) -> Response:
         """Send one request; MolamTimeout past `timeout` seconds, MolamConnectionError if unreachable."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -171,8 +173,9 @@ class HttpTransport:
             for attempt in (1, 2):
                 connection, reused = self._connection(key, parts.scheme, parts.hostname, port, proxy, left())
                 try:
-                    response, keep = _round_trip(connection, method, path, body, sent_headers, left, max_bytes,
-                                                 parts.hostname)
+                    response, keep = _round_trip(
+                        connection, method, path, body, sent_headers, left, max_bytes, parts.hostname
+                    )
                 except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
                     connection.close()
                     if reused and attempt == 1:
@@ -189,8 +192,9 @@ class HttpTransport:
         except (OSError, http.client.HTTPException) as error:
             raise MolamConnectionError(f"{parts.hostname}: {error or type(error).__name__}") from None
 
-    def _connection(self, key: tuple, scheme: str, host: str, port: int | None, proxy: Proxy | None,
-                    timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+    def _connection(
+        self, key: tuple, scheme: str, host: str, port: int | None, proxy: Proxy | None, timeout: float
+    ) -> tuple[http.client.HTTPConnection, bool]:
         now = time.monotonic()
         with self._lock:
             idle = self._idle.get(key, [])
@@ -208,8 +212,9 @@ class HttpTransport:
             return http.client.HTTPConnection(host, port, timeout=timeout), False
         if scheme == "https":
             connection = http.client.HTTPSConnection(proxy.host, proxy.port, timeout=timeout, context=self._tls)
-            connection.set_tunnel(host, port or 443,
-                                  headers={"Proxy-Authorization": proxy.authorization} if proxy.authorization else None)
+            connection.set_tunnel(
+                host, port or 443, headers={"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
+            )
             return connection, False
         return http.client.HTTPConnection(proxy.host, proxy.port, timeout=timeout), False
 
@@ -222,8 +227,16 @@ class HttpTransport:
         connection.close()
 
 
-def _round_trip(connection: http.client.HTTPConnection, method: str, path: str, body: bytes | None,
-                headers: dict[str, str], left, max_bytes: int, host: str) -> tuple[Response, bool]:
+def _round_trip(
+    connection: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    body: bytes | None,
+    headers: dict[str, str],
+    left,
+    max_bytes: int,
+    host: str,
+) -> tuple[Response, bool]:
     """The answer, read to its end within the deadline, and whether the connection may be reused."""
     connection.timeout = left()  # used when connecting
     connection.request(method, path, body=body, headers=headers)
@@ -245,8 +258,12 @@ def _round_trip(connection: http.client.HTTPConnection, method: str, path: str, 
     except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as error:
         raise AnswerCutShort(f"answer cut short ({error})") from None  # part of an answer came: never resend
     response.close()  # read to its end: the connection is idle again (read1 does not say so by itself)
-    answer = Response(response.status, response.reason,
-                      {name.lower(): value for name, value in response.getheaders()}, b"".join(chunks))
+    answer = Response(
+        response.status,
+        response.reason,
+        {name.lower(): value for name, value in response.getheaders()},
+        b"".join(chunks),
+    )
     return answer, not response.will_close
 
 
