@@ -6,8 +6,6 @@ skipped because its world is missing.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -15,24 +13,16 @@ import kubernetes
 import psycopg
 import pytest
 
-from selfheal.devenv import environment
 from selfheal.registry.migrate import migrate
-from tests.support import OperatorProcess, Patches, Registry, new_namespace
+from tests.support import OperatorProcess, Patches, Registry, new_namespace, own_world
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
 def devenv():
-    # Not under pytest's basetemp: PostgreSQL runs as another user when we are root and needs to
-    # traverse the path, and every pytest session resets its basetemp's parent to mode 0700.
-    state_dir = Path(tempfile.mkdtemp(prefix="selfheal-devenv-"))
-    env = environment.up(state_dir=state_dir, crd_dir=ROOT / "crds")
-    try:
+    with own_world("selfheal-devenv-") as env:
         yield env
-    finally:
-        environment.down(state_dir=state_dir)
-        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,9 @@ import psycopg
 from psycopg.rows import dict_row
 
 from selfheal.core.resource import GROUP, KIND, PLURAL, VERSION
+from selfheal.devenv import environment
+
+ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -228,3 +234,19 @@ class OperatorProcess:
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def own_world(prefix: str) -> Iterator[environment.DevEnvironment]:
+    """A kube-apiserver, etcd and PostgreSQL of their own, the CRD installed; all gone afterwards.
+
+    Not under pytest's basetemp: PostgreSQL runs as another user when we are root and needs to
+    traverse the path, and every pytest session resets its basetemp's parent to mode 0700.
+    """
+    state_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    env = environment.up(state_dir=state_dir, crd_dir=ROOT / "crds")
+    try:
+        yield env
+    finally:
+        environment.down(state_dir=state_dir)
+        shutil.rmtree(state_dir, ignore_errors=True)

@@ -10,19 +10,17 @@ run here unchanged, through the containers.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import kubernetes
 import pytest
 
-from selfheal.devenv import environment
 from tests.conftest import _new_database
 from tests.e2e.conftest import loop_namespace, patches_in  # noqa: F401 (fixtures, here on this world)
 from tests.image.containers import OperatorContainer, start_api_container
+from tests.support import own_world
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/selfheal:test"
@@ -44,14 +42,9 @@ def image() -> str:
 
 @pytest.fixture(scope="session")
 def devenv():
-    # Outside pytest's basetemp, as tests/conftest.py's: PostgreSQL runs as another user when we are root.
-    state_dir = Path(tempfile.mkdtemp(prefix="selfheal-image-devenv-"))
-    env = environment.up(state_dir=state_dir, crd_dir=ROOT / "crds")
-    try:
+    # A world of its own: the session's operator watches every namespace of the other one.
+    with own_world("selfheal-image-devenv-") as env:
         yield env
-    finally:
-        environment.down(state_dir=state_dir)
-        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -116,8 +116,9 @@ def _time_to_deactivation(
     was killed, seconds from the kill to the standby holding the lease."""
     patches, database_url = world["patches"], world["database_url"]
     patches.create(name)
-    patches.wait_condition(name, "Active", status="True", timeout=60)
-    patch_id = _row(database_url, world["namespace"], name)["id"]
+    # Our replicas' own registry: in a full run the session's operator also watches this namespace.
+    row = wait_until(lambda: _row(database_url, world["namespace"], name), timeout=60, what="the row synced")
+    patch_id = row["id"]
     stop = threading.Event()
     feeder = threading.Thread(target=_bad_traffic, args=(database_url, patch_id, stop), daemon=True)
     started = time.monotonic()
