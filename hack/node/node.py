@@ -445,6 +445,9 @@ def kubelet_config(state_dir: Path, *, port: int, healthz_port: int) -> dict[str
         "imageGCLowThresholdPercent": 99,
         "serializeImagePulls": False,
         "registerNode": True,
+        # No KUBE-FIREWALL or canary chains of the kubelet's own: kube-proxy makes what it needs and
+        # removes it again (`kube-proxy --cleanup`); the kubelet's would outlive it on the machine.
+        "makeIPTablesUtilChains": False,
         "syncFrequency": "10s",
         "fileCheckFrequency": "10s",
         "nodeStatusUpdateFrequency": "5s",
@@ -465,6 +468,7 @@ def kube_proxy_config(state_dir: Path, api: ApiServer, *, healthz_port: int, met
         # Leave the machine's conntrack table size and timeouts and its route_localnet as they are.
         "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
         "iptables": {"localhostNodePorts": False},
+        "nodePortAddresses": ["primary"],  # the bridge address only, not every address of the machine
     }
 
 
@@ -510,9 +514,11 @@ def up(*, state_dir: Path, api: ApiServer, kubectl: Path, host_ports: Sequence[i
         write_state(state_dir, state)
         return pid
 
+    if run("ip", "link", "show", BRIDGE, check=False).returncode == 0:
+        raise NodeError(f"the bridge {BRIDGE} exists: a node runs on this machine already (`node.py down`), "
+                        f"or one crashed (`ip link del {BRIDGE}`)")
     try:
-        if not run("ip", "link", "show", BRIDGE, check=False).returncode == 0:
-            run("ip", "link", "add", BRIDGE, "type", "bridge")
+        run("ip", "link", "add", BRIDGE, "type", "bridge")
         state["bridge"] = BRIDGE
         write_state(state_dir, state)
         prefix = ipaddress.ip_network(POD_CIDR).prefixlen
@@ -644,10 +650,14 @@ def down(*, state_dir: Path, kubectl: Path | None = None, timeout: float = 90.0)
         cleanup = run(binaries["kube-proxy"], "--cleanup", check=False)
         if cleanup.returncode != 0:
             errors.append(f"kube-proxy --cleanup: {cleanup.stderr[-500:]}")
+        remove_firewall_chain()
     if "containerd" in pids and alive(pids["containerd"]) and node is not None:
         kill_tasks(node)
     stop("containerd")
     kill_shims(state_dir)
+    with contextlib.suppress(OSError):  # the shims' socket directory, when they left it empty
+        Path("/run/containerd/s").rmdir()
+        Path("/run/containerd").rmdir()
     unmount_under(state_dir)
     if state.get("bridge"):
         run("ip", "link", "del", state["bridge"], check=False)
@@ -663,6 +673,19 @@ def down(*, state_dir: Path, kubectl: Path | None = None, timeout: float = 90.0)
         shutil.rmtree(state_dir / name, ignore_errors=True)
     (state_dir / "state.json").unlink(missing_ok=True)
     log("node down: every process stopped, bridge and iptables rules removed")
+
+
+def remove_firewall_chain() -> None:
+    """kube-proxy's copy of the kubelet's KUBE-FIREWALL chain (martian packets to 127.0.0.0/8),
+    which `kube-proxy --cleanup` leaves on purpose for the kubelet: this node's kubelet is gone too."""
+    for tool in ("iptables", "ip6tables"):
+        if shutil.which(tool) is None:
+            continue
+        for parent in ("INPUT", "OUTPUT"):
+            while run(tool, "-w", "-D", parent, "-j", "KUBE-FIREWALL", check=False).returncode == 0:
+                pass
+        run(tool, "-w", "-F", "KUBE-FIREWALL", check=False)
+        run(tool, "-w", "-X", "KUBE-FIREWALL", check=False)
 
 
 def marker_of(name: str, binaries: dict[str, str], marker: str) -> str:

@@ -18,6 +18,7 @@ securityContext:
   runAsNonRoot: true
   runAsUser: 65532
   runAsGroup: 65532
+  fsGroup: 65532  # secret volumes (mode 0400) readable by the group: the webhook's certificate, the signing key
   seccompProfile:
     type: RuntimeDefault
 {{- end }}
