@@ -32,7 +32,6 @@ available here). None of that is needed on the clusters users run.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import fcntl
 import ipaddress
@@ -202,9 +201,13 @@ def build_pause_image() -> None:
         return
     log(f"building {PAUSE_IMAGE}")
     with tempfile.TemporaryDirectory() as context:
-        result = subprocess.run(["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", f"{context}/pause", "."],
-                                cwd=HERE / "pause", capture_output=True, text=True,
-                                env={**os.environ, "CGO_ENABLED": "0"})
+        result = subprocess.run(
+            ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", f"{context}/pause", "."],
+            cwd=HERE / "pause",
+            capture_output=True,
+            text=True,
+            env={**os.environ, "CGO_ENABLED": "0"},
+        )
         if result.returncode != 0:
             raise NodeError(f"go build of the pause program failed:\n{result.stderr}")
         podman("build", "-t", PAUSE_IMAGE, "-f", str(HERE / "pause" / "Containerfile"), context)
@@ -226,9 +229,13 @@ class ApiServer:
     @classmethod
     def from_state_dir(cls, state_dir: Path) -> ApiServer:
         state = json.loads((state_dir / "state.json").read_text())["control_plane"]
-        return cls(kubeconfig=Path(state["kubeconfig"]), ca_cert=Path(state["ca_cert"]),
-                   service_account_key=state_dir / "pki" / "service-account.key",
-                   host="127.0.0.1", port=int(state["apiserver_port"]))
+        return cls(
+            kubeconfig=Path(state["kubeconfig"]),
+            ca_cert=Path(state["ca_cert"]),
+            service_account_key=state_dir / "pki" / "service-account.key",
+            host="127.0.0.1",
+            port=int(state["apiserver_port"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -242,15 +249,24 @@ class Node:
         return self.state_dir / "containerd" / "containerd.sock"
 
     def ctr(self, *args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        result = subprocess.run(["ctr", "--address", str(self.containerd_socket), "-n", CONTAINERD_NAMESPACE, *args],
-                                capture_output=True, input=input, timeout=600)
+        result = subprocess.run(
+            ["ctr", "--address", str(self.containerd_socket), "-n", CONTAINERD_NAMESPACE, *args],
+            capture_output=True,
+            input=input,
+            timeout=600,
+        )
         if check and result.returncode != 0:
             raise NodeError(f"ctr {' '.join(args)} failed:\n{result.stderr.decode(errors='replace')}")
         return result
 
     def kube(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([str(self.kubectl), "--kubeconfig", str(self.api.kubeconfig), *args],
-                                capture_output=True, text=True, input=input, timeout=180)
+        result = subprocess.run(
+            [str(self.kubectl), "--kubeconfig", str(self.api.kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=180,
+        )
         if check and result.returncode != 0:
             raise NodeError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
         return result
@@ -289,8 +305,13 @@ def free_port() -> int:
 def spawn(argv: Sequence[str | Path], log_file: Path) -> int:
     """A daemon in its own session (so a Ctrl-C in the caller's terminal does not reach it)."""
     with open(log_file, "ab") as out:
-        proc = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(a) for a in argv],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     _children[proc.pid] = proc
     return proc.pid
 
@@ -389,7 +410,7 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         # This machine's sandbox refuses rlimits, oomScoreAdj and seccomp: see runc-wrapper.
-        BinaryName = "{HERE / 'runc-wrapper'}"
+        BinaryName = "{HERE / "runc-wrapper"}"
         Root = "{d}/runc"
         SystemdCgroup = false
 """
@@ -439,8 +460,13 @@ def kubelet_config(state_dir: Path, *, port: int, healthz_port: int) -> dict[str
         "cgroupsPerQOS": False,
         "enforceNodeAllocatable": [],
         "localStorageCapacityIsolation": False,
-        "evictionHard": {"memory.available": "0%", "nodefs.available": "0%", "imagefs.available": "0%",
-                         "nodefs.inodesFree": "0%", "imagefs.inodesFree": "0%"},
+        "evictionHard": {
+            "memory.available": "0%",
+            "nodefs.available": "0%",
+            "imagefs.available": "0%",
+            "nodefs.inodesFree": "0%",
+            "imagefs.inodesFree": "0%",
+        },
         "imageGCHighThresholdPercent": 100,
         "imageGCLowThresholdPercent": 99,
         "serializeImagePulls": False,
@@ -479,9 +505,17 @@ def relay_certificate(pki: Path, service_ip: str) -> Path:
 
     pki.mkdir(parents=True, exist_ok=True, mode=0o700)
     pems = tls.ca_and_serving_certificate(
-        ca_name="selfheal-node-relay-ca", common_name="kubernetes",
-        hosts=[service_ip, GATEWAY, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-               "kubernetes.default.svc.cluster.local"])
+        ca_name="selfheal-node-relay-ca",
+        common_name="kubernetes",
+        hosts=[
+            service_ip,
+            GATEWAY,
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        ],
+    )
     (pki / "relay.crt").write_bytes(pems.cert)
     (pki / "relay.key").write_bytes(pems.key)
     (pki / "relay.key").chmod(0o600)
@@ -492,8 +526,9 @@ def relay_certificate(pki: Path, service_ip: str) -> Path:
 # --- up and down ------------------------------------------------------------------------------
 
 
-def up(*, state_dir: Path, api: ApiServer, kubectl: Path, host_ports: Sequence[int] = (),
-       timeout: float = 120.0) -> Node:
+def up(
+    *, state_dir: Path, api: ApiServer, kubectl: Path, host_ports: Sequence[int] = (), timeout: float = 120.0
+) -> Node:
     """Start the node and wait until it is Ready; stops what it started if anything fails."""
     check_packages()
     binaries = build()
@@ -515,8 +550,10 @@ def up(*, state_dir: Path, api: ApiServer, kubectl: Path, host_ports: Sequence[i
         return pid
 
     if run("ip", "link", "show", BRIDGE, check=False).returncode == 0:
-        raise NodeError(f"the bridge {BRIDGE} exists: a node runs on this machine already (`node.py down`), "
-                        f"or one crashed (`ip link del {BRIDGE}`)")
+        raise NodeError(
+            f"the bridge {BRIDGE} exists: a node runs on this machine already (`node.py down`), "
+            f"or one crashed (`ip link del {BRIDGE}`)"
+        )
     try:
         run("ip", "link", "add", BRIDGE, "type", "bridge")
         state["bridge"] = BRIDGE
@@ -530,47 +567,86 @@ def up(*, state_dir: Path, api: ApiServer, kubectl: Path, host_ports: Sequence[i
         (state_dir / "cni").mkdir(exist_ok=True)
         (state_dir / "cni" / "10-selfheal-node.conflist").write_text(json.dumps(cni_config(state_dir), indent=2))
         start("containerd", ["containerd", "--config", state_dir / "containerd.toml"])
-        wait_until("containerd answering", lambda: node.ctr("version", check=False).returncode == 0,
-                   timeout=30, logs=[logs / "containerd.log"])
+        wait_until(
+            "containerd answering",
+            lambda: node.ctr("version", check=False).returncode == 0,
+            timeout=30,
+            logs=[logs / "containerd.log"],
+        )
         node.load_image(PAUSE_IMAGE)
 
-        service_ip = node.kube("get", "service", "kubernetes", "-n", "default",
-                               "-o", "jsonpath={.spec.clusterIP}").stdout.strip()
+        service_ip = node.kube(
+            "get", "service", "kubernetes", "-n", "default", "-o", "jsonpath={.spec.clusterIP}"
+        ).stdout.strip()
         ca_bundle = state_dir / "pki" / "ca-bundle.crt"
         relay_ca = relay_certificate(state_dir / "pki", service_ip)
         ca_bundle.write_bytes(api.ca_cert.read_bytes() + relay_ca.read_bytes())
-        relay = [sys.executable, HERE / "relay.py",
-                 "--tls", f"{GATEWAY}:{API_RELAY_PORT}={api.host}:{api.port}",
-                 "--cert", state_dir / "pki" / "relay.crt", "--key", state_dir / "pki" / "relay.key",
-                 "--upstream-ca", api.ca_cert]
+        relay = [
+            sys.executable,
+            HERE / "relay.py",
+            "--tls",
+            f"{GATEWAY}:{API_RELAY_PORT}={api.host}:{api.port}",
+            "--cert",
+            state_dir / "pki" / "relay.crt",
+            "--key",
+            state_dir / "pki" / "relay.key",
+            "--upstream-ca",
+            api.ca_cert,
+        ]
         for port in host_ports:
             relay += ["--plain", f"{GATEWAY}:{port}=127.0.0.1:{port}"]
         start("relay", relay)
-        wait_until("relay listening", lambda: "relaying" in (logs / "relay.log").read_text(),
-                   timeout=15, logs=[logs / "relay.log"])
+        wait_until(
+            "relay listening",
+            lambda: "relaying" in (logs / "relay.log").read_text(),
+            timeout=15,
+            logs=[logs / "relay.log"],
+        )
         # The test world's API server runs without an endpoint reconciler: say where pods reach it.
         node.kube("apply", "-f", "-", input=json.dumps(kubernetes_endpoints()))
 
         kubelet_port, kubelet_healthz = free_port(), free_port()
         (state_dir / "kubelet.json").write_text(
-            json.dumps(kubelet_config(state_dir, port=kubelet_port, healthz_port=kubelet_healthz), indent=2))
+            json.dumps(kubelet_config(state_dir, port=kubelet_port, healthz_port=kubelet_healthz), indent=2)
+        )
         state["kubelet_port"] = kubelet_port
-        start("kubelet", [binaries["kubelet"], "--config", state_dir / "kubelet.json",
-                          "--kubeconfig", api.kubeconfig, "--hostname-override", NODE_NAME,
-                          "--node-ip", GATEWAY, "--root-dir", state_dir / "kubelet",
-                          "--cert-dir", state_dir / "kubelet" / "pki"])
+        start(
+            "kubelet",
+            [
+                binaries["kubelet"],
+                "--config",
+                state_dir / "kubelet.json",
+                "--kubeconfig",
+                api.kubeconfig,
+                "--hostname-override",
+                NODE_NAME,
+                "--node-ip",
+                GATEWAY,
+                "--root-dir",
+                state_dir / "kubelet",
+                "--cert-dir",
+                state_dir / "kubelet" / "pki",
+            ],
+        )
         common = ["--kubeconfig", api.kubeconfig, "--leader-elect=false", "--secure-port=0"]
         start("kube-scheduler", [binaries["kube-scheduler"], *common])
-        start("kube-controller-manager", [
-            binaries["kube-controller-manager"], *common,
-            "--controllers=*,-nodeipam",  # the bridge's IPAM hands out pod addresses, not the node's podCIDR
-            f"--service-account-private-key-file={api.service_account_key}",
-            f"--root-ca-file={ca_bundle}",
-            "--use-service-account-credentials=false",
-        ])
+        start(
+            "kube-controller-manager",
+            [
+                binaries["kube-controller-manager"],
+                *common,
+                "--controllers=*,-nodeipam",  # the bridge's IPAM hands out pod addresses, not the node's podCIDR
+                f"--service-account-private-key-file={api.service_account_key}",
+                f"--root-ca-file={ca_bundle}",
+                "--use-service-account-credentials=false",
+            ],
+        )
         proxy_ports = free_port(), free_port()
-        (state_dir / "kube-proxy.json").write_text(json.dumps(kube_proxy_config(
-            state_dir, api, healthz_port=proxy_ports[0], metrics_port=proxy_ports[1]), indent=2))
+        (state_dir / "kube-proxy.json").write_text(
+            json.dumps(
+                kube_proxy_config(state_dir, api, healthz_port=proxy_ports[0], metrics_port=proxy_ports[1]), indent=2
+            )
+        )
         start("kube-proxy", [binaries["kube-proxy"], "--config", state_dir / "kube-proxy.json"])
 
         every_log = sorted(logs.glob("*.log"))
@@ -589,9 +665,14 @@ def kubernetes_endpoints() -> dict[str, Any]:
     return {
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
-        "metadata": {"name": "kubernetes", "namespace": "default",
-                     "labels": {"kubernetes.io/service-name": "kubernetes",
-                                "endpointslice.kubernetes.io/managed-by": "selfheal-node"}},
+        "metadata": {
+            "name": "kubernetes",
+            "namespace": "default",
+            "labels": {
+                "kubernetes.io/service-name": "kubernetes",
+                "endpointslice.kubernetes.io/managed-by": "selfheal-node",
+            },
+        },
         "addressType": "IPv4",
         "endpoints": [{"addresses": [GATEWAY], "conditions": {"ready": True}}],
         "ports": [{"name": "https", "port": API_RELAY_PORT, "protocol": "TCP"}],
@@ -622,6 +703,9 @@ def down(*, state_dir: Path, kubectl: Path | None = None, timeout: float = 90.0)
     """
     state_dir = state_dir.resolve()
     state = read_state(state_dir)
+    if not state:
+        log(f"no node recorded in {state_dir}; nothing to stop")
+        return
     pids = {name: int(pid) for name, pid in state.get("pids", {}).items()}
     errors: list[str] = []
     marker = str(state_dir)
@@ -637,9 +721,17 @@ def down(*, state_dir: Path, kubectl: Path | None = None, timeout: float = 90.0)
     api = state.get("api")
     node = None
     if api and kubectl:
-        node = Node(state_dir=state_dir, kubectl=kubectl, api=ApiServer(
-            kubeconfig=Path(api["kubeconfig"]), ca_cert=Path(api["ca_cert"]),
-            service_account_key=Path(api["service_account_key"]), host=api["host"], port=int(api["port"])))
+        node = Node(
+            state_dir=state_dir,
+            kubectl=kubectl,
+            api=ApiServer(
+                kubeconfig=Path(api["kubeconfig"]),
+                ca_cert=Path(api["ca_cert"]),
+                service_account_key=Path(api["service_account_key"]),
+                host=api["host"],
+                port=int(api["port"]),
+            ),
+        )
     for name in ("kube-controller-manager", "kube-scheduler"):  # nothing recreates pods from here on
         stop(name)
     if node is not None and "kubelet" in pids and alive(pids["kubelet"]):
@@ -664,7 +756,7 @@ def down(*, state_dir: Path, kubectl: Path | None = None, timeout: float = 90.0)
     if node is not None:
         node.kube("delete", "node", NODE_NAME, "--ignore-not-found", "--wait=false", check=False)
         node.kube("delete", "endpointslice", "kubernetes", "-n", "default", "--ignore-not-found", check=False)
-    survivors = {name: pid for name, pid in pids.items() if alive(pid) and marker_of(name, binaries, marker) in cmdline(pid)}
+    survivors = {name: pid for name, pid in pids.items() if alive(pid) and binaries.get(name, marker) in cmdline(pid)}
     if survivors:
         errors.append(f"still running: {survivors}")
     if errors:
@@ -688,18 +780,30 @@ def remove_firewall_chain() -> None:
         run(tool, "-w", "-X", "KUBE-FIREWALL", check=False)
 
 
-def marker_of(name: str, binaries: dict[str, str], marker: str) -> str:
-    return binaries.get(name, marker)
-
-
 def drain(node: Node, *, timeout: float) -> None:
     """Delete every pod bound to the node and wait until the kubelet has stopped them all."""
-    node.kube("delete", "pods", "--all-namespaces", "--field-selector", f"spec.nodeName={NODE_NAME}",
-              "--grace-period=5", "--wait=false", check=False)
+    node.kube(
+        "delete",
+        "pods",
+        "--all-namespaces",
+        "--field-selector",
+        f"spec.nodeName={NODE_NAME}",
+        "--grace-period=5",
+        "--wait=false",
+        check=False,
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        left = node.kube("get", "pods", "--all-namespaces", "--field-selector", f"spec.nodeName={NODE_NAME}",
-                         "-o", "name", check=False)
+        left = node.kube(
+            "get",
+            "pods",
+            "--all-namespaces",
+            "--field-selector",
+            f"spec.nodeName={NODE_NAME}",
+            "-o",
+            "name",
+            check=False,
+        )
         tasks = node.ctr("tasks", "ls", "-q", check=False).stdout.split()
         if left.returncode == 0 and not left.stdout.strip() and not tasks:
             return
@@ -708,13 +812,44 @@ def drain(node: Node, *, timeout: float) -> None:
 
 
 def kill_tasks(node: Node) -> None:
-    """Containers the kubelet did not stop (a crash): killed and deleted through containerd."""
+    """Pods the kubelet did not stop (it crashed): their network torn down through the CNI plugins
+    (containerd would have), then their containers killed and deleted through containerd."""
+    for container in node.ctr("containers", "ls", "-q", check=False).stdout.decode().split():
+        info = json.loads(node.ctr("containers", "info", container, check=False).stdout or b"{}")
+        if (info.get("Labels") or {}).get("io.cri-containerd.kind") == "sandbox":
+            namespaces = info.get("Spec", {}).get("linux", {}).get("namespaces", [])
+            netns = next((n.get("path", "") for n in namespaces if n["type"] == "network"), "")
+            cni_delete(node.state_dir, container=container, netns=netns)
     for task in node.ctr("tasks", "ls", "-q", check=False).stdout.decode().split():
         node.ctr("tasks", "kill", "-s", "SIGKILL", task, check=False)
         for _ in range(50):
             if node.ctr("tasks", "delete", task, check=False).returncode == 0:
                 break
             time.sleep(0.1)
+
+
+def cni_delete(state_dir: Path, *, container: str, netns: str) -> None:
+    """CNI DEL for one pod sandbox, each plugin of the list in reverse order (as libcni does): the
+    bridge plugin removes the pod's veth, its address lease and its masquerading rules."""
+    network = cni_config(state_dir)
+    for plugin in reversed(network["plugins"]):
+        config = {"cniVersion": network["cniVersion"], "name": network["name"], **plugin}
+        env = {
+            **os.environ,
+            "CNI_COMMAND": "DEL",
+            "CNI_CONTAINERID": container,
+            "CNI_NETNS": netns,
+            "CNI_IFNAME": "eth0",
+            "CNI_PATH": "/usr/lib/cni",
+        }
+        subprocess.run(
+            [f"/usr/lib/cni/{plugin['type']}"],
+            input=json.dumps(config),
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=30,
+        )
 
 
 def kill_shims(state_dir: Path) -> None:
@@ -762,10 +897,16 @@ def main() -> None:
     commands.add_parser("build", help="build the node's binaries and the pause image (cached)")
     start = commands.add_parser("up", help="join a node to a running `selfheal dev up` world")
     start.add_argument("--state-dir", type=Path, required=True)
-    start.add_argument("--apiserver-state", type=Path, required=True,
-                       help="the state dir of `selfheal dev up` (SELFHEAL_STATE_DIR)")
-    start.add_argument("--host-port", type=int, action="append", default=[],
-                       help="a 127.0.0.1 port pods reach at the bridge address (PostgreSQL's)")
+    start.add_argument(
+        "--apiserver-state", type=Path, required=True, help="the state dir of `selfheal dev up` (SELFHEAL_STATE_DIR)"
+    )
+    start.add_argument(
+        "--host-port",
+        type=int,
+        action="append",
+        default=[],
+        help="a 127.0.0.1 port pods reach at the bridge address (PostgreSQL's)",
+    )
     stop = commands.add_parser("down", help="stop the node and remove what it created")
     stop.add_argument("--state-dir", type=Path, required=True)
     args = parser.parse_args()

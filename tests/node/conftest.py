@@ -41,8 +41,9 @@ def node(devenv):
     )
     # PostgreSQL listens on 127.0.0.1: the node relays its port on the bridge's gateway address.
     try:
-        with node_tool.running_node(state_dir=state_dir, api=api, kubectl=devenv.kubectl,
-                                    host_ports=[devenv.postgres.port]) as running:
+        with node_tool.running_node(
+            state_dir=state_dir, api=api, kubectl=devenv.kubectl, host_ports=[devenv.postgres.port]
+        ) as running:
             yield running
     finally:
         shutil.rmtree(state_dir, ignore_errors=True)
@@ -52,8 +53,12 @@ def node(devenv):
 def selfheal_image(node) -> str:
     """The selfheal image built as a developer builds it (seconds when podman's cache has it), then
     imported into the node's containerd under the name the overlay uses."""
-    result = subprocess.run([sys.executable, str(ROOT / "hack/image/build.py"), "--tag", IMAGE],
-                            capture_output=True, text=True, timeout=1500)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "hack/image/build.py"), "--tag", IMAGE],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert result.returncode == 0, f"hack/image/build.py failed:\n{result.stderr[-6000:]}"
     node.load_image(IMAGE, also_as=OVERLAY_IMAGE)
     return OVERLAY_IMAGE

@@ -37,8 +37,13 @@ DEPLOYMENTS = ("selfheal-operator", "devportal-api")
 
 
 def kubectl(devenv, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(devenv.kubectl), "--kubeconfig", str(devenv.kubeconfig), *args],
-                            input=input, capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [str(devenv.kubectl), "--kubeconfig", str(devenv.kubeconfig), *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     if check:
         assert result.returncode == 0, f"kubectl {' '.join(args)}:\n{result.stderr}"
     return result
@@ -58,20 +63,31 @@ def create_secrets(devenv, admin_url: str, tmp_path: Path) -> tuple[str, bytes]:
     job elsewhere), and the registry's URL for the test to read; returns (operator's URL, CA)."""
     roles = restricted_database(admin_url)
     signing_key = tmp_path / "signing.pem"
-    subprocess.run([str(Path(sys.executable).parent / "selfheal"), "keygen", "--out", str(signing_key)],
-                   check=True, capture_output=True)
-    pems = tls.ca_and_serving_certificate(ca_name="selfheal-webhook-test-ca", common_name=WEBHOOK_SERVICE,
-                                          hosts=[WEBHOOK_SERVICE])
+    subprocess.run(
+        [str(Path(sys.executable).parent / "selfheal"), "keygen", "--out", str(signing_key)],
+        check=True,
+        capture_output=True,
+    )
+    pems = tls.ca_and_serving_certificate(
+        ca_name="selfheal-webhook-test-ca", common_name=WEBHOOK_SERVICE, hosts=[WEBHOOK_SERVICE]
+    )
     for name, files in {
         "selfheal-migrate-db": {"url": on_pod_network(roles.owner_url)},
         "selfheal-operator-db": {"url": on_pod_network(roles.operator_url)},
         "devportal-api-db": {"url": on_pod_network(roles.api_url)},
         "devportal-signing-key": {"signing.pem": signing_key.read_text()},
-        "selfheal-operator-webhook-tls": {"tls.crt": pems.cert.decode(), "tls.key": pems.key.decode(),
-                                          "ca.crt": pems.ca_cert.decode()},
+        "selfheal-operator-webhook-tls": {
+            "tls.crt": pems.cert.decode(),
+            "tls.key": pems.key.decode(),
+            "ca.crt": pems.ca_cert.decode(),
+        },
     }.items():
-        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NAMESPACE},
-                  "stringData": files}
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "stringData": files,
+        }
         kubectl(devenv, "apply", "-f", "-", input=json.dumps(secret))
     return roles.operator_url, pems.ca_cert
 
@@ -93,8 +109,9 @@ def pods_ready(devenv, node) -> list[dict] | None:
                 pytest.fail(f"pod {pod['metadata']['name']}: {waiting}\n{pod_log(node, pod)}")
     serving = [p for p in pods if "job-name" not in p["metadata"]["labels"]]
     names = {p["metadata"]["labels"]["app.kubernetes.io/name"] for p in serving}
-    ready = all(any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
-                for p in serving)
+    ready = all(
+        any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", [])) for p in serving
+    )
     return pods if ready and names == set(DEPLOYMENTS) else None
 
 
@@ -110,12 +127,20 @@ def probe_counts(node) -> dict[tuple[str, str, str], float]:
 
 
 def patch(name: str, code: str) -> str:
-    return yaml.safe_dump({
-        "apiVersion": "selfheal.molam.io/v1alpha1", "kind": "SelfHealPatch",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {"sdkLanguage": "python", "errorSignature": f"{name} failure", "patchCode": code,
-                 "severity": "low", "description": "node test"},
-    })
+    return yaml.safe_dump(
+        {
+            "apiVersion": "selfheal.molam.io/v1alpha1",
+            "kind": "SelfHealPatch",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {
+                "sdkLanguage": "python",
+                "errorSignature": f"{name} failure",
+                "patchCode": code,
+                "severity": "low",
+                "description": "node test",
+            },
+        }
+    )
 
 
 def test_local_overlay_runs_on_a_real_node(devenv, node, selfheal_image, admin_database_url, tmp_path):
@@ -145,8 +170,11 @@ def test_local_overlay_runs_on_a_real_node(devenv, node, selfheal_image, admin_d
 
         # Probes: the kubelet counts each probe it ran. Readiness and startup probes may fail while a
         # process starts (that is what they are for); a liveness failure would restart the container.
-        counts = wait_until(lambda: (c := probe_counts(node)).get(("api", "Readiness", "successful")) and c,
-                            timeout=30, what="a successful readiness probe of the registry API")
+        counts = wait_until(
+            lambda: (c := probe_counts(node)).get(("api", "Readiness", "successful")) and c,
+            timeout=30,
+            what="a successful readiness probe of the registry API",
+        )
         assert counts.get(("operator", "Startup", "successful")), counts
         assert not [key for key in counts if key[1] == "Liveness" and key[2] != "successful"], counts
 
@@ -170,18 +198,23 @@ def test_local_overlay_runs_on_a_real_node(devenv, node, selfheal_image, admin_d
         for entry in webhook["webhooks"]:
             entry["clientConfig"]["caBundle"] = base64.b64encode(webhook_ca).decode()
         kubectl(devenv, "apply", "-f", "-", input=json.dumps(webhook))
-        [endpoints] = get_json(devenv, "endpointslices", "-n", NAMESPACE, "-l",
-                               "kubernetes.io/service-name=selfheal-operator-webhook")["items"]
-        operator_ips = {p["status"]["podIP"] for p in pods
-                        if p["metadata"]["labels"]["app.kubernetes.io/name"] == "selfheal-operator"}
+        [endpoints] = get_json(
+            devenv, "endpointslices", "-n", NAMESPACE, "-l", "kubernetes.io/service-name=selfheal-operator-webhook"
+        )["items"]
+        operator_ips = {
+            p["status"]["podIP"]
+            for p in pods
+            if p["metadata"]["labels"]["app.kubernetes.io/name"] == "selfheal-operator"
+        }
         assert {a for e in endpoints["endpoints"] for a in e["addresses"]} == operator_ips
 
         refused = kubectl(devenv, "apply", "-f", "-", input=patch("node-test-invalid", "import os"), check=False)
         assert refused.returncode != 0
         assert 'admission webhook "patch-code.selfheal.molam.io" denied the request' in refused.stderr, refused.stderr
         assert "1:1: imports are not allowed" in refused.stderr, refused.stderr  # the compiler's own message
-        accepted = kubectl(devenv, "apply", "-f", "-",
-                           input=patch("node-test-valid", 'self.base_url = "https://api-backup.molam.com"'))
+        accepted = kubectl(
+            devenv, "apply", "-f", "-", input=patch("node-test-valid", 'self.base_url = "https://api-backup.molam.com"')
+        )
         assert "created" in accepted.stdout
     finally:
         cleanup(devenv, webhook, rest, before_namespaces=before, created_namespace=created_namespace)
@@ -190,21 +223,59 @@ def test_local_overlay_runs_on_a_real_node(devenv, node, selfheal_image, admin_d
 def cleanup(devenv, webhook: dict, rest: list[dict], *, before_namespaces: set[str], created_namespace: bool) -> None:
     """The webhook first (fail-closed, it would refuse every later SelfHealPatch write of the session),
     then what the apply created; the namespace only if it did not exist before."""
-    kubectl(devenv, "delete", "validatingwebhookconfiguration", webhook["metadata"]["name"], "--ignore-not-found",
-            check=False)
-    kubectl(devenv, "delete", "-n", NAMESPACE, "selfhealpatches", "node-test-valid", "node-test-invalid",
-            "--ignore-not-found", check=False)
+    kubectl(
+        devenv,
+        "delete",
+        "validatingwebhookconfiguration",
+        webhook["metadata"]["name"],
+        "--ignore-not-found",
+        check=False,
+    )
+    kubectl(
+        devenv,
+        "delete",
+        "-n",
+        NAMESPACE,
+        "selfhealpatches",
+        "node-test-valid",
+        "node-test-invalid",
+        "--ignore-not-found",
+        check=False,
+    )
     # Patches while the operator still runs: it holds their finalizer.
     keep = {"CustomResourceDefinition", "Namespace"}  # the session's CRD; the namespace below
     patches = [o for o in rest if o["kind"] == "SelfHealPatch"]
     doomed = [o for o in rest if o["kind"] not in keep and o not in patches]
     for batch in (patches, doomed):
-        kubectl(devenv, "delete", "--ignore-not-found", "--wait=true", "--timeout=120s", "-f", "-",
-                input=yaml.safe_dump_all(batch), check=False)
-    kubectl(devenv, "delete", "secrets", "-n", NAMESPACE, "--ignore-not-found", "selfheal-migrate-db",
-            "selfheal-operator-db", "devportal-api-db", "devportal-signing-key", "selfheal-operator-webhook-tls",
-            check=False)
-    wait_until(lambda: not get_json(devenv, "pods", "-n", NAMESPACE)["items"], timeout=120,
-               what="the overlay's pods to be gone")
+        kubectl(
+            devenv,
+            "delete",
+            "--ignore-not-found",
+            "--wait=true",
+            "--timeout=120s",
+            "-f",
+            "-",
+            input=yaml.safe_dump_all(batch),
+            check=False,
+        )
+    kubectl(
+        devenv,
+        "delete",
+        "secrets",
+        "-n",
+        NAMESPACE,
+        "--ignore-not-found",
+        "selfheal-migrate-db",
+        "selfheal-operator-db",
+        "devportal-api-db",
+        "devportal-signing-key",
+        "selfheal-operator-webhook-tls",
+        check=False,
+    )
+    wait_until(
+        lambda: not get_json(devenv, "pods", "-n", NAMESPACE)["items"],
+        timeout=120,
+        what="the overlay's pods to be gone",
+    )
     if created_namespace:
         kubectl(devenv, "delete", "namespace", NAMESPACE, "--wait=true", "--timeout=120s")
