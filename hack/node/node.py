@@ -529,14 +529,22 @@ def relay_certificate(pki: Path, service_ip: str) -> Path:
 def up(
     *, state_dir: Path, api: ApiServer, kubectl: Path, host_ports: Sequence[int] = (), timeout: float = 120.0
 ) -> Node:
-    """Start the node and wait until it is Ready; stops what it started if anything fails."""
+    """Start the node and wait until it is Ready; stops what it started if anything fails.
+
+    Idempotent: a node already running from `state_dir` is returned as it is; one that runs only in
+    part (a daemon died) is stopped and started afresh."""
     check_packages()
     binaries = build()
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
-    if read_state(state_dir).get("pids"):
-        raise NodeError(f"a node is recorded in {state_dir}: `node.py down --state-dir {state_dir}` first")
     node = Node(state_dir=state_dir, api=api, kubectl=kubectl)
+    recorded = read_state(state_dir)
+    if recorded.get("pids"):
+        if all(alive(pid) for pid in node.pids().values()) and node_ready(node):
+            log(f"node {NODE_NAME} already up (state in {state_dir})")
+            return node
+        log("the node recorded there runs only in part; stopping it to start afresh")
+        down(state_dir=state_dir, kubectl=kubectl)
     started = time.monotonic()
     state: dict[str, Any] = {"pids": {}, "api": {k: str(v) for k, v in api.__dict__.items()}}
     write_state(state_dir, state)

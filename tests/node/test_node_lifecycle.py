@@ -44,6 +44,7 @@ def test_down_leaves_nothing_behind(devenv, kubelet):
         )
         node = node_tool.up(state_dir=state_dir, api=api, kubectl=devenv.kubectl)
         pids = node.pids()
+        assert node_tool.up(state_dir=state_dir, api=api, kubectl=devenv.kubectl).pids() == pids  # found, not restarted
         assert set(pids) == {
             "containerd",
             "relay",
