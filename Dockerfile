@@ -26,5 +26,8 @@ FROM ${BASE}
 COPY --from=build /opt/selfheal /opt/selfheal
 # The root filesystem is read-only in the pods: bytecode was compiled at install, none is written at run time.
 ENV PATH=/opt/selfheal/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# A name for the uid: kopf looks the user up (getpwuid), and a kubelet, unlike podman, adds none.
+RUN echo 'selfheal:x:65532:65532:selfheal:/nonexistent:/usr/sbin/nologin' >> /etc/passwd \
+ && echo 'selfheal:x:65532:' >> /etc/group
 USER 65532:65532
 ENTRYPOINT ["selfheal"]

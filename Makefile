@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The Python trees ruff checks and formats.
 LINTED := operator tests bench hack sdk/python
 
-.PHONY: install controlplane demo test test-fast bench down lint node-sdk docs-tools image
+.PHONY: install controlplane demo test test-fast bench down lint node-sdk docs-tools image node
 
 install: $(VENV)/.installed
 
@@ -31,7 +31,7 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint controlplane node-sdk docs-tools
+test: lint controlplane node node-sdk docs-tools
 	$(BIN)/pytest
 	cd sdk/node && PYTHON=$(abspath $(BIN))/python npm test
 
@@ -52,6 +52,10 @@ node-sdk: sdk/node/node_modules/.installed
 sdk/node/node_modules/.installed: sdk/node/package-lock.json
 	cd sdk/node && npm ci --no-audit --no-fund
 	touch $@
+
+# kubelet, kube-proxy, kube-scheduler, kube-controller-manager (Go modules) and the pause image; cached.
+node: controlplane
+	$(BIN)/python hack/node/node.py build
 
 # The container image on a Debian base, where no image registry is reachable.
 image:

@@ -57,6 +57,8 @@ def run_args(
         "host",
         "--user",
         USER,
+        # As a kubelet does: the image's own /etc/passwd, no entry added for the user (kopf looks it up).
+        "--passwd=false",
         "--cap-drop",
         "ALL",
         "--security-opt",

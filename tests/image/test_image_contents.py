@@ -103,6 +103,13 @@ def test_every_product_module_imports_from_compiled_bytecode_and_embedded_postgr
 def test_the_image_runs_selfheal_as_user_65532(image):
     config = json.loads(podman("image", "inspect", "--format", "{{json .Config}}", image).stdout)
     assert (config["User"], config["Entrypoint"]) == (USER, ["selfheal"])
+    # The uid has a name in the image itself (kopf calls getpwuid; a kubelet adds no passwd entry).
+    named = podman(
+        *run_args(image, name=container_name("whoami"), entrypoint="python3"),
+        "-c",
+        "import getpass; print(getpass.getuser())",
+    )
+    assert named.returncode == 0 and named.stdout.strip() == "selfheal", named.stderr
     compiled = podman(
         *run_args(image, "compile", "--language", "python", name=container_name("compile")),
         input='self.base_url = "https://api-backup.molam.com"\n',
