@@ -48,8 +48,13 @@ export interface MolamClientOptions {
    * `selfhealToken`.
    */
   bootstrapEnvelopes?: string | URL | null;
-  /** Names → API keys a patch may switch to (`this.useFallbackCredential("NAME")`); default: environment variables. */
-  fallbackCredentials?: Record<string, string> | null;
+  /**
+   * The credentials a patch may switch the API key to (`this.useFallbackCredential("NAME")`).
+   * Default: environment variables named `MOLAM_…`, never `MOLAM_SELFHEAL_…` (this SDK's own
+   * settings) nor `MOLAM_SECRET_KEY`. An array of names or `PREFIX_*` entries: only these
+   * environment variables. An object: names → API keys. Anything else a patch names is refused.
+   */
+  fallbackCredentials?: Record<string, string> | readonly string[] | null;
   /** Hosts a patch may move `baseUrl` to (https only); default Molam's API hosts and `baseUrl`'s. */
   allowedHosts?: Iterable<string> | null;
   /** Largest registry answer read (default 65536 bytes). */
@@ -89,7 +94,6 @@ export interface ClientState {
   readonly clock_skew_seconds: number;
   readonly credential: string | null;
   readonly backoff: { readonly base_delay_ms: number; readonly max_delay_ms: number; readonly jitter: boolean };
-  readonly filled_fields: Readonly<Record<string, string | number | boolean>>;
 }
 
 export type Payment = Record<string, unknown> & { id: string; status?: string };

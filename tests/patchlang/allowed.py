@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 
 from selfheal.core.patchlang import canonical_json
 
@@ -38,8 +39,12 @@ SETTINGS = {
 }
 
 ACTIONS = {
+    # The application's own Molam credentials only, never the SDK's own token, URL or signing secret.
     "use_fallback_credential": lambda op: (
-        set(op) == {"op", "name"} and re.fullmatch(r"[A-Z][A-Z0-9_]{2,63}", op["name"])
+        set(op) == {"op", "name"}
+        and re.fullmatch(r"MOLAM_[A-Z0-9_]{1,58}", op["name"])
+        and not op["name"].startswith("MOLAM_SELFHEAL_")
+        and op["name"] != "MOLAM_SECRET_KEY"
     ),
     "use_primary_credential": lambda op: set(op) == {"op"},
     "resign_request": lambda op: set(op) == {"op", "use_server_time"} and type(op["use_server_time"]) is bool,
@@ -51,12 +56,15 @@ ACTIONS = {
         and op["base_delay_ms"] <= op["max_delay_ms"]
         and type(op["jitter"]) is bool
     ),
+    # Only a currency and a country, as codes: no URL, e-mail or free text a patch could redirect.
     "fill_required_fields": lambda op: (
         set(op) == {"op", "fields"}
         and isinstance(op["fields"], dict)
-        and 1 <= len(op["fields"]) <= 20
+        and 1 <= len(op["fields"])
+        and set(op["fields"]) <= {"currency", "country"}
         and all(
-            re.fullmatch(r"[a-z][a-z0-9_]{0,63}", k) and type(v) in (str, int, bool) for k, v in op["fields"].items()
+            isinstance(v, str) and re.fullmatch(r"[A-Z]{3}" if k == "currency" else r"[A-Z]{2}", v)
+            for k, v in op["fields"].items()
         )
     ),
     "clear_filled_fields": lambda op: set(op) == {"op"},
@@ -82,3 +90,12 @@ def assert_allowed(document: dict) -> None:
             assert ACTIONS[kind](op), op
     text = canonical_json(document)
     assert canonical_json(json.loads(text)) == text
+
+
+def assert_visible(code: str) -> None:
+    """Compiled source shows what the parser read: no control, format or separator character but
+    tab, LF and the CR of a CRLF, and no lone surrogate."""
+    for index, char in enumerate(code):
+        if char in "\t\n" or (char == "\r" and code[index + 1 : index + 2] == "\n"):
+            continue
+        assert unicodedata.category(char) not in ("Cc", "Cf", "Cs", "Zl", "Zp"), (index, hex(ord(char)))

@@ -123,7 +123,7 @@ PYTHON: list[tuple[str, str]] = [
         "looks like a hexadecimal key",
     ),
     ('logger.info("token=Zx81kQm2Lp9sVb4TnR7w")', "looks like a credential"),
-    ('self.fill_required_fields({"note": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc"})', "looks like a JSON web token"),
+    ('logger.info("session eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc")', "looks like a JSON web token"),
     ('self.use_fallback_credential("Q2xpZW50U2VjcmV0OnYxLzk4N2FhYjQ")', "looks like a random token"),
     ('self.use_fallback_credential("fallback key")', "must be a credential name"),
     # Text that hides what it says
@@ -247,7 +247,7 @@ NODE: list[tuple[str, str]] = [
     # Secrets by value
     ('this.useFallbackCredential("sk_test_4eC39HqLyjWDarjtT1zdp7dc");', "looks like an API key"),
     ('console.warn("ghp_16C7e42F292c6912E7710c838347Ae178B4a");', "looks like a GitHub token"),
-    ('this.fillRequiredFields({ note: "-----BEGIN RSA PRIVATE KEY-----" });', "looks like a private key"),
+    ('console.info("-----BEGIN RSA PRIVATE KEY-----");', "looks like a private key"),
     ('console.log("password: hunter2hunter2");', "looks like a credential"),
     # Text that hides what it says
     ('console.warn("safe\\u2066 evil");', "bidirectional control character"),

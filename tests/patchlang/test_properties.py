@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from selfheal.core.patchlang import PatchCodeError, compile_patch
 from selfheal.core.patchlang.operations import ACTIONS, SETTINGS, camel
-from tests.patchlang.allowed import assert_allowed
+from tests.patchlang.allowed import assert_allowed, assert_visible
 
 LANGUAGES = st.sampled_from(["python", "node"])
 RANDOM_TEXT_EXAMPLES = 1500
@@ -27,6 +27,7 @@ def _outcome(language: str, code: str) -> None:
         return
     event("compiled")
     assert_allowed(compiled.document())
+    assert_visible(code)
 
 
 @settings(max_examples=RANDOM_TEXT_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -74,6 +75,8 @@ STRINGS = st.one_of(
             "sk_live_abcdefgh12345678",
             "⚡ Fallback",
             "\u202e",
+            "\u2028",
+            "\u200b",
             "",
         ]
     ),
@@ -263,6 +266,13 @@ PIECES = st.sampled_from(
         ".evil.com",
         "аpi",
         "\u202e",
+        "\u2028",
+        "\u2029",
+        "\r",
+        "\r\n",
+        "\u200b",
+        "\ufeff",
+        "\x1b",
         "True",
         "true",
         "None",

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from molam.errors import PatchRefused
-from molam.operations import ACTIONS, OPERATION_NAMES, SETTINGS, ApplyContext, apply_document
+from molam import config
+from molam.errors import ConfigurationError, PatchRefused
+from molam.operations import ACTIONS, FILLABLE_FIELDS, OPERATION_NAMES, SETTINGS, ApplyContext, apply_document
 from molam.state import ClientState
 from tests.sdk import vectors
 
@@ -26,6 +27,7 @@ def context_of(data: dict) -> ApplyContext:
         server_time=data["server_time"],
         has_credential=lambda name: name in data["credentials"],
         allowed_hosts=frozenset(data["allowed_hosts"]),
+        credentials=config.fallback_credentials("fallback_credentials", data["fallback_credentials"]),
     )
 
 
@@ -34,12 +36,54 @@ def test_operation_vector(case):
     state = ClientState.from_dict(case.get("initial_state", OPERATIONS["initial_state"]))
     context = context_of(case.get("context", OPERATIONS["context"]))
     if case["expect"].get("refused"):
-        with pytest.raises(PatchRefused):
+        with pytest.raises(PatchRefused) as refusal:
             apply_document(case["document"], state, context)
+        if "reason" in case["expect"]:
+            assert str(refusal.value) == case["expect"]["reason"]
     else:
         applied = apply_document(case["document"], state, context)
         assert applied.state.as_dict() == case["expect"]["state"]
         assert [list(line) for line in applied.logs] == case["expect"]["logs"]
+        assert applied.fill == case["expect"]["fill"]
+
+
+@pytest.mark.parametrize("case", OPERATIONS["credential_options"], ids=lambda case: case["name"])
+def test_fallback_credentials_option_vector(case):
+    if "reason" in case["expect"]:
+        with pytest.raises(ConfigurationError) as refusal:
+            config.fallback_credentials("fallback_credentials", case["value"])
+        assert (refusal.value.option, refusal.value.reason) == (case["expect"]["option"], case["expect"]["reason"])
+    else:
+        names = config.fallback_credentials("fallback_credentials", case["value"])
+        assert [name for name in case["expect"]["allows"] if not names.allows(name)] == []
+        assert [name for name in case["expect"]["refuses"] if names.allows(name)] == []
+
+
+def test_the_default_credential_rule_is_the_registry_compilers_rule():
+    from selfheal.core.patchlang import bounds
+
+    names = {
+        *vectors.hostile_operations.SET_CREDENTIALS,
+        *(name for case in OPERATIONS["credential_options"] for name in case["expect"].get("allows", [])),
+        *(name for case in OPERATIONS["credential_options"] for name in case["expect"].get("refuses", [])),
+    }
+    for name in sorted(names):
+        assert config.DEFAULT_FALLBACK_CREDENTIALS.allows(name) == bounds.credential_rule_allows(name), name
+    assert config.DEFAULT_CREDENTIAL_PREFIX == bounds.CREDENTIAL_PREFIX
+    assert config.RESERVED_CREDENTIAL_PREFIX == bounds.RESERVED_CREDENTIAL_PREFIX
+    assert bounds.RESERVED_CREDENTIALS <= config.RESERVED_CREDENTIALS
+
+
+def test_the_fillable_fields_are_the_registry_compilers():
+    from selfheal.core.patchlang import operations as registry
+
+    assert list(FILLABLE_FIELDS) == list(registry.FILLABLE_FIELDS)
+
+
+def test_at_least_fifty_hostile_vectors_name_their_exact_refusal():
+    exact = [case for case in OPERATIONS["cases"] if "reason" in case["expect"]]
+    options = [case for case in OPERATIONS["credential_options"] if "reason" in case["expect"]]
+    assert len(exact) + len(options) >= 50
 
 
 def test_vectors_cover_every_operation_and_setting():

@@ -11,6 +11,7 @@ import base64
 import json
 from pathlib import Path
 
+from tests.sdk import hostile_operations
 from tests.sdk.sealing import CURRENT, NEXT, TRUSTED, UNKNOWN, canonical, seal
 
 DIRECTORY = Path(__file__).resolve().parents[1] / "vectors"
@@ -167,12 +168,14 @@ INITIAL_STATE = {
     "clock_skew_seconds": 0,
     "credential": None,
     "backoff": {"base_delay_ms": 200, "max_delay_ms": 5000, "jitter": True},
-    "filled_fields": {},
 }
 CONTEXT = {
     "now": 1772366400.0,
     "server_time": 1772366520.0,
-    "credentials": ["MOLAM_FALLBACK_API_KEY"],
+    # The names that have a value (in the environment, or the option's mapping); the names a
+    # patch may use are `fallback_credentials`' (null: the default rule).
+    "credentials": hostile_operations.SET_CREDENTIALS,
+    "fallback_credentials": None,
     "allowed_hosts": ["api.molam.com", "api-backup.molam.com"],
 }
 
@@ -239,7 +242,7 @@ def operations() -> dict:
         (
             "fill_required_fields",
             [{"op": "fill_required_fields", "fields": {"currency": "XOF", "country": "SN"}}],
-            {"filled_fields": {"currency": "XOF", "country": "SN"}},
+            {},
             [],
         ),
         (
@@ -252,15 +255,19 @@ def operations() -> dict:
             [[level, f"{level} line"] for level in ("debug", "info", "warning", "error")],
         ),
     ]
+    fills = {"fill_required_fields": {"currency": "XOF", "country": "SN"}}
     cases = [
-        {"name": name, "document": _document(*ops), "expect": {"state": {**INITIAL_STATE, **changes}, "logs": logs}}
+        {
+            "name": name,
+            "document": _document(*ops),
+            "expect": {"state": {**INITIAL_STATE, **changes}, "logs": logs, "fill": fills.get(name, {})},
+        }
         for name, ops, changes, logs in applied
     ]
     # Rollback-style operations start from a patched state.
     patched = {
         **INITIAL_STATE,
         "credential": "MOLAM_FALLBACK_API_KEY",
-        "filled_fields": {"country": "SN"},
         "default_currency": "XOF",
         "clock_skew_seconds": 120,
     }
@@ -269,21 +276,22 @@ def operations() -> dict:
             "name": "use_primary_credential",
             "initial_state": patched,
             "document": _document({"op": "use_primary_credential"}),
-            "expect": {"state": {**patched, "credential": None}, "logs": []},
+            "expect": {"state": {**patched, "credential": None}, "logs": [], "fill": {}},
         },
         {
             "name": "clear_filled_fields",
             "initial_state": patched,
             "document": _document({"op": "clear_filled_fields"}),
-            "expect": {"state": {**patched, "filled_fields": {}}, "logs": []},
+            "expect": {"state": patched, "logs": [], "fill": {}},
         },
         {
             "name": "set_default_currency_null",
             "initial_state": patched,
             "document": _document({"op": "set", "setting": "default_currency", "value": None}),
-            "expect": {"state": {**patched, "default_currency": None}, "logs": []},
+            "expect": {"state": {**patched, "default_currency": None}, "logs": [], "fill": {}},
         },
     ]
+    cases += hostile_operations.accepted(INITIAL_STATE, CONTEXT)
     refused = [
         ("unknown_operation", [{"op": "set", "setting": "timeout_ms", "value": 30000}, {"op": "exec", "code": "1"}]),
         ("unknown_setting", [{"op": "set", "setting": "secret_key", "value": "x"}]),
@@ -331,15 +339,21 @@ def operations() -> dict:
             "expect": {"refused": True},
         },
     ]
+    cases += hostile_operations.refused(CONTEXT)
     return {
         "description": "Operation documents applied to a client state. Each case starts from its "
         "`initial_state` (default: the top-level one) with its `context` (default: the top-level "
-        "one): `now` and `server_time` in epoch seconds, configured credential names, hosts a "
-        "patch may move base_url to. `expect` is the whole state and the log lines after "
-        "applying, or `refused`: the whole document is refused and the state is unchanged.",
+        "one): `now` and `server_time` in epoch seconds, the credential names that have a value, "
+        "the client's `fallback_credentials` option (null: its default), hosts a patch may move "
+        "base_url to. `expect` is the whole state, the log lines and the request fields filled in "
+        "the retried call only (`fill`) after applying, or `refused`: the whole document is "
+        "refused (for `reason`, when given, exactly) and the state is unchanged. "
+        "`credential_options`: what each SDK makes of a `fallback_credentials` option: the "
+        "ConfigurationError's reason, or the names it allows and refuses.",
         "initial_state": INITIAL_STATE,
         "context": CONTEXT,
         "cases": cases,
+        "credential_options": hostile_operations.credential_options(),
     }
 
 

@@ -45,15 +45,16 @@ function healable(error) {
 
 /** One logical API call. Every attempt is built and signed afresh from the current state. */
 class Call {
-  constructor({ operation, method, path, route, fields = null, idempotencyKey = null }) {
-    Object.assign(this, { operation, method, path, route, fields, idempotencyKey });
+  constructor({ operation, method, path, route, fields = null, idempotencyKey = null, filled = {} }) {
+    // filled: a patch's defaults, for this retry only.
+    Object.assign(this, { operation, method, path, route, fields, idempotencyKey, filled });
     Object.freeze(this);
   }
 
   body(state) {
     if (this.fields === null) return null;
     // The caller's values win; then the patched default currency; then filled defaults.
-    const fields = { ...state.filled_fields };
+    const fields = { ...this.filled };
     for (const [key, value] of Object.entries(this.fields)) if (value != null) fields[key] = value;
     if ('currency' in this.fields && this.fields.currency == null && state.default_currency) {
       fields.currency = state.default_currency;
@@ -63,6 +64,10 @@ class Call {
 
   withoutCurrency() {
     return new Call({ ...this, fields: { ...(this.fields || {}), currency: null } });
+  }
+
+  withFilled(filled) {
+    return filled && Object.keys(filled).length > 0 ? new Call({ ...this, filled: { ...filled } }) : this;
   }
 }
 
@@ -80,7 +85,10 @@ class MolamClient {
    * baseUrl; timeout (ms, 10000); apiVersion; selfhealUrl, selfhealToken (default
    * MOLAM_SELFHEAL_URL / MOLAM_SELFHEAL_TOKEN); trustedKeys {keyId: publicKeyPem};
    * bootstrapEnvelopes (a file of signed envelopes the client starts with, ./bootstrap.js);
-   * fallbackCredentials {NAME: apiKey} (default: environment variables); allowedHosts;
+   * fallbackCredentials: the credentials a patch may switch the API key to, by name (default:
+   * environment variables named MOLAM_…, never MOLAM_SELFHEAL_… nor MOLAM_SECRET_KEY; an array of
+   * names or 'PREFIX_*' entries narrows that to these variables; {NAME: apiKey} gives names and
+   * values; a patch naming anything else is refused, and reported); allowedHosts;
    * maxEnvelopeBytes (65536); reportInterval (ms, 1000); logger (console); transport (pooled
    * keep-alive HTTP through the environment's proxy; @molam/sdk/testing passes a fake); clock
    * (() => ms: signing and envelope expiry). Throws ConfigurationError, naming the option, for
@@ -102,7 +110,7 @@ class MolamClient {
     const trusted = new TrustedKeys(trustedKeys || {});
     this.#clock = clock;
     this.#logger = logger;
-    this.#fallback = fallbackCredentials;
+    this.#fallback = config.fallbackCredentials('fallbackCredentials', fallbackCredentials);
     this.#state = initialState({ baseUrl: String(baseUrl).replace(/\/+$/, ''), timeoutMs: Math.round(timeout),
       apiVersion });
     this.#allowedHosts = new Set(allowedHosts || [...DEFAULT_ALLOWED_HOSTS, hostOf(baseUrl)]);
@@ -222,7 +230,7 @@ class MolamClient {
       const context = { operation: call.operation, method: call.method, path: call.route, sdk_version: VERSION };
       const cell = { get: () => this.#state, set: (state) => { this.#state = state; } };
       return this.#healer.heal(error, { context, cell, applyContext: this.#applyContext(error),
-        retry: () => this.#attempts(this.#retryOf(call, error)) });
+        retry: (filled) => this.#attempts(this.#retryOf(call, error).withFilled(filled)) });
     }
   }
 
@@ -232,6 +240,7 @@ class MolamClient {
       serverTime: error instanceof ApiError && error.serverTime != null ? error.serverTime / 1000 : null,
       hasCredential: (name) => this.#credentialValue(name) !== null,
       allowedHosts: this.#allowedHosts,
+      credentials: this.#fallback,
     };
   }
 
@@ -284,9 +293,7 @@ class MolamClient {
   }
 
   #credentialValue(name) {
-    const value = this.#fallback !== null ? this.#fallback[name] : process.env[name];
-    return typeof value === 'string' && value !== '' && Object.hasOwn(this.#fallback ?? process.env, name)
-      ? value : null;
+    return this.#fallback.value(name); // never reads a variable outside the configured names
   }
 
   #apiKeyFor(state) {

@@ -68,4 +68,94 @@ function selfHealSettings({ token, tokenFromEnvironment, url, urlFromEnvironment
   return { url, token };
 }
 
-module.exports = { credential, httpUrl, selfHealSettings, MAX_CREDENTIAL_LENGTH };
+// --- Fallback credentials: the names a patch may switch the API key to ----------------------------
+
+const CREDENTIAL_NAME = /^[A-Z][A-Z0-9_]{2,63}$/;
+const PREFIX = /^[A-Z][A-Z0-9_]{1,62}\*$/;
+const DEFAULT_CREDENTIAL_PREFIX = 'MOLAM_'; // the registry compiler's rule too (selfheal.core.patchlang.bounds)
+// Never a fallback credential, whatever the configuration: the SDK's own settings (its registry
+// token and URL, the proxy variables it reads) and the request signing secret. Sent as the API
+// key they would leave the process in an Authorization header.
+const RESERVED_CREDENTIAL_PREFIX = 'MOLAM_SELFHEAL_';
+const RESERVED_CREDENTIALS = new Set(['MOLAM_SECRET_KEY', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'REQUEST_METHOD']);
+
+function reservedCredential(name) {
+  return name.startsWith(RESERVED_CREDENTIAL_PREFIX) || RESERVED_CREDENTIALS.has(name);
+}
+
+/** Which names useFallbackCredential may use, and where their values come from (values null: the environment). */
+class FallbackCredentials {
+  constructor({ names = [], prefixes = [], values = null, isDefault = false } = {}) {
+    this.names = new Set(names);
+    this.prefixes = [...prefixes];
+    this.values = values;
+    this.isDefault = isDefault;
+    Object.freeze(this);
+  }
+
+  allows(name) {
+    if (typeof name !== 'string' || reservedCredential(name)) return false;
+    return this.names.has(name) || this.prefixes.some((prefix) => name.startsWith(prefix) && name !== prefix);
+  }
+
+  describe() {
+    if (this.isDefault) return 'names starting MOLAM_, except MOLAM_SELFHEAL_* and MOLAM_SECRET_KEY';
+    if (this.names.size === 0 && this.prefixes.length === 0) return 'none';
+    return `fallback credentials: ${[...[...this.names].sort(), ...this.prefixes.map((p) => `${p}*`).sort()].join(', ')}`;
+  }
+
+  /** The credential's value, or null: only ever for an allowed name. */
+  value(name, env = process.env) {
+    if (!this.allows(name)) return null;
+    const source = this.values !== null ? this.values : env;
+    const value = Object.hasOwn(source, name) ? source[name] : undefined;
+    return typeof value === 'string' && value !== '' ? value : null;
+  }
+}
+
+const DEFAULT_FALLBACK_CREDENTIALS = new FallbackCredentials({ prefixes: [DEFAULT_CREDENTIAL_PREFIX], isDefault: true });
+
+/**
+ * null: environment variables named MOLAM_… (none of the reserved ones). A plain object: exactly
+ * these names, with these values. An array: environment variables of these names, or starting
+ * with an entry's prefix written `PREFIX_*`. Empty: no patch may switch credentials.
+ */
+function fallbackCredentials(option, value) {
+  if (value === undefined || value === null) return DEFAULT_FALLBACK_CREDENTIALS;
+  const isMapping = typeof value === 'object' && !Array.isArray(value)
+    && [Object.prototype, null].includes(Object.getPrototypeOf(value));
+  if (!isMapping && !Array.isArray(value)) {
+    throw new ConfigurationError('must map credential names to API keys, or list names (NAME or PREFIX_*) read from '
+      + 'the environment', { option });
+  }
+  const values = isMapping ? { ...value } : null;
+  const names = [];
+  const prefixes = [];
+  for (const entry of isMapping ? Object.keys(value) : value) {
+    if (typeof entry !== 'string') throw new ConfigurationError('credential names must be strings', { option });
+    if (!isMapping && PREFIX.test(entry)) {
+      if (entry.startsWith(RESERVED_CREDENTIAL_PREFIX)) {
+        throw new ConfigurationError(`${entry} covers only the SDK's own settings`, { option });
+      }
+      prefixes.push(entry.slice(0, -1));
+      continue;
+    }
+    if (!CREDENTIAL_NAME.test(entry)) {
+      const hint = isMapping ? '' : '; or a prefix such as MOLAM_FALLBACK_*';
+      throw new ConfigurationError(`${JSON.stringify(entry.slice(0, 80))} is not a credential name (capitals, digits `
+        + `and _, such as MOLAM_FALLBACK_API_KEY${hint})`, { option });
+    }
+    if (reservedCredential(entry)) {
+      throw new ConfigurationError(`${entry} is the SDK's own setting or signing secret, never a fallback credential`,
+        { option });
+    }
+    if (isMapping) credential(`${option}[${entry}]`, values[entry]);
+    names.push(entry);
+  }
+  return new FallbackCredentials({ names, prefixes, values });
+}
+
+module.exports = {
+  credential, httpUrl, selfHealSettings, fallbackCredentials, reservedCredential, FallbackCredentials,
+  DEFAULT_FALLBACK_CREDENTIALS, CREDENTIAL_NAME, MAX_CREDENTIAL_LENGTH,
+};

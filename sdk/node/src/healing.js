@@ -47,7 +47,8 @@ class Healer {
 
   /**
    * The retried call's result once a patch healed it; otherwise rejects (with the original
-   * error when no patch applied). `cell`: {get(), set(state)}; `retry`: async () => result.
+   * error when no patch applied). `cell`: {get(), set(state)}; `retry`: async (fill) => result,
+   * `fill` being the request fields the patch fills, for that call only.
    */
   async heal(error, { context, cell, retry, applyContext }) {
     const patch = await this.patchFor(error, context, {
@@ -69,7 +70,7 @@ class Healer {
       + `for ${error.errorText}`);
     let result;
     try {
-      result = await retry();
+      result = await retry(applied.fill);
     } catch (failure) {
       if (!(failure instanceof MolamError)) throw failure;
       this.rollBack(patch, cell, before, applyContext);

@@ -13,6 +13,7 @@
 //       {"op": "set", "setting": "timeout_ms", "value": 30000},
 //       {"op": "log", "level": "warning", "message": "⚡ timeout raised to 30 s"}]}
 
+const { CREDENTIAL_NAME, DEFAULT_FALLBACK_CREDENTIALS } = require('./config');
 const { PatchRefused } = require('./errors');
 const { withChanges } = require('./state');
 
@@ -31,11 +32,11 @@ const codePoints = (text) => [...text].length;
 const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
 // Python's str.isprintable(): no character of the Other or Separator categories but the space.
 const NOT_PRINTABLE = /(?! )[\p{C}\p{Z}]/u;
-const URL = /^https:\/\/([a-z0-9.-]+)(?::([0-9]{1,5}))?(\/[A-Za-z0-9._~/-]*)?$/;
+const URL = /^https:\/\/([a-z0-9.-]+)(?::([1-9][0-9]{0,4}))?(\/[A-Za-z0-9._~/-]*)?$/;
 const API_VERSION = /^(?:v[1-9][0-9]{0,2}|([0-9]{4})-([0-9]{2})-([0-9]{2}))$/;
-const CREDENTIAL_NAME = /^[A-Z][A-Z0-9_]{2,63}$/;
 const FIELD_NAME = /^[a-z][a-z0-9_]{0,63}$/;
 const CURRENCY = /^[A-Z]{3}$/;
+const COUNTRY = /^[A-Z]{2}$/;
 
 function text(limit) {
   return (value) => {
@@ -75,6 +76,7 @@ function currency({ nullable }) {
 function httpsUrl(value, context) {
   const match = typeof value === 'string' ? URL.exec(value) : null;
   if (match === null) throw new Invalid('must be https://host[:port][/path]');
+  if (match[2] !== undefined && Number(match[2]) > 65535) throw new Invalid('port must be between 1 and 65535');
   if (!context.allowedHosts.has(match[1])) throw new Invalid(`host ${match[1]} is not one this client allows`);
   const path = match[3] || '';
   if (path.includes('//') || `${path}/`.includes('/../')) throw new Invalid('path must not contain // or ..');
@@ -100,19 +102,40 @@ function credentialName(value, context) {
   if (typeof value !== 'string' || !CREDENTIAL_NAME.test(value)) {
     throw new Invalid('must be a credential name such as MOLAM_FALLBACK_API_KEY');
   }
+  const credentials = context.credentials || DEFAULT_FALLBACK_CREDENTIALS;
+  if (!credentials.allows(value)) {
+    throw new Invalid(`${value} is not a fallback credential this client allows (${credentials.describe()})`);
+  }
   if (!context.hasCredential(value)) throw new Invalid(`no credential named ${value} is configured`);
   return value;
 }
 
+function country(value) {
+  if (typeof value !== 'string' || !COUNTRY.test(value)) throw new Invalid('must be an ISO 3166-1 alpha-2 country code');
+  return value;
+}
+
+// The request fields a patch may fill, each with its type (the compiler's FILLABLE_FIELDS): no URL,
+// e-mail or free text, so a patch cannot send a payment's callback or receipt elsewhere.
+const FILLABLE_FIELDS = new Map([['currency', currency({ nullable: false })], ['country', country]]);
+
 function fieldDefaults(value, context) {
-  if (!isObject(value) || Object.keys(value).length < 1 || Object.keys(value).length > 20) {
-    throw new Invalid('must map between 1 and 20 field names to defaults');
+  if (!isObject(value) || Object.keys(value).length < 1) throw new Invalid('must map at least one field name to its default');
+  // Every name first, then every value: the same refusal whatever the order of the keys.
+  const names = Object.keys(value);
+  if (!names.every((name) => FIELD_NAME.test(name))) throw new Invalid('field names must be snake_case ASCII');
+  for (const name of names) {
+    if (!FILLABLE_FIELDS.has(name)) {
+      throw new Invalid(`field ${name} is not one a patch may fill (only: ${[...FILLABLE_FIELDS.keys()].join(', ')})`);
+    }
   }
-  for (const [name, fallback] of Object.entries(value)) {
-    if (!FIELD_NAME.test(name)) throw new Invalid(`field name ${JSON.stringify(name)} must be snake_case ASCII`);
-    if (name === 'currency' || name.endsWith('_currency')) currency({ nullable: false })(fallback, context);
-    else if (typeof fallback === 'string') text(200)(fallback, context);
-    else if (typeof fallback !== 'boolean') integer(-(10 ** 12), 10 ** 12)(fallback, context);
+  for (const name of names) {
+    try {
+      FILLABLE_FIELDS.get(name)(value[name], context);
+    } catch (error) {
+      if (error instanceof Invalid) throw new Invalid(`field ${name}: ${error.message}`);
+      throw error;
+    }
   }
   return { ...value };
 }
@@ -166,12 +189,11 @@ const ACTIONS = new Map([
       backoff: { base_delay_ms: a.base_delay_ms, max_delay_ms: a.max_delay_ms, jitter: a.jitter } }),
     rule: (a) => (a.base_delay_ms > a.max_delay_ms ? 'base delay must not exceed max delay' : null),
   }],
-  // 400: fill missing required request fields with defaults (never overriding the caller's).
-  ['fill_required_fields', {
-    params: { fields: fieldDefaults },
-    apply: (s, a) => withChanges(s, { filled_fields: { ...s.filled_fields, ...a.fields } }),
-  }],
-  ['clear_filled_fields', { params: {}, apply: (s) => withChanges(s, { filled_fields: {} }) }],
+  // 400: fill missing required request fields (never overriding the caller's), in the retried call
+  // only: applyDocument returns them apart from the state, which later calls use.
+  ['fill_required_fields', { params: { fields: fieldDefaults }, apply: (s) => s }],
+  // Nothing to undo (fills end with the retried call); kept so that existing rollbacks stay valid.
+  ['clear_filled_fields', { params: {}, apply: (s) => s }],
 ]);
 
 const LOG_LEVELS = new Set(['debug', 'info', 'warning', 'error']);
@@ -207,14 +229,16 @@ function documentOperations(document) {
 }
 
 /**
- * The state after every operation of `document`: {state, logs: [[level, message], …]} (log
- * lines to emit once the whole document applied), or PatchRefused naming the first problem.
- * context: {now, serverTime (epoch seconds or null), hasCredential(name), allowedHosts: Set}.
+ * The state after every operation of `document`: {state, logs: [[level, message], …], fill} (log
+ * lines to emit once the whole document applied; request fields to fill in the retried call
+ * only), or PatchRefused naming the first problem. context: {now, serverTime (epoch seconds or
+ * null), hasCredential(name), allowedHosts: Set, credentials: FallbackCredentials (./config.js)}.
  */
 function applyDocument(document, state, context, { budgetMs = APPLY_BUDGET_MS } = {}) {
   const operations = documentOperations(document);
   const deadline = performance.now() + budgetMs;
   const logs = [];
+  const fill = {};
   operations.forEach((operation, index) => {
     if (performance.now() > deadline) throw new PatchRefused(`applying the patch took longer than ${budgetMs} ms`);
     const where = `operations[${index}]`;
@@ -240,16 +264,17 @@ function applyDocument(document, state, context, { budgetMs = APPLY_BUDGET_MS } 
         const problem = action.rule ? action.rule(args) : null;
         if (problem) throw new Invalid(problem);
         state = action.apply(state, args, context);
+        if (name === 'fill_required_fields') Object.assign(fill, args.fields);
       }
     } catch (error) {
       if (error instanceof Invalid) throw new PatchRefused(`${where} (${name}): ${error.message}`);
       throw error;
     }
   });
-  return { state, logs };
+  return { state, logs, fill };
 }
 
 module.exports = {
   FORMAT, FORMAT_VERSION, MAX_OPERATIONS, APPLY_BUDGET_MS, SETTINGS, ACTIONS, LOG_LEVELS, OPERATION_NAMES,
-  applyDocument, documentOperations, roundHalfEven,
+  FILLABLE_FIELDS, applyDocument, documentOperations, roundHalfEven,
 };

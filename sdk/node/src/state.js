@@ -9,7 +9,6 @@ function freezeState(state) {
   return Object.freeze({
     ...state,
     backoff: Object.freeze({ ...state.backoff }),
-    filled_fields: Object.freeze({ ...state.filled_fields }),
   });
 }
 
@@ -23,7 +22,8 @@ function initialState({ baseUrl, timeoutMs, apiVersion = null }) {
     clock_skew_seconds: 0, // added to the local clock when signing requests
     credential: null, // name of the fallback credential in use; null: the primary key
     backoff: DEFAULT_BACKOFF,
-    filled_fields: {},
+    // No filled request fields here: a patch fills them for its retried call only
+    // (applyDocument's `fill`), never for the calls after it.
   });
 }
 
@@ -34,8 +34,7 @@ function withChanges(state, changes) {
 
 /** A state as the vectors write it, or from them (a plain JSON-able object). */
 function fromObject(data) {
-  return freezeState({ ...data, backoff: { ...DEFAULT_BACKOFF, ...(data.backoff || {}) },
-    filled_fields: { ...(data.filled_fields || {}) } });
+  return freezeState({ ...data, backoff: { ...DEFAULT_BACKOFF, ...(data.backoff || {}) } });
 }
 
 function toObject(state) {

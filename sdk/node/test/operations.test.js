@@ -5,9 +5,11 @@
 const assert = require('node:assert/strict');
 const { execFileSync } = require('node:child_process');
 const { test } = require('node:test');
+const { isDeepStrictEqual } = require('node:util');
 
-const { PatchRefused } = require('../src/errors');
-const { ACTIONS, FORMAT, FORMAT_VERSION, OPERATION_NAMES, SETTINGS, applyDocument, roundHalfEven } = require('../src/operations');
+const { fallbackCredentials } = require('../src/config');
+const { ConfigurationError, PatchRefused } = require('../src/errors');
+const { ACTIONS, FILLABLE_FIELDS, FORMAT, FORMAT_VERSION, OPERATION_NAMES, SETTINGS, applyDocument, roundHalfEven } = require('../src/operations');
 const { fromObject, toObject } = require('../src/state');
 const { ROOT, python, vectors } = require('./support/world');
 
@@ -15,7 +17,8 @@ const OPERATIONS = vectors('operations.json');
 
 function contextOf(data) {
   return { now: data.now, serverTime: data.server_time, hasCredential: (name) => data.credentials.includes(name),
-    allowedHosts: new Set(data.allowed_hosts) };
+    allowedHosts: new Set(data.allowed_hosts),
+    credentials: fallbackCredentials('fallbackCredentials', data.fallback_credentials) };
 }
 
 for (const testCase of OPERATIONS.cases) {
@@ -23,7 +26,11 @@ for (const testCase of OPERATIONS.cases) {
     const state = fromObject(testCase.initial_state || OPERATIONS.initial_state);
     const context = contextOf(testCase.context || OPERATIONS.context);
     if (testCase.expect.refused) {
-      assert.throws(() => applyDocument(testCase.document, state, context), PatchRefused);
+      assert.throws(() => applyDocument(testCase.document, state, context), (error) => {
+        assert.ok(error instanceof PatchRefused, error);
+        if ('reason' in testCase.expect) assert.equal(error.message, testCase.expect.reason);
+        return true;
+      });
       assert.deepEqual(toObject(state), testCase.initial_state || OPERATIONS.initial_state); // unchanged
     } else {
       const applied = applyDocument(testCase.document, state, context);
@@ -31,9 +38,38 @@ for (const testCase of OPERATIONS.cases) {
       // Same keys in the same order as the Python SDK's ClientState.as_dict().
       assert.deepEqual(Object.keys(applied.state), Object.keys(testCase.expect.state));
       assert.deepEqual(applied.logs, testCase.expect.logs);
+      assert.deepEqual(applied.fill, testCase.expect.fill);
     }
   });
 }
+
+// The Python SDK's option names, renamed as the Node SDK spells its own.
+const nodeOption = (option) => option.replace('fallback_credentials', 'fallbackCredentials');
+
+for (const testCase of OPERATIONS.credential_options) {
+  test(`fallbackCredentials option vector: ${testCase.name}`, () => {
+    if ('reason' in testCase.expect) {
+      assert.throws(() => fallbackCredentials('fallbackCredentials', testCase.value), (error) => {
+        assert.ok(error instanceof ConfigurationError, error);
+        assert.deepEqual([error.option, error.reason], [nodeOption(testCase.expect.option), testCase.expect.reason]);
+        return true;
+      });
+    } else {
+      const names = fallbackCredentials('fallbackCredentials', testCase.value);
+      assert.deepEqual(testCase.expect.allows.filter((name) => !names.allows(name)), []);
+      assert.deepEqual(testCase.expect.refuses.filter((name) => names.allows(name)), []);
+    }
+  });
+}
+
+test('a fallback credential outside the configured names is never read, even when set', () => {
+  const names = fallbackCredentials('fallbackCredentials', null);
+  const env = { MOLAM_FALLBACK_API_KEY: 'pk_fallback', AWS_SECRET_ACCESS_KEY: 'aws', MOLAM_SELFHEAL_TOKEN: 'tok' };
+  assert.equal(names.value('MOLAM_FALLBACK_API_KEY', env), 'pk_fallback');
+  assert.equal(names.value('AWS_SECRET_ACCESS_KEY', env), null);
+  assert.equal(names.value('MOLAM_SELFHEAL_TOKEN', env), null);
+  assert.equal(names.value('toString', env), null);
+});
 
 test('the vectors cover every operation and setting', () => {
   const applied = OPERATIONS.cases.filter((c) => !c.expect.refused);
@@ -81,6 +117,7 @@ for path in sorted(pathlib.Path("samples").glob("node-*.yaml")):
     samples[path.stem] = [json.loads(compile_patch(language="node", code=spec[key]).canonical_json())
                           for key in ("patchCode", "rollbackCode")]
 print(json.dumps({"format": r.FORMAT, "version": r.FORMAT_VERSION, "max": r.MAX_OPERATIONS,
+                  "fillable": list(r.FILLABLE_FIELDS),
                   "settings": sorted(s.key for s in r.SETTINGS),
                   "actions": {a.key: sorted(p.key for p in (*a.positional, *a.options)) for a in r.ACTIONS},
                   "samples": samples}))
@@ -98,6 +135,7 @@ test('the table is the registry compiler\'s table', () => {
   assert.deepEqual([...SETTINGS.keys()].sort(), side.settings);
   assert.deepEqual(Object.fromEntries([...ACTIONS].map(([key, action]) => [key, Object.keys(action.params).sort()])),
     side.actions);
+  assert.deepEqual([...FILLABLE_FIELDS.keys()], side.fillable);
 });
 
 test('every Node sample compiles to documents this SDK applies, patch then rollback', () => {
@@ -108,9 +146,11 @@ test('every Node sample compiles to documents this SDK applies, patch then rollb
   for (const name of names) {
     const [patch, rollback] = side.samples[name];
     const initial = fromObject(OPERATIONS.initial_state);
-    const patched = applyDocument(patch, initial, context).state;
-    assert.notDeepEqual(toObject(patched), toObject(initial), name);
-    applyDocument(rollback, patched, context);
+    const applied = applyDocument(patch, initial, context);
+    // Each does something: changes the settings, or fills the retried call's missing fields.
+    assert.ok(Object.keys(applied.fill).length > 0 || !isDeepStrictEqual(toObject(applied.state), toObject(initial)),
+      name);
+    applyDocument(rollback, applied.state, context);
   }
   const econnrefused = side.samples['node-econnrefused-backup-api'];
   const applied = applyDocument(econnrefused[0], fromObject(OPERATIONS.initial_state), context);

@@ -22,8 +22,8 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -69,18 +69,22 @@ class Call:
     route: str  # the path without ids, for reports
     fields: Mapping[str, Any] | None = None  # JSON body fields as the caller gave them
     idempotency_key: str | None = None
+    filled: Mapping[str, Any] = field(default_factory=dict)  # a patch's defaults, for this retry only
 
     def body(self, state: ClientState) -> bytes | None:
         if self.fields is None:
             return None
         # The caller's values win; then the patched default currency; then filled defaults.
-        fields = {**state.filled_fields, **{k: v for k, v in self.fields.items() if v is not None}}
+        fields = {**self.filled, **{k: v for k, v in self.fields.items() if v is not None}}
         if "currency" in self.fields and self.fields.get("currency") is None and state.default_currency:
             fields["currency"] = state.default_currency
         return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
     def without_currency(self) -> Call:
         return replace(self, fields={**(self.fields or {}), "currency": None})
+
+    def with_filled(self, filled: Mapping[str, Any]) -> Call:
+        return replace(self, filled=dict(filled)) if filled else self
 
 
 class MolamClient:
@@ -98,7 +102,7 @@ class MolamClient:
         selfheal_token: str | None = None,
         trusted_keys: Mapping[str, str | bytes] | None = None,
         bootstrap_envelopes: str | os.PathLike[str] | None = None,
-        fallback_credentials: Mapping[str, str] | None = None,
+        fallback_credentials: Mapping[str, str] | Collection[str] | None = None,
         allowed_hosts: frozenset[str] | set[str] | None = None,
         max_envelope_bytes: int = 64 * 1024,
         report_interval: float = 1.0,
@@ -107,7 +111,11 @@ class MolamClient:
     ) -> None:
         """`selfheal_url` and `selfheal_token` default to MOLAM_SELFHEAL_URL / MOLAM_SELFHEAL_TOKEN.
         `bootstrap_envelopes`: a file of signed envelopes the client starts with (molam.bootstrap).
-        `fallback_credentials` maps names to values; by default names are environment variables.
+        `fallback_credentials`: the credentials a patch may switch the API key to, by name. Default:
+        environment variables named MOLAM_…, never MOLAM_SELFHEAL_… (this SDK's own settings) nor
+        MOLAM_SECRET_KEY; a list or tuple of names (or `PREFIX_*` entries) narrows that to these
+        environment variables; a mapping gives names and values. A patch naming anything else is
+        refused (not applied, and reported).
         `allowed_hosts`: hosts a patch may move `base_url` to (default: Molam's API hosts and the
         initial base URL's). `transport`: what requests go through (default: pooled keep-alive
         HTTP through the environment's proxy; molam.testing passes a fake). `clock` is the wall
@@ -120,7 +128,7 @@ class MolamClient:
         config.http_url("base_url", base_url)
         trusted = TrustedKeys(trusted_keys or {})
         self._clock = clock
-        self._fallback = fallback_credentials
+        self._fallback = config.fallback_credentials("fallback_credentials", fallback_credentials)
         self._cell = StateCell(
             ClientState(base_url=base_url.rstrip("/"), timeout_ms=round(timeout * 1000), api_version=api_version)
         )
@@ -276,7 +284,7 @@ class MolamClient:
                 context=context,
                 cell=self._cell,
                 apply_context=self._apply_context(failure),
-                retry=lambda: self._attempts(self._retry_of(call, failure)),
+                retry=lambda filled: self._attempts(self._retry_of(call, failure).with_filled(filled)),
             )
 
     def _apply_context(self, error: MolamError) -> ApplyContext:
@@ -285,6 +293,7 @@ class MolamClient:
             server_time=error.server_time if isinstance(error, ApiError) else None,
             has_credential=lambda name: self._credential_value(name) is not None,
             allowed_hosts=self._allowed_hosts,
+            credentials=self._fallback,
         )
 
     def _retry_of(self, call: Call, error: MolamError) -> Call:
@@ -343,7 +352,10 @@ class MolamClient:
         raise _api_error(response.status, response.reason, response.headers, response.body)
 
     def _credential_value(self, name: str) -> str | None:
-        return (self._fallback.get(name) if self._fallback is not None else os.environ.get(name)) or None
+        if not self._fallback.allows(name):  # never read a variable outside the configured names
+            return None
+        values = self._fallback.values if self._fallback.values is not None else os.environ
+        return values.get(name) or None
 
     def _api_key_for(self, state: ClientState) -> str:
         if state.credential is None:

@@ -6,7 +6,9 @@ same reasons (tests/vectors/configuration.json).
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -91,3 +93,85 @@ def self_heal_settings(
     credential(token_option, token)
     http_url("MOLAM_SELFHEAL_URL" if url_from_environment else "selfheal_url", url)
     return SelfHealSettings(url=url, token=token)
+
+
+# --- Fallback credentials: the names a patch may switch the API key to -------------------------
+
+CREDENTIAL_NAME = re.compile(r"[A-Z][A-Z0-9_]{2,63}")
+_PREFIX = re.compile(r"[A-Z][A-Z0-9_]{1,62}\*")
+DEFAULT_CREDENTIAL_PREFIX = "MOLAM_"  # the registry compiler's rule too (selfheal.core.patchlang.bounds)
+# Never a fallback credential, whatever the configuration: the SDK's own settings (its registry
+# token and URL, the proxy variables it reads) and the request signing secret. Sent as the API
+# key they would leave the process in an Authorization header.
+RESERVED_CREDENTIAL_PREFIX = "MOLAM_SELFHEAL_"
+RESERVED_CREDENTIALS = frozenset({"MOLAM_SECRET_KEY", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "REQUEST_METHOD"})
+
+
+def reserved_credential(name: str) -> bool:
+    return name.startswith(RESERVED_CREDENTIAL_PREFIX) or name in RESERVED_CREDENTIALS
+
+
+@dataclass(frozen=True)
+class FallbackCredentials:
+    """Which names `use_fallback_credential` may use, and where their values come from."""
+
+    names: frozenset[str]
+    prefixes: tuple[str, ...]
+    values: Mapping[str, str] | None  # None: environment variables
+
+    def allows(self, name: str) -> bool:
+        if reserved_credential(name):
+            return False
+        return name in self.names or any(name.startswith(prefix) and name != prefix for prefix in self.prefixes)
+
+    def describe(self) -> str:
+        if self is DEFAULT_FALLBACK_CREDENTIALS:
+            return "names starting MOLAM_, except MOLAM_SELFHEAL_* and MOLAM_SECRET_KEY"
+        if not self.names and not self.prefixes:
+            return "none"
+        return "fallback credentials: " + ", ".join(
+            sorted(self.names) + sorted(f"{prefix}*" for prefix in self.prefixes)
+        )
+
+
+DEFAULT_FALLBACK_CREDENTIALS = FallbackCredentials(frozenset(), (DEFAULT_CREDENTIAL_PREFIX,), None)
+
+
+def fallback_credentials(option: str, value: object) -> FallbackCredentials:
+    """None: environment variables named MOLAM_… (none of the reserved ones). A mapping: exactly
+    these names, with these values. A list, tuple or set: environment variables of these names,
+    or starting with an entry's prefix written `PREFIX_*`. Empty: no patch may switch credentials."""
+    if value is None:
+        return DEFAULT_FALLBACK_CREDENTIALS
+    values = None
+    if isinstance(value, Mapping):
+        values = dict(value)
+    elif not isinstance(value, (list, tuple, set, frozenset)):
+        raise ConfigurationError(
+            "must map credential names to API keys, or list names (NAME or PREFIX_*) read from the environment",
+            option=option,
+        )
+    names: set[str] = set()
+    prefixes: list[str] = []
+    for entry in value:
+        if not isinstance(entry, str):
+            raise ConfigurationError("credential names must be strings", option=option)
+        if values is None and _PREFIX.fullmatch(entry):
+            if entry.startswith(RESERVED_CREDENTIAL_PREFIX):
+                raise ConfigurationError(f"{entry} covers only the SDK's own settings", option=option)
+            prefixes.append(entry[:-1])
+            continue
+        if not CREDENTIAL_NAME.fullmatch(entry):
+            raise ConfigurationError(
+                f"{json.dumps(entry[:80], ensure_ascii=False)} is not a credential name (capitals, digits and _, such as "
+                f"MOLAM_FALLBACK_API_KEY{'' if values is not None else '; or a prefix such as MOLAM_FALLBACK_*'})",
+                option=option,
+            )
+        if reserved_credential(entry):
+            raise ConfigurationError(
+                f"{entry} is the SDK's own setting or signing secret, never a fallback credential", option=option
+            )
+        if values is not None:
+            credential(f"{option}[{entry}]", values[entry])
+        names.add(entry)
+    return FallbackCredentials(frozenset(names), tuple(prefixes), values)

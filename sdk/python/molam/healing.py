@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -85,10 +85,11 @@ class Healer:
         *,
         context: dict[str, Any],
         cell: StateCell,
-        retry: Callable[[], T],
+        retry: Callable[[Mapping[str, Any]], T],
         apply_context: ApplyContext,
     ) -> T:
-        """The retried call's result once a patch healed it; otherwise raises (original error if no patch)."""
+        """The retried call's result once a patch healed it; otherwise raises (original error if no patch).
+        `retry` gets the request fields the patch fills, for that call only."""
         patch = self._patch_for(error, context, timeout=min(cell.get().timeout, LOOKUP_TIMEOUT_CAP))
         if patch is None:
             raise error
@@ -110,7 +111,7 @@ class Healer:
             error.error_text,
         )
         try:
-            result = retry()
+            result = retry(applied.fill)
         except MolamError:
             self._roll_back(patch, cell, before, apply_context)
             self._record(patch, error, context, success=False, rollback=True)

@@ -20,9 +20,10 @@ import datetime
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from molam.config import CREDENTIAL_NAME, DEFAULT_FALLBACK_CREDENTIALS, FallbackCredentials
 from molam.errors import PatchRefused
 from molam.state import Backoff, ClientState
 
@@ -38,14 +39,16 @@ class ApplyContext:
 
     now: float  # the client's clock, epoch seconds
     server_time: float | None = None  # the failing answer's Date header, epoch seconds
-    has_credential: Callable[[str], bool] = lambda name: False
+    has_credential: Callable[[str], bool] = lambda name: False  # a value is configured for the name
     allowed_hosts: frozenset[str] = frozenset()
+    credentials: FallbackCredentials = DEFAULT_FALLBACK_CREDENTIALS  # the names a patch may use
 
 
 @dataclass(frozen=True)
 class Applied:
     state: ClientState
     logs: tuple[tuple[str, str], ...]  # (level, message), emitted once the whole document applied
+    fill: Mapping[str, Any] = field(default_factory=dict)  # request fields to fill in the retried call only
 
 
 Check = Callable[[Any, ApplyContext], Any]
@@ -54,11 +57,11 @@ Check = Callable[[Any, ApplyContext], Any]
 # --- Bounds (mirroring the registry compiler's) -----------------------------------------------
 
 _BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_URL = re.compile(r"https://(?P<host>[a-z0-9.-]+)(?::(?P<port>[0-9]{1,5}))?(?P<path>/[A-Za-z0-9._~/-]*)?")
+_URL = re.compile(r"https://(?P<host>[a-z0-9.-]+)(?::(?P<port>[1-9][0-9]{0,4}))?(?P<path>/[A-Za-z0-9._~/-]*)?")
 _API_VERSION = re.compile(r"v[1-9][0-9]{0,2}|[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_CREDENTIAL_NAME = re.compile(r"[A-Z][A-Z0-9_]{2,63}")
 _FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
+_COUNTRY = re.compile(r"[A-Z]{2}")
 
 
 def text(limit: int) -> Check:
@@ -103,6 +106,8 @@ def https_url(value: Any, context: ApplyContext) -> str:
     match = _URL.fullmatch(value) if isinstance(value, str) else None
     if match is None:
         raise ValueError("must be https://host[:port][/path]")
+    if match["port"] is not None and int(match["port"]) > 65535:
+        raise ValueError("port must be between 1 and 65535")
     if match["host"] not in context.allowed_hosts:
         raise ValueError(f"host {match['host']} is not one this client allows")
     if "//" in (match["path"] or "") or "/../" in (match["path"] or "") + "/":
@@ -119,25 +124,40 @@ def api_version(value: Any, context: ApplyContext) -> str:
 
 
 def credential_name(value: Any, context: ApplyContext) -> str:
-    if not isinstance(value, str) or not _CREDENTIAL_NAME.fullmatch(value):
+    if not isinstance(value, str) or not CREDENTIAL_NAME.fullmatch(value):
         raise ValueError("must be a credential name such as MOLAM_FALLBACK_API_KEY")
+    if not context.credentials.allows(value):
+        raise ValueError(f"{value} is not a fallback credential this client allows ({context.credentials.describe()})")
     if not context.has_credential(value):
         raise ValueError(f"no credential named {value} is configured")
     return value
 
 
+def country(value: Any, context: ApplyContext) -> str:
+    if not isinstance(value, str) or not _COUNTRY.fullmatch(value):
+        raise ValueError("must be an ISO 3166-1 alpha-2 country code")
+    return value
+
+
+# The request fields a patch may fill, each with its type (the compiler's FILLABLE_FIELDS): no URL,
+# e-mail or free text, so a patch cannot send a payment's callback or receipt elsewhere.
+FILLABLE_FIELDS: Mapping[str, Check] = {"currency": currency(nullable=False), "country": country}
+
+
 def field_defaults(value: Any, context: ApplyContext) -> dict[str, Any]:
-    if not isinstance(value, dict) or not 1 <= len(value) <= 20:
-        raise ValueError("must map between 1 and 20 field names to defaults")
+    if not isinstance(value, dict) or not value:
+        raise ValueError("must map at least one field name to its default")
+    # Every name first, then every value: the same refusal whatever the order of the keys.
+    if not all(_FIELD_NAME.fullmatch(name) for name in value):
+        raise ValueError("field names must be snake_case ASCII")
+    for name in value:
+        if name not in FILLABLE_FIELDS:
+            raise ValueError(f"field {name} is not one a patch may fill (only: {', '.join(FILLABLE_FIELDS)})")
     for name, default in value.items():
-        if not _FIELD_NAME.fullmatch(name):
-            raise ValueError(f"field name {name!r} must be snake_case ASCII")
-        if name == "currency" or name.endswith("_currency"):
-            currency(nullable=False)(default, context)
-        elif isinstance(default, str):
-            text(200)(default, context)
-        elif not isinstance(default, bool):
-            integer(-(10**12), 10**12)(default, context)
+        try:
+            FILLABLE_FIELDS[name](default, context)
+        except ValueError as error:
+            raise ValueError(f"field {name}: {error}") from None
     return dict(value)
 
 
@@ -202,11 +222,11 @@ ACTIONS: Mapping[str, Action] = {
         ),
         rule=lambda a: "base delay must not exceed max delay" if a["base_delay_ms"] > a["max_delay_ms"] else None,
     ),
-    # 400: fill missing required request fields with defaults (never overriding the caller's).
-    "fill_required_fields": Action(
-        {"fields": field_defaults}, lambda s, a, c: replace(s, filled_fields={**s.filled_fields, **a["fields"]})
-    ),
-    "clear_filled_fields": Action({}, lambda s, a, c: replace(s, filled_fields={})),
+    # 400: fill missing required request fields (never overriding the caller's), in the retried
+    # call only: `apply_document` returns them apart from the state, which later calls use.
+    "fill_required_fields": Action({"fields": field_defaults}, lambda s, a, c: s),
+    # Nothing to undo (fills end with the retried call); kept so that existing rollbacks stay valid.
+    "clear_filled_fields": Action({}, lambda s, a, c: s),
 }
 
 LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
@@ -220,6 +240,7 @@ def apply_document(
     operations = document_operations(document)
     deadline = time.monotonic() + budget_seconds
     logs: list[tuple[str, str]] = []
+    fill: dict[str, Any] = {}
     for index, operation in enumerate(operations):
         if time.monotonic() > deadline:
             raise PatchRefused(f"applying the patch took longer than {budget_seconds:g} s")
@@ -248,9 +269,11 @@ def apply_document(
                 if problem:
                     raise ValueError(problem)
                 state = action.apply(state, args, context)
+                if name == "fill_required_fields":
+                    fill.update(args["fields"])
         except (ValueError, TypeError) as error:
             raise PatchRefused(f"{where} ({name}): {error}") from None
-    return Applied(state, tuple(logs))
+    return Applied(state, tuple(logs), fill)
 
 
 def document_operations(document: Any) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ document's setting keys (language-neutral), which the shared test vectors use to
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 JsonValue = Any  # str | int | bool | None | dict[str, JsonValue] | list[JsonValue]
@@ -44,7 +44,8 @@ class ClientState:
     clock_skew_seconds: int = 0  # added to the local clock when signing requests
     credential: str | None = None  # name of the fallback credential in use; None: the primary key
     backoff: Backoff = Backoff()
-    filled_fields: dict[str, JsonValue] = field(default_factory=dict)  # never mutated, only replaced
+    # No filled request fields here: a patch fills them for its retried call only
+    # (molam.operations.Applied.fill), never for the calls after it.
 
     @property
     def timeout(self) -> float:
@@ -58,7 +59,6 @@ class ClientState:
     def from_dict(cls, data: dict[str, JsonValue]) -> ClientState:
         values = dict(data)
         values["backoff"] = Backoff(**values.get("backoff", {}))
-        values["filled_fields"] = dict(values.get("filled_fields", {}))
         return cls(**values)
 
 

@@ -1,7 +1,8 @@
 """The patch language: patch code is data, compiled to operations, never executed.
 
 Start with `operations` (what a patch may do), then `python_subset` and `javascript_subset`
-(how each SDK language writes it), `bounds` (which values are allowed) and `compiler`.
+(how each SDK language writes it), `bounds` (which values are allowed), `characters` (what the
+source may not contain anywhere) and `compiler`.
 Pure code: no Kubernetes, database or HTTP import.
 """
 

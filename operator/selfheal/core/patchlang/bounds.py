@@ -12,7 +12,7 @@ import datetime
 import math
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 from selfheal.core.patchlang.errors import PatchCodeError
@@ -23,9 +23,6 @@ Json = str | int | bool | None | dict[str, "Json"]
 Check = Callable[[Value, AllowedHosts], Json]
 
 MAX_TEXT = 500
-MAX_FIELDS = 20
-MAX_FIELD_TEXT = 200
-MAX_FIELD_INTEGER = 10**12
 
 # Circulating ISO 4217 currencies; precious metals, fund units and test codes are not money a
 # payment can be in.
@@ -38,6 +35,20 @@ ISO_4217 = frozenset(
     MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF
     SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD
     TZS UAH UGX USD UYU UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
+""".split()
+)
+
+# ISO 3166-1 alpha-2: the officially assigned country codes.
+ISO_3166 = frozenset(
+    """
+    AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS
+    BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE
+    EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM
+    HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC
+    LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA
+    NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW
+    SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO
+    TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW
 """.split()
 )
 
@@ -153,7 +164,7 @@ def boolean(*, what: str) -> Check:
     return check
 
 
-_URL = re.compile(r"https://(?P<host>[^/:?#@\\\s]+)(?::(?P<port>[0-9]{1,5}))?(?P<path>/[A-Za-z0-9._~/-]*)?")
+_URL = re.compile(r"https://(?P<host>[^/:?#@\\\s]+)(?::(?P<port>[1-9][0-9]{0,4}))?(?P<path>/[A-Za-z0-9._~/-]*)?")
 
 
 def https_url(*, what: str) -> Check:
@@ -196,6 +207,16 @@ def currency(*, what: str, nullable: bool) -> Check:
     return check
 
 
+def country(*, what: str) -> Check:
+    def check(value: Value, hosts: AllowedHosts) -> str:
+        code = plain_text(value, what=what)
+        if code not in ISO_3166:
+            raise fail(value, f"{what} {code!r} is not an ISO 3166-1 alpha-2 country code")
+        return code
+
+    return check
+
+
 _API_VERSION = re.compile(r"v[1-9][0-9]{0,2}|(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})")
 
 
@@ -216,6 +237,25 @@ def api_version(*, what: str) -> Check:
 
 
 _CREDENTIAL_NAME = re.compile(r"[A-Z][A-Z0-9_]{2,63}")
+# The fallback credential rule, also both SDKs' default: a patch names only the application's own
+# Molam credentials, never what the SDK holds for itself, nor any other secret of the process
+# (AWS_SECRET_ACCESS_KEY, NPM_TOKEN…), which the SDK would otherwise send as its API key.
+CREDENTIAL_PREFIX = "MOLAM_"
+RESERVED_CREDENTIAL_PREFIX = "MOLAM_SELFHEAL_"  # the SDK's own settings: its registry token and URL
+RESERVED_CREDENTIALS = frozenset({"MOLAM_SECRET_KEY"})  # the signing secret never travels in a header
+CREDENTIAL_RULE = (
+    "names start with MOLAM_, never MOLAM_SELFHEAL_* (the SDK's own token and URL) "
+    "nor MOLAM_SECRET_KEY (the request signing secret)"
+)
+
+
+def credential_rule_allows(name: str) -> bool:
+    return (
+        name.startswith(CREDENTIAL_PREFIX)
+        and len(name) > len(CREDENTIAL_PREFIX)
+        and not name.startswith(RESERVED_CREDENTIAL_PREFIX)
+        and name not in RESERVED_CREDENTIALS
+    )
 
 
 def credential_name(*, what: str) -> Check:
@@ -229,45 +269,33 @@ def credential_name(*, what: str) -> Check:
                 f"{what} must be a credential name such as MOLAM_FALLBACK_API_KEY "
                 "(capitals, digits, _), never the credential itself",
             )
+        if not credential_rule_allows(name):
+            raise fail(value, f"{what} {name} is outside the fallback credential rule: {CREDENTIAL_RULE}")
         return name
 
     return check
 
 
-_FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
-
-
-def field_defaults(*, what: str) -> Check:
-    """Request field name → default value (string, whole number or boolean); a currency is ISO 4217."""
+def field_defaults(fields: Mapping[str, Check], *, what: str) -> Check:
+    """Defaults for missing request fields: only the fields of `fields`, each value checked by its own type."""
 
     def check(value: Value, hosts: AllowedHosts) -> dict[str, Json]:
         if value.kind != "mapping":
             raise fail(value, f"{what} must be a mapping of field names to default values")
         assert isinstance(value.data, tuple)
-        if not 1 <= len(value.data) <= MAX_FIELDS:
-            raise fail(value, f"{what} must name between 1 and {MAX_FIELDS} fields")
-        fields: dict[str, Json] = {}
+        if not value.data:
+            raise fail(value, f"{what} must name at least one field")
+        filled: dict[str, Json] = {}
         for entry in value.data:
-            if not _FIELD_NAME.fullmatch(entry.key):
+            if entry.key not in fields:
                 raise PatchCodeError(
-                    entry.line, entry.column, f"field name {entry.key!r} must be snake_case ASCII (a-z, 0-9, _)"
+                    entry.line,
+                    entry.column,
+                    f"field {entry.key!r} is not one a patch may fill (only: {', '.join(fields)})",
                 )
-            if entry.key in fields:
+            if entry.key in filled:
                 raise PatchCodeError(entry.line, entry.column, f"field {entry.key!r} is given twice")
-            fields[entry.key] = _field_value(entry.key, entry.value, hosts)
-        return fields
+            filled[entry.key] = fields[entry.key](entry.value, hosts)
+        return filled
 
     return check
-
-
-def _field_value(name: str, value: Value, hosts: AllowedHosts) -> Json:
-    what = f"default for field {name!r}"
-    if name == "currency" or name.endswith("_currency"):
-        return currency(what=what, nullable=False)(value, hosts)
-    if value.kind == "string":
-        return plain_text(value, what=what, limit=MAX_FIELD_TEXT)
-    if value.kind == "boolean":
-        return bool(value.data)
-    if value.kind == "number":
-        return integer(-MAX_FIELD_INTEGER, MAX_FIELD_INTEGER, what=what)(value, hosts)
-    raise fail(value, f"{what} must be a string, a whole number or a boolean, not {_kind(value)}")

@@ -1,6 +1,7 @@
 """`compile_patch`: patch code in, operations out — or the first place it stops being a patch.
 
-Patch code is read, never executed: it is size-checked, parsed by the language's own parser
+Patch code is read, never executed: it is size-checked, its characters checked (`characters`:
+nothing that shows differently from what the parser reads), parsed by the language's own parser
 (Python's `ast`, tree-sitter's JavaScript grammar), reduced to the statement shapes of
 `syntax`, then each name is looked up in the table of `operations` and each literal checked
 against its bounds. The front-ends walk only the shapes they accept, to a fixed depth, so
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 from selfheal.core.patchlang import bounds
 from selfheal.core.patchlang.bounds import Json
+from selfheal.core.patchlang.characters import check_characters
 from selfheal.core.patchlang.errors import PatchCodeError
 from selfheal.core.patchlang.hosts import DEFAULT_HOSTS, AllowedHosts
 from selfheal.core.patchlang.javascript_subset import parse_javascript
@@ -62,6 +64,7 @@ def compile_patch(*, language: str, code: str, allowed_hosts: AllowedHosts = DEF
         raise PatchCodeError(1, 1, f"patch code is longer than {MAX_CODE_CHARS} characters")
     if "\x00" in code:
         raise PatchCodeError(1, 1, "contains a NUL byte")
+    check_characters(code)
     statements = parse_python(code) if language == "python" else parse_javascript(code)
     return CompiledPatch(language, tuple(_operations(language, statements, allowed_hosts)))
 

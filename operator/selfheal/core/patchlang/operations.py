@@ -86,6 +86,14 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
+# The request fields a patch may fill, each with its type. No URL, e-mail or free text: a patch
+# must not be able to send a payment's callback or receipt somewhere else.
+FILLABLE_FIELDS: dict[str, Check] = {
+    "currency": bounds.currency(what="default for field 'currency'", nullable=False),
+    "country": bounds.country(what="default for field 'country'"),
+}
+
+
 @dataclass(frozen=True)
 class Param:
     key: str  # snake_case: the operation's key and the Python keyword; JavaScript uses camelCase
@@ -113,7 +121,8 @@ class Action:
 
 
 ACTIONS: tuple[Action, ...] = (
-    # 401: switch to a fallback credential the SDK holds, named (e.g. its environment variable).
+    # 401: switch to a fallback credential the SDK holds, by name (its environment variable by
+    # default), within bounds.CREDENTIAL_RULE; each SDK narrows it further to what it is configured with.
     Action("use_fallback_credential", positional=(Param("name", bounds.credential_name(what="credential")),)),
     Action("use_primary_credential"),
     # Bad HMAC signature: sign the request again; with the server's clock when asked, keeping the
@@ -134,8 +143,13 @@ ACTIONS: tuple[Action, ...] = (
             else None
         ),
     ),
-    # 400: fill missing required request fields from literal defaults.
-    Action("fill_required_fields", positional=(Param("fields", bounds.field_defaults(what="fields")),)),
+    # 400: fill missing required request fields, from FILLABLE_FIELDS only, for the retried call only
+    # (never for later calls: a default meant for one failed request must not ride on every
+    # payment and refund after it). The caller's own values always win.
+    Action(
+        "fill_required_fields", positional=(Param("fields", bounds.field_defaults(FILLABLE_FIELDS, what="fields")),)
+    ),
+    # Nothing to undo since fills end with the retried call; kept so that existing rollbacks stay valid.
     Action("clear_filled_fields"),
 )
 
