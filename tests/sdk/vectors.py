@@ -11,6 +11,7 @@ import base64
 import json
 from pathlib import Path
 
+from tests.sdk.payload_vectors import payloads
 from tests.sdk.sealing import CURRENT, NEXT, TRUSTED, UNKNOWN, canonical, seal
 
 DIRECTORY = Path(__file__).resolve().parents[1] / "vectors"
@@ -709,6 +710,7 @@ FILES = {
     "configuration.json": configuration,
     "bootstrap.json": bootstrap,
     "proxy.json": proxy,
+    "payloads.json": payloads,
 }
 
 
