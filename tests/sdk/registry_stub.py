@@ -66,6 +66,8 @@ class RegistryStub:
         self._server = CountingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.reports_gate = threading.Event()  # cleared: report posts wait (a slow registry)
         self.reports_gate.set()
+        self.lookup_gate = threading.Event()  # cleared: lookups wait (a silent registry: the SDK times out)
+        self.lookup_gate.set()
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="registry-stub", daemon=True
         )
@@ -84,6 +86,8 @@ class RegistryStub:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.lookup_gate.set()
+        self.reports_gate.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -105,6 +109,7 @@ class RegistryStub:
             return self.reports_status, {"accepted": len(body["reports"])}
         with self.lock:
             self.lookups.append(body)
+        self.lookup_gate.wait(10)
         if self.lookup_status is not None:
             return self.lookup_status, {"error": "unavailable", "message": "stub says so"}
         # The registry's rules, reduced: the code (or the message's first word), then the status.

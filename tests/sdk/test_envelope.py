@@ -3,6 +3,7 @@ registry's own sealing (`selfheal.core.signing`) read by the SDK."""
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -31,6 +32,34 @@ def test_envelope_vector(case):
     else:
         with pytest.raises(PatchRefused):
             open_envelope(case["envelope"], trusted=trusted, now=now, replay=replay)
+
+
+PAYLOADS = json.loads((vectors.DIRECTORY / "payloads.json").read_text(encoding="utf-8"))
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("case", PAYLOADS["cases"], ids=lambda case: case["name"])
+def test_payload_vector(case):
+    """The grammar both SDKs read signed payloads by (sdk/node/test/envelope.test.js runs the same file)."""
+    replay = ReplayGuard({patch_id: (seen["version"], seen["sequence"]) for patch_id, seen in case["seen"].items()})
+    trusted, now = TrustedKeys(PAYLOADS["trusted"]), datetime.fromisoformat(PAYLOADS["now"])
+    expect = case["expect"]
+    if expect["accepted"]:
+        patch = open_envelope(case["envelope"], trusted=trusted, now=now, replay=replay)
+        micros = lambda moment: (moment - EPOCH) // timedelta(microseconds=1)  # noqa: E731
+        assert {
+            "accepted": True,
+            "patch_id": patch.id,
+            "version": patch.version,
+            "sequence": patch.sequence,
+            "description": patch.description,
+            "issued_at_us": micros(patch.issued_at),
+            "expires_at_us": micros(patch.expires_at),
+        } == expect
+    else:
+        with pytest.raises(PatchRefused) as refused:
+            open_envelope(case["envelope"], trusted=trusted, now=now, replay=replay)
+        assert expect["reason"] in str(refused.value)
 
 
 @pytest.mark.parametrize("name", sorted(vectors.FILES))
@@ -82,3 +111,49 @@ def test_an_envelope_sealed_by_the_registry_code_opens_in_the_sdk():
     trusted = TrustedKeys({key.key_id: key.public_pem()})
     patch = open_envelope(registry_seal(payload, key=key), trusted=trusted, now=datetime.now(UTC), replay=ReplayGuard())
     assert patch.id == "p-registry" and patch.operations == payload["operations"]
+
+
+def test_a_multi_megabyte_payload_is_read_whole_or_refused_cleanly():
+    trusted = TrustedKeys(TRUSTED)
+    sealed = seal(payload_for("p1", "401", [{"op": "use_primary_credential"}], None), CURRENT)
+    garbage = {**sealed, "payload": "QUJD" * (4 * 1024 * 1024) + "!"}  # 16 MB, not base64
+    with pytest.raises(PatchRefused, match="payload is not valid base64"):
+        open_envelope(garbage, trusted=trusted, now=datetime.now(UTC), replay=ReplayGuard())
+    description = "é" * (4_608 * 1024)  # 9 MB of UTF-8, 12 MB of base64
+    large = seal(
+        payload_for("p-large", "401", [{"op": "use_primary_credential"}], None, description=description), CURRENT
+    )
+    assert len(large["payload"]) > 12 * 1024 * 1024
+    patch = open_envelope(large, trusted=trusted, now=datetime.now(UTC), replay=ReplayGuard())
+    assert patch.description == description
+
+
+@pytest.mark.parametrize("ttl", [10, 300, 86400], ids=["shortest", "default", "longest"])
+def test_the_registry_api_writes_envelopes_inside_the_grammar(ttl):
+    """`selfheal api --envelope-ttl` ranges over 10-86400 s; the API writes times to the second, in UTC."""
+    from selfheal.api.app import ApiSettings, envelope_for
+    from selfheal.api.catalog import ServedPatch
+    from selfheal.core.signing import SigningKey
+
+    key = SigningKey.generate()
+    now = datetime(2026, 3, 1, 12, 0, 0, 987_654, tzinfo=UTC)
+    operations = {"format": "selfheal.operations", "version": 1, "operations": [{"op": "use_primary_credential"}]}
+    served = ServedPatch(
+        id="p-grammar",
+        sdk_language="python",
+        error_signature="401",
+        description="clé",
+        severity="high",
+        version="1.0.0-rc.1+build.5",
+        sequence=2**53 - 1,
+        row={"operations": operations, "rollback_operations": None},
+        candidate=None,  # type: ignore[arg-type]  # matching is not used here
+    )
+    envelope = envelope_for(served, ApiSettings(database_url="", signing_key=key, envelope_ttl_seconds=ttl), now=now)
+    payload = json.loads(base64.b64decode(envelope["payload"]))
+    assert (payload["issued_at"], payload["expires_at"]) == (
+        "2026-03-01T12:00:00+00:00",
+        (now + timedelta(seconds=ttl)).isoformat(timespec="seconds"),
+    )
+    patch = open_envelope(envelope, trusted=TrustedKeys({key.key_id: key.public_pem()}), now=now, replay=ReplayGuard())
+    assert (patch.sequence, patch.expires_at - patch.issued_at) == (2**53 - 1, timedelta(seconds=ttl))

@@ -8,13 +8,17 @@ separate test the lead writes; this one pins the SDK's side of the loop.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import socket
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from molam import ApiError, MolamTimeout
+from tests.sdk.registry_stub import payload_for
+from tests.sdk.sealing import CURRENT, seal
 
 FALLBACK = [
     {"op": "use_fallback_credential", "name": "MOLAM_FALLBACK_API_KEY"},
@@ -346,3 +350,94 @@ def test_a_timed_out_call_without_a_patch_raises_molam_timeout(payments, registr
     with pytest.raises(MolamTimeout):
         make_client(timeout=0.2).create_payment(amount=1, currency="XOF", country="SN")
     assert registry.lookups[0]["code"] == "Timeout"
+
+
+# --- A switched-off or expired patch is never applied (issue 14, point 4) -----------------------
+
+CURRENCY = [{"op": "set", "setting": "default_currency", "value": "XOF"}]
+DAY = 86400
+
+
+def _unreachable(registry, how: str) -> None:
+    if how == "timeout":
+        registry.lookup_gate.clear()  # lookups get no answer: the SDK's lookup times out
+    else:
+        registry.lookup_status = int(how)
+
+
+@pytest.mark.parametrize("how", ["429", "503", "timeout"])
+def test_a_registry_kept_unreachable_does_not_keep_an_expired_patch_alive(
+    payments, registry, make_client, applied, caplog, how
+):
+    payments.behaviour.clock_tolerance = 11 * DAY  # the client's clock runs ahead; HMAC must still pass
+    registry.add("invalid_currency", CURRENCY, None, ttl=300)
+    later = [0.0]
+    client = make_client(clock=lambda: time.time() + later[0], timeout=0.5)
+    client.create_payment(amount=1, currency="XYZ", country="SN")  # served, verified, cached
+    _unreachable(registry, how)
+    later[0] = 240  # within the envelope's 300 s: the last verified patch stands in
+    assert client.create_payment(amount=2, currency="XYZ", country="SN")["currency"] == "XOF"
+    assert len(applied) == 2
+    later[0] = 10 * DAY  # ten days after expires_at, the registry still blocked
+    with caplog.at_level(logging.WARNING, logger="molam"), pytest.raises(ApiError) as raised:
+        client.create_payment(amount=3, currency="XYZ", country="SN")
+    assert raised.value.code == "invalid_currency" and len(applied) == 2
+    assert "last verified patch dropped: patch p-invalid_currency envelope expired at" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        ({"now": datetime.now(UTC) + timedelta(minutes=6)}, "is more than 300 s ahead of this clock"),
+        ({"ttl": DAY + 1}, "lifetime of 86401 s is above the 86400 s maximum"),
+        ({"ttl": 365 * DAY}, "above the 86400 s maximum"),
+    ],
+    ids=["issued_in_the_future", "lifetime_above_a_day", "lifetime_of_a_year"],
+)
+def test_an_envelope_the_registry_would_not_issue_is_refused(payments, registry, make_client, applied, options, reason):
+    registry.add("invalid_currency", CURRENCY, None, **options)
+    client = make_client()
+    with pytest.raises(ApiError):
+        client.create_payment(amount=1, currency="XYZ", country="SN")
+    assert applied == []
+    wait_until(lambda: len(registry.reports) == 1)
+    assert registry.reports[0]["patch_applied"] is False and reason in registry.reports[0]["context"]["reason"]
+
+
+def test_an_envelope_issued_within_the_clock_skew_is_accepted(payments, registry, make_client):
+    registry.add("invalid_currency", CURRENCY, None, now=datetime.now(UTC) + timedelta(minutes=4))
+    assert make_client().create_payment(amount=1, currency="XYZ", country="SN")["currency"] == "XOF"
+
+
+def test_a_kill_switch_drops_the_patch_for_every_error_it_was_cached_for(payments, registry, make_client, applied):
+    """One patch served for two errors; the registry's "no patch" for one of them stops it for both."""
+    registry.add("invalid_currency", CURRENCY, None, patch_id="p-shared")
+    registry.add("429", CURRENCY, None, patch_id="p-shared")
+    client = make_client()
+    client.create_payment(amount=1, currency="XYZ", country="SN")
+    payments.behaviour.rate_limited_requests = 1
+    client.create_payment(amount=2, currency="XOF", country="SN")  # 429 healed by the same patch
+    assert [patch.id for patch in applied] == ["p-shared", "p-shared"]
+    registry.patches.clear()  # switched off: the registry answers 404
+    with pytest.raises(ApiError):
+        client.create_payment(amount=3, currency="XYZ", country="SN")
+    registry.lookup_status = 503  # then blocked
+    payments.behaviour.rate_limited_requests = 1
+    with pytest.raises(ApiError) as raised:
+        client.create_payment(amount=4, currency="XOF", country="SN")
+    assert raised.value.status == 429 and len(applied) == 2
+
+
+def test_a_kill_switch_drops_every_bootstrap_patch_matching_the_error(payments, registry, make_client, tmp_path):
+    """The file holds a patch by code and a less specific one by status: "no patch" ends both."""
+    by_code = seal(payload_for("p-file-code", "invalid_currency", CURRENCY, None), CURRENT)
+    by_status = seal(payload_for("p-file-status", "400", CURRENCY, None), CURRENT)
+    path = tmp_path / "bootstrap.json"
+    path.write_text(json.dumps([by_code, by_status]), encoding="utf-8")
+    client = make_client(bootstrap_envelopes=str(path))
+    with pytest.raises(ApiError):  # the registry answers: no patch for invalid_currency
+        client.create_payment(amount=1, currency="XYZ", country="SN")
+    registry.lookup_status = 503
+    with pytest.raises(ApiError) as raised:
+        client.create_payment(amount=2, currency="XYZ", country="SN")
+    assert raised.value.code == "invalid_currency" and client.get_patch_history() == []

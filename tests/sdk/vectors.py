@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from tests.sdk import hostile_operations
+from tests.sdk.payload_vectors import payloads
 from tests.sdk.sealing import CURRENT, NEXT, TRUSTED, UNKNOWN, canonical, seal
 
 DIRECTORY = Path(__file__).resolve().parents[1] / "vectors"
@@ -723,6 +724,7 @@ FILES = {
     "configuration.json": configuration,
     "bootstrap.json": bootstrap,
     "proxy.json": proxy,
+    "payloads.json": payloads,
 }
 
 

@@ -6,18 +6,24 @@
 //    "payload": "<base64 of the payload's JSON bytes>",
 //    "signatures": [{"alg": "Ed25519", "keyId": "<16 hex>", "signature": "<base64>"}]}
 //
-// A payload is accepted only if a pinned key signed it, it has not expired, it is for this
-// SDK's language, and neither its version nor its sequence number is lower than one already
-// accepted for the same patch (an old, validly signed envelope replayed is refused). Anything
-// else throws PatchRefused: no patch is better than an unverified one.
+// The signature covers the bytes received, then they are read by one grammar both SDKs share
+// (./payload.js). A payload is accepted only if a pinned key signed it, it is for this SDK's
+// language, its times hold (issued at most MAX_CLOCK_SKEW ahead of this clock, a lifetime of at
+// most MAX_LIFETIME, not expired), and neither its version nor its sequence number is lower than
+// one already accepted for the same patch (an old, validly signed envelope replayed is refused).
+// Anything else throws PatchRefused: no patch is better than an unverified one.
 
 const crypto = require('node:crypto');
 const { ConfigurationError, PatchRefused } = require('./errors');
+const { MAX_SAFE_INTEGER, PayloadError, isoOfMicros, microsOf, parsePayload, parseTime } = require('./payload');
 
 const ENVELOPE_FORMAT = 'selfheal.patch.v1';
 const MAX_SIGNATURES = 4; // current and next key, with room; bounds the verification work
 const LANGUAGE = 'node';
-const STRICT_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+// The registry issues envelopes for 300 s by default, 24 h at most (`selfheal api --envelope-ttl`):
+// a longer one, or one issued ahead of this clock by more than the skew, was not issued by it.
+const MAX_LIFETIME_SECONDS = 86400;
+const MAX_CLOCK_SKEW_SECONDS = 300;
 
 const TRUSTED_KEYS_OPTION = 'trustedKeys';
 
@@ -83,10 +89,13 @@ class TrustedKeys {
   }
 }
 
+// Canonical base64 only (RFC 4648: padded, no other character, unused bits zero), as in Python.
+// Decoding then encoding again is linear: no pattern to overflow the stack on a large input.
 function base64(value, what) {
   if (typeof value !== 'string') throw new PatchRefused(`envelope ${what} is not base64 text`);
-  if (!STRICT_BASE64.test(value)) throw new PatchRefused(`envelope ${what} is not valid base64`);
-  return Buffer.from(value, 'base64');
+  const decoded = Buffer.from(value, 'base64'); // lenient: skips what is not base64, hence the check
+  if (decoded.toString('base64') !== value) throw new PatchRefused(`envelope ${what} is not valid base64`);
+  return decoded;
 }
 
 /** The payload bytes, if a trusted key signed exactly them. */
@@ -117,11 +126,17 @@ function verifiedPayload(envelope, trusted) {
 
 // --- Semantic versions, ordered as the registry orders them (a release after its pre-releases) --
 
-const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$/;
+// The registry's pattern and length (the CRD's `spec.version`).
+const SEMVER = new RegExp('^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)'
+  + '(?:-([0-9A-Za-z-]+(?:\\.[0-9A-Za-z-]+)*))?(?:\\+[0-9A-Za-z-]+(?:\\.[0-9A-Za-z-]+)*)?$');
+const MAX_VERSION_LENGTH = 64;
 
 function semverKey(version) {
-  const match = typeof version === 'string' ? SEMVER.exec(version) : null;
-  if (match === null) throw new TypeError(`version ${JSON.stringify(version)} is not a semantic version`);
+  const match = typeof version === 'string' && version.length <= MAX_VERSION_LENGTH ? SEMVER.exec(version) : null;
+  if (match === null) {
+    const shown = JSON.stringify(typeof version === 'string' ? version.slice(0, 40) : version);
+    throw new PayloadError(`version: ${shown} is not a semantic version of at most ${MAX_VERSION_LENGTH} characters`);
+  }
   const pre = match[4] === undefined ? [[1]] : [[0], ...match[4].split('.').map(
     (part) => (/^\d+$/.test(part) ? [0, BigInt(part), ''] : [1, 0n, part]))];
   return [BigInt(match[1]), BigInt(match[2]), BigInt(match[3]), pre];
@@ -143,54 +158,23 @@ function compareVersions(a, b) {
   return Math.sign(compareKeys(semverKey(a), semverKey(b)));
 }
 
-// --- Times with a UTC offset (what Python's datetime.fromisoformat accepts for them) -----------
-
-const INSTANT = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6}))?)?(Z|[+-]\d{2}:?\d{2}(?::?\d{2}(?:\.\d{1,6})?)?)$/;
-
-function instant(value) {
-  const match = typeof value === 'string' ? INSTANT.exec(value) : null;
-  if (match === null) throw new TypeError(`${JSON.stringify(value)} is not a time with a UTC offset`);
-  const [, y, mo, d, h, mi, s = '0', fraction = '', offset] = match;
-  const year = Number(y); const month = Number(mo); const day = Number(d);
-  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
-  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-  if (year < 1 || month < 1 || month > 12 || day < 1 || day > days[month - 1] || Number(h) > 23
-      || Number(mi) > 59 || Number(s) > 59) {
-    throw new TypeError(`${JSON.stringify(value)} is not a valid time`);
-  }
-  let offsetMs = 0;
-  if (offset !== 'Z') {
-    const digits = offset.slice(1).replace(/:/g, '');
-    const seconds = Number(digits.slice(0, 2)) * 3600 + Number(digits.slice(2, 4)) * 60 + Number(digits.slice(4) || 0);
-    if (Number(digits.slice(0, 2)) > 23 || Number(digits.slice(2, 4)) > 59) {
-      throw new TypeError(`${JSON.stringify(value)} has an invalid UTC offset`);
-    }
-    offsetMs = (offset[0] === '-' ? -1 : 1) * seconds * 1000;
-  }
-  const utc = new Date(0);
-  utc.setUTCFullYear(year, month - 1, day);
-  utc.setUTCHours(Number(h), Number(mi), Number(s), Number(fraction.padEnd(6, '0')) / 1000);
-  return utc.getTime() - offsetMs;
-}
+const isObject = (value) => value !== null && typeof value === 'object' && !Array.isArray(value);
 
 function patchOf(document) {
-  if (document === null || typeof document !== 'object' || Array.isArray(document)) {
-    throw new TypeError('payload is not an object');
-  }
+  if (!isObject(document)) throw new PayloadError('payload: is not an object');
+  const own = (key) => (Object.hasOwn(document, key) ? document[key] : undefined);
   for (const key of ['patch_id', 'version', 'description', 'severity', 'error_signature']) {
-    if (typeof document[key] !== 'string') {
-      throw new TypeError('patch_id, version, description, severity and error_signature must be strings');
-    }
+    if (typeof own(key) !== 'string') throw new PayloadError(`${key}: must be a string`);
   }
-  const { sequence } = document;
-  if (typeof sequence !== 'number' || !Number.isInteger(sequence) || sequence < 0) {
-    throw new TypeError('sequence must be a non-negative integer');
+  const sequence = own('sequence');
+  if (typeof sequence !== 'number' || !Number.isInteger(sequence) || sequence < 0 || sequence > MAX_SAFE_INTEGER) {
+    throw new PayloadError('sequence: must be an integer from 0 to 2^53-1');
   }
   semverKey(document.version);
-  const rollback = document.rollback_operations === undefined ? null : document.rollback_operations;
-  const isObject = (value) => value !== null && typeof value === 'object' && !Array.isArray(value);
-  if (!isObject(document.operations) || !(rollback === null || isObject(rollback))) {
-    throw new TypeError('operations must be an object, rollback_operations an object or null');
+  const rollback = own('rollback_operations') === undefined ? null : own('rollback_operations');
+  if (!isObject(own('operations'))) throw new PayloadError('operations: must be an object');
+  if (!(rollback === null || isObject(rollback))) {
+    throw new PayloadError('rollback_operations: must be an object or null');
   }
   return Object.freeze({
     id: document.patch_id,
@@ -201,8 +185,8 @@ function patchOf(document) {
     errorSignature: document.error_signature,
     operations: document.operations,
     rollbackOperations: rollback,
-    issuedAt: instant(document.issued_at),
-    expiresAt: instant(document.expires_at),
+    issuedAt: parseTime(own('issued_at'), 'issued_at'), // microseconds since the epoch (BigInt)
+    expiresAt: parseTime(own('expires_at'), 'expires_at'),
   });
 }
 
@@ -228,10 +212,8 @@ class ReplayGuard {
   }
 }
 
-const UTF8 = new TextDecoder('utf-8', { fatal: true });
-
 /**
- * Verify, then parse, then check expiry, language and replay; remember what was accepted.
+ * Verify, then parse, then check language, times and replay; remember what was accepted.
  * `now`: epoch milliseconds. `language`: this SDK's ('node'); the shared vectors are Python's.
  */
 function openEnvelope(envelope, { trusted, now, replay, language = LANGUAGE }) {
@@ -239,7 +221,7 @@ function openEnvelope(envelope, { trusted, now, replay, language = LANGUAGE }) {
   let document;
   let patch;
   try {
-    document = JSON.parse(UTF8.decode(payload));
+    document = parsePayload(payload);
     patch = patchOf(document);
   } catch (error) {
     throw new PatchRefused(`signed payload is malformed: ${error.message}`);
@@ -247,14 +229,47 @@ function openEnvelope(envelope, { trusted, now, replay, language = LANGUAGE }) {
   if (document.sdk_language !== language) {
     throw new PatchRefused(`patch ${patch.id} is for ${JSON.stringify(document.sdk_language)}, not ${language}`);
   }
-  if (patch.expiresAt <= now) {
-    throw new PatchRefused(`patch ${patch.id} envelope expired at ${new Date(patch.expiresAt).toISOString()}`);
-  }
+  checkTimes(patch, now);
   replay.accept(patch);
   return patch;
 }
 
+/** Not expired, issued by the registry's rules, not ahead of this clock beyond the skew. */
+function checkTimes(patch, now) {
+  checkUnexpired(patch, now);
+  const lifetime = patch.expiresAt - patch.issuedAt;
+  if (lifetime <= 0n) throw new PatchRefused(`patch ${patch.id} envelope expires_at is not after its issued_at`);
+  if (lifetime > BigInt(MAX_LIFETIME_SECONDS) * 1000000n) {
+    throw new PatchRefused(`patch ${patch.id} envelope lifetime of ${secondsOf(lifetime)} s is above `
+      + `the ${MAX_LIFETIME_SECONDS} s maximum`);
+  }
+  if (patch.issuedAt - microsOf(now) > BigInt(MAX_CLOCK_SKEW_SECONDS) * 1000000n) {
+    throw new PatchRefused(`patch ${patch.id} envelope issued_at ${isoOfMicros(patch.issuedAt)} is more than `
+      + `${MAX_CLOCK_SKEW_SECONDS} s ahead of this clock`);
+  }
+}
+
+/** Microseconds (BigInt) as exact seconds, as the Python SDK writes them: 86400, 86400.000001. */
+function secondsOf(micros) {
+  const whole = micros / 1000000n;
+  const fraction = micros % 1000000n;
+  return fraction === 0n ? String(whole) : `${whole}.${String(fraction).padStart(6, '0').replace(/0+$/, '')}`;
+}
+
+/** Also for a patch accepted earlier and used again while the registry cannot be asked. `now`: epoch ms. */
+function checkUnexpired(patch, now) {
+  if (patch.expiresAt <= microsOf(now)) {
+    throw new PatchRefused(`patch ${patch.id} envelope expired at ${isoOfMicros(patch.expiresAt)}`);
+  }
+}
+
+/** True when the patch's envelope has expired at `now` (epoch ms). */
+function isExpired(patch, now) {
+  return patch.expiresAt <= microsOf(now);
+}
+
 module.exports = {
-  ENVELOPE_FORMAT, MAX_SIGNATURES, LANGUAGE, TRUSTED_KEYS_OPTION, TrustedKeys, ReplayGuard, keyId, verifiedPayload, openEnvelope,
-  compareVersions, semverKey, instant,
+  ENVELOPE_FORMAT, MAX_SIGNATURES, LANGUAGE, TRUSTED_KEYS_OPTION, MAX_LIFETIME_SECONDS, MAX_CLOCK_SKEW_SECONDS,
+  TrustedKeys, ReplayGuard, keyId, verifiedPayload, openEnvelope, checkTimes, checkUnexpired, isExpired,
+  compareVersions, semverKey,
 };

@@ -7,7 +7,8 @@
 // let an unverified or malformed patch through fails closed: the caller then gets the original
 // error, exactly as from an SDK without self-healing.
 
-const { ReplayGuard, openEnvelope } = require('./envelope');
+const { ReplayGuard, isExpired, openEnvelope } = require('./envelope');
+const { isoOfMicros } = require('./payload');
 const { MolamError, PatchRefused } = require('./errors');
 const { bestMatch } = require('./matching');
 const { applyDocument } = require('./operations');
@@ -92,7 +93,7 @@ class Healer {
       envelope = await this.registry.lookup(body, { timeoutMs });
     } catch (why) {
       if (why instanceof RegistryUnavailable) {
-        let cached = this.lastVerified.get(key) || null;
+        let cached = this.lastVerifiedFor(key);
         if (cached !== null) {
           this.logger.warn(`Molam SDK: self-heal registry unreachable (${why.message}); `
             + `using last verified patch ${cached.id}`);
@@ -113,13 +114,7 @@ class Healer {
       throw why;
     }
     if (envelope === null) {
-      this.lastVerified.delete(key); // switched off or gone: stop using it
-      const stale = this.fromBootstrap(error, { quiet: true });
-      if (stale !== null) { // the registry, when it answers, wins over the file
-        this.logger.warn(`Molam SDK: the registry has no patch for ${error.errorText}: `
-          + `bootstrap patch ${stale.id} dropped`);
-        this.bootstrap.delete(stale.id);
-      }
+      this.forget(key, error);
       return null;
     }
     let patch;
@@ -135,13 +130,49 @@ class Healer {
     return patch;
   }
 
+  /**
+   * The patch last served for this error, while its envelope lasts: past `expires_at` the registry
+   * may have switched it off long ago, so blocking the registry must not keep it alive.
+   */
+  lastVerifiedFor(key) {
+    const cached = this.lastVerified.get(key);
+    if (cached === undefined) return null;
+    if (!isExpired(cached, this.clock())) return cached;
+    this.logger.warn(`Molam SDK: last verified patch dropped: patch ${cached.id} envelope expired at `
+      + `${isoOfMicros(cached.expiresAt)}`);
+    this.lastVerified.delete(key);
+    return null;
+  }
+
+  /**
+   * The registry answered that no patch applies to this error (switched off, or gone): the patch it
+   * last served for it stops everywhere, and so does every file patch matching it.
+   */
+  forget(key, error) {
+    const cached = this.lastVerified.get(key);
+    if (cached !== undefined) {
+      for (const [other, patch] of [...this.lastVerified]) {
+        if (patch.id === cached.id) this.lastVerified.delete(other);
+      }
+      this.bootstrap.delete(cached.id);
+      this.logger.warn(`Molam SDK: the registry has no patch for ${error.errorText}: patch ${cached.id} dropped`);
+    }
+    // The registry, when it answers, wins over the file: a less specific file patch must not take
+    // the place of the one dropped.
+    let stale;
+    while ((stale = this.fromBootstrap(error, { quiet: true })) !== null) {
+      this.logger.warn(`Molam SDK: the registry has no patch for ${error.errorText}: `
+        + `bootstrap patch ${stale.id} dropped`);
+      this.bootstrap.delete(stale.id);
+    }
+  }
+
   /** The bootstrap patch for this error, by the registry's matching rules; expired ones are dropped. */
   fromBootstrap(error, { quiet = false } = {}) {
     const now = this.clock();
     for (const patch of [...this.bootstrap.values()]) {
-      if (patch.expiresAt > now) continue;
-      this.logger.warn(`Molam SDK: bootstrap patch ${patch.id} expired at ${new Date(patch.expiresAt).toISOString()}: `
-        + 'dropped');
+      if (!isExpired(patch, now)) continue;
+      this.logger.warn(`Molam SDK: bootstrap patch ${patch.id} expired at ${isoOfMicros(patch.expiresAt)}: dropped`);
       this.bootstrap.delete(patch.id);
     }
     const found = bestMatch(this.bootstrap.values(), { message: error.errorText.slice(0, 2000), status: error.status,

@@ -33,6 +33,26 @@ for (const testCase of ENVELOPES.cases) {
   });
 }
 
+// The grammar both SDKs read signed payloads by (tests/sdk/test_envelope.py runs the same file).
+const PAYLOADS = vectors('payloads.json');
+
+for (const testCase of PAYLOADS.cases) {
+  test(`payload vector: ${testCase.name} (${testCase.description})`, () => {
+    const open = () => openEnvelope(testCase.envelope, { trusted: new TrustedKeys(PAYLOADS.trusted),
+      now: Date.parse(PAYLOADS.now), replay: replayOf(testCase.seen), language: 'python' });
+    const { expect } = testCase;
+    if (expect.accepted) {
+      const patch = open();
+      assert.deepEqual({ accepted: true, patch_id: patch.id, version: patch.version, sequence: patch.sequence,
+        description: patch.description, issued_at_us: Number(patch.issuedAt), expires_at_us: Number(patch.expiresAt) },
+      expect);
+    } else {
+      assert.throws(open, (error) => error instanceof PatchRefused && error.message.includes(expect.reason),
+        `refused with "${expect.reason}"`);
+    }
+  });
+}
+
 test('the vector keys are derived here exactly as tests/sdk/sealing.py derives them', () => {
   assert.deepEqual(TRUSTED, ENVELOPES.trusted);
 });
@@ -81,4 +101,19 @@ test('semantic versions order as the registry orders them', () => {
   for (let i = 1; i < ordered.length; i += 1) assert.equal(compareVersions(ordered[i - 1], ordered[i]), -1);
   assert.equal(compareVersions('1.0.0+build.1', '1.0.0'), 0);
   assert.throws(() => compareVersions('1.0', '1.0.0'));
+});
+
+test('a multi-megabyte payload is read in linear time: base64 and grammar, no RangeError', () => {
+  const trusted = new TrustedKeys(TRUSTED);
+  // 16 MB of base64 that is not canonical: the old pattern overflowed the stack on it.
+  const garbage = { ...seal(payloadFor('p1', '401', [{ op: 'use_primary_credential' }], null), CURRENT),
+    payload: `${'QUJD'.repeat(4 * 1024 * 1024)}!` };
+  assert.throws(() => openEnvelope(garbage, { trusted, now: Date.now(), replay: new ReplayGuard() }),
+    (error) => error instanceof PatchRefused && /payload is not valid base64/.test(error.message));
+  // 12 MB of canonical base64 (a 9 MB description), signed: read whole, string by string.
+  const large = seal(payloadFor('p-large', '401', [{ op: 'use_primary_credential' }], null,
+    { description: 'é'.repeat(4.5 * 1024 * 1024) }), CURRENT);
+  assert.ok(large.payload.length > 12 * 1024 * 1024);
+  const patch = openEnvelope(large, { trusted, now: Date.now(), replay: new ReplayGuard() });
+  assert.equal(patch.description.length, 4.5 * 1024 * 1024);
 });

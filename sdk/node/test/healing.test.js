@@ -4,11 +4,14 @@
 // a registry stub over real HTTP serving envelopes signed in the test.
 
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
 const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
 const { after, afterEach, before, beforeEach, test } = require('node:test');
 
 const { ApiError, MolamClient, MolamTimeout } = require('..');
-const { TRUSTED } = require('./support/keys');
+const { CURRENT, TRUSTED, payloadFor, seal } = require('./support/keys');
 const { RegistryStub, TOKEN } = require('./support/registry-stub');
 const { PaymentsServer, recordingLogger, waitUntil } = require('./support/world');
 
@@ -358,3 +361,90 @@ async function closedPort() {
   await new Promise((resolve) => server.close(resolve));
   return port; // bound, now closed: connections are refused
 }
+
+// --- A switched-off or expired patch is never applied (issue 14, point 4) -------------------------
+
+const CURRENCY = [{ op: 'set', setting: 'default_currency', value: 'XOF' }];
+const DAY_MS = 86400 * 1000;
+
+for (const how of ['429', '503', 'timeout']) {
+  test(`a registry kept unreachable (${how}) does not keep an expired patch alive`, async () => {
+    await payments.behave({ clock_tolerance: 11 * 86400 }); // the client's clock runs ahead; HMAC must still pass
+    registry.add('invalid_currency', CURRENCY, null, { ttl: 300 });
+    let later = 0;
+    const client = makeClient({ clock: () => Date.now() + later, timeout: 500 });
+    await client.createPayment({ amount: 1, currency: 'XYZ', country: 'SN' }); // served, verified, cached
+    let release = () => {};
+    if (how === 'timeout') registry.lookupGate = new Promise((resolve) => { release = resolve; });
+    else registry.lookupStatus = Number(how);
+    try {
+      later = 240 * 1000; // within the envelope's 300 s: the last verified patch stands in
+      assert.equal((await client.createPayment({ amount: 2, currency: 'XYZ', country: 'SN' })).currency, 'XOF');
+      assert.equal(applied.length, 2);
+      later = 10 * DAY_MS; // ten days after expires_at, the registry still blocked
+      const error = await rejects(client.createPayment({ amount: 3, currency: 'XYZ', country: 'SN' }));
+      assert.equal(error.code, 'invalid_currency');
+      assert.equal(applied.length, 2);
+      assert.match(logger.text(), /last verified patch dropped: patch p-invalid_currency envelope expired at/);
+    } finally {
+      release();
+    }
+  });
+}
+
+for (const [name, options, reason] of [
+  ['issued in the future', { now: Date.now() + 6 * 60 * 1000 }, 'is more than 300 s ahead of this clock'],
+  ['lifetime above a day', { ttl: 86401 }, 'lifetime of 86401 s is above the 86400 s maximum'],
+  ['lifetime of a year', { ttl: 365 * 86400 }, 'above the 86400 s maximum'],
+]) {
+  test(`an envelope the registry would not issue is refused: ${name}`, async () => {
+    registry.add('invalid_currency', CURRENCY, null, options);
+    await rejects(makeClient().createPayment({ amount: 1, currency: 'XYZ', country: 'SN' }));
+    assert.deepEqual(applied, []);
+    await waitUntil(() => registry.reports.length === 1, { what: 'the refusal reported' });
+    assert.equal(registry.reports[0].patch_applied, false);
+    assert.ok(registry.reports[0].context.reason.includes(reason), registry.reports[0].context.reason);
+  });
+}
+
+test('an envelope issued within the clock skew is accepted', async () => {
+  registry.add('invalid_currency', CURRENCY, null, { now: Date.now() + 4 * 60 * 1000 });
+  assert.equal((await makeClient().createPayment({ amount: 1, currency: 'XYZ', country: 'SN' })).currency, 'XOF');
+});
+
+test('a kill switch drops the patch for every error it was cached for', async () => {
+  // One patch served for two errors; the registry's "no patch" for one of them stops it for both.
+  registry.add('invalid_currency', CURRENCY, null, { patchId: 'p-shared' });
+  registry.add('429', CURRENCY, null, { patchId: 'p-shared' });
+  const client = makeClient();
+  await client.createPayment({ amount: 1, currency: 'XYZ', country: 'SN' });
+  await payments.behave({ rate_limited_requests: 1 });
+  await client.createPayment({ amount: 2, currency: 'XOF', country: 'SN' }); // 429 healed by the same patch
+  assert.deepEqual(applied.map((patch) => patch.id), ['p-shared', 'p-shared']);
+  registry.patches.clear(); // switched off: the registry answers 404
+  await rejects(client.createPayment({ amount: 3, currency: 'XYZ', country: 'SN' }));
+  registry.lookupStatus = 503; // then blocked
+  await payments.behave({ rate_limited_requests: 1 });
+  const error = await rejects(client.createPayment({ amount: 4, currency: 'XOF', country: 'SN' }));
+  assert.equal(error.status, 429);
+  assert.equal(applied.length, 2);
+});
+
+test('a kill switch drops every bootstrap patch matching the error', async () => {
+  // The file holds a patch by code and a less specific one by status: "no patch" ends both.
+  const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'molam-kill-'));
+  try {
+    const file = path.join(directory, 'bootstrap.json');
+    fs.writeFileSync(file, JSON.stringify([
+      seal(payloadFor('p-file-code', 'invalid_currency', CURRENCY, null), CURRENT),
+      seal(payloadFor('p-file-status', '400', CURRENCY, null), CURRENT)]));
+    const client = makeClient({ bootstrapEnvelopes: file });
+    await rejects(client.createPayment({ amount: 1, currency: 'XYZ', country: 'SN' })); // the registry: no patch
+    registry.lookupStatus = 503;
+    const error = await rejects(client.createPayment({ amount: 2, currency: 'XYZ', country: 'SN' }));
+    assert.equal(error.code, 'invalid_currency');
+    assert.deepEqual(client.getPatchHistory(), []);
+  } finally {
+    fs.rmSync(directory, { recursive: true, force: true });
+  }
+});

@@ -5,10 +5,12 @@
      "signatures": [{"alg": "Ed25519", "keyId": "<16 hex>", "signature": "<base64>"}]}
 
 The payload is base64 so nothing is re-serialised before verifying: the signature covers the
-bytes received. A payload is accepted only if a pinned key signed it, it has not expired, it
-is for this SDK's language, and neither its version nor its sequence number is lower than one
-already accepted for the same patch (an old, validly signed envelope replayed is refused).
-Anything else raises PatchRefused: no patch is better than an unverified one.
+bytes received, then they are read by one grammar both SDKs share (molam.payload). A payload is
+accepted only if a pinned key signed it, it is for this SDK's language, its times hold (issued
+at most MAX_CLOCK_SKEW ahead of this clock, a lifetime of at most MAX_LIFETIME, not expired),
+and neither its version nor its sequence number is lower than one already accepted for the same
+patch (an old, validly signed envelope replayed is refused). Anything else raises PatchRefused:
+no patch is better than an unverified one.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -29,9 +31,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from molam.errors import ConfigurationError, PatchRefused
+from molam.payload import MAX_SAFE_INTEGER, PayloadError, parse_payload, parse_time
 
 ENVELOPE_FORMAT = "selfheal.patch.v1"
 MAX_SIGNATURES = 4  # current and next key, with room; bounds the verification work
+# The registry issues envelopes for 300 s by default, 24 h at most (`selfheal api --envelope-ttl`):
+# a longer one, or one issued ahead of this clock by more than the skew, was not issued by it.
+MAX_LIFETIME = timedelta(hours=24)
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 LANGUAGE = "python"
 TRUSTED_KEYS_OPTION = "trusted_keys"
 
@@ -128,43 +135,81 @@ def verified_payload(envelope: Any, *, trusted: TrustedKeys) -> bytes:
 
 
 def _base64(value: Any, what: str) -> bytes:
+    """Canonical base64 only (RFC 4648: padded, no other character, unused bits zero), as in Node."""
     if not isinstance(value, str):
         raise PatchRefused(f"envelope {what} is not base64 text")
     try:
-        return base64.b64decode(value, validate=True)
+        decoded = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise PatchRefused(f"envelope {what} is not valid base64") from None
+    if base64.b64encode(decoded).decode("ascii") != value:
+        raise PatchRefused(f"envelope {what} is not valid base64")
+    return decoded
 
 
 def open_envelope(envelope: Any, *, trusted: TrustedKeys, now: datetime, replay: ReplayGuard) -> VerifiedPatch:
-    """Verify, then parse, then check expiry, language and replay; remember what was accepted."""
+    """Verify, then parse, then check language, times and replay; remember what was accepted."""
     payload = verified_payload(envelope, trusted=trusted)
     try:
-        document = json.loads(payload)
+        document = parse_payload(payload)
         patch = _patch(document)
-    except (ValueError, TypeError, KeyError) as error:
+    except ValueError as error:
         raise PatchRefused(f"signed payload is malformed: {error}") from None
     if document.get("sdk_language") != LANGUAGE:
         raise PatchRefused(f"patch {patch.id} is for {document.get('sdk_language')!r}, not {LANGUAGE}")
-    if patch.expires_at <= now:
-        raise PatchRefused(f"patch {patch.id} envelope expired at {patch.expires_at.isoformat()}")
+    check_times(patch, now=now)
     replay.accept(patch)
     return patch
 
 
+def check_times(patch: VerifiedPatch, *, now: datetime) -> None:
+    """Not expired, issued by the registry's rules, not ahead of this clock beyond the skew."""
+    check_unexpired(patch, now=now)
+    lifetime = patch.expires_at - patch.issued_at
+    if lifetime <= timedelta(0):
+        raise PatchRefused(f"patch {patch.id} envelope expires_at is not after its issued_at")
+    if lifetime > MAX_LIFETIME:
+        raise PatchRefused(
+            f"patch {patch.id} envelope lifetime of {_seconds(lifetime)} s is above the "
+            f"{_seconds(MAX_LIFETIME)} s maximum"
+        )
+    if patch.issued_at - now > MAX_CLOCK_SKEW:
+        raise PatchRefused(
+            f"patch {patch.id} envelope issued_at {patch.issued_at.isoformat()} is more than "
+            f"{_seconds(MAX_CLOCK_SKEW)} s ahead of this clock"
+        )
+
+
+def _seconds(delta: timedelta) -> str:
+    """Exact, as the Node SDK writes it: 86400, 86400.000001."""
+    whole, micros = divmod(delta // timedelta(microseconds=1), 1_000_000)
+    return f"{whole}.{micros:06d}".rstrip("0") if micros else str(whole)
+
+
+def check_unexpired(patch: VerifiedPatch, *, now: datetime) -> None:
+    """Also for a patch accepted earlier and used again while the registry cannot be asked."""
+    if patch.expires_at <= now:
+        raise PatchRefused(f"patch {patch.id} envelope expired at {patch.expires_at.isoformat()}")
+
+
 def _patch(document: Any) -> VerifiedPatch:
     if not isinstance(document, dict):
-        raise ValueError("payload is not an object")
-    strings = {key: document[key] for key in ("patch_id", "version", "description", "severity", "error_signature")}
-    if not all(isinstance(value, str) for value in strings.values()):
-        raise ValueError("patch_id, version, description, severity and error_signature must be strings")
-    sequence = document["sequence"]
-    if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 0:
-        raise ValueError("sequence must be a non-negative integer")
+        raise PayloadError("payload: is not an object")
+    strings: dict[str, str] = {}
+    for key in ("patch_id", "version", "description", "severity", "error_signature"):
+        value = document.get(key)
+        if not isinstance(value, str):
+            raise PayloadError(f"{key}: must be a string")
+        strings[key] = value
+    sequence = document.get("sequence")
+    if not isinstance(sequence, int) or isinstance(sequence, bool) or not 0 <= sequence <= MAX_SAFE_INTEGER:
+        raise PayloadError("sequence: must be an integer from 0 to 2^53-1")
     semver_key(strings["version"])
     rollback = document.get("rollback_operations")
-    if not isinstance(document["operations"], dict) or not (rollback is None or isinstance(rollback, dict)):
-        raise ValueError("operations must be an object, rollback_operations an object or null")
+    if not isinstance(document.get("operations"), dict):
+        raise PayloadError("operations: must be an object")
+    if not (rollback is None or isinstance(rollback, dict)):
+        raise PayloadError("rollback_operations: must be an object or null")
     return VerifiedPatch(
         id=strings["patch_id"],
         version=strings["version"],
@@ -174,26 +219,25 @@ def _patch(document: Any) -> VerifiedPatch:
         error_signature=strings["error_signature"],
         operations=document["operations"],
         rollback_operations=rollback,
-        issued_at=_instant(document["issued_at"]),
-        expires_at=_instant(document["expires_at"]),
+        issued_at=parse_time(document.get("issued_at"), field="issued_at"),
+        expires_at=parse_time(document.get("expires_at"), field="expires_at"),
     )
 
 
-def _instant(value: Any) -> datetime:
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else None
-    if moment is None or moment.tzinfo is None:
-        raise ValueError(f"{value!r} is not a time with a UTC offset")
-    return moment
-
-
-_SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?")
+# The registry's pattern and length (the CRD's `spec.version`), ASCII digits only as in Node.
+_SEMVER = re.compile(
+    r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
+)
+MAX_VERSION_LENGTH = 64
 
 
 def semver_key(version: str) -> tuple:
     """Order of semantic versions (a release after its pre-releases), as the registry orders them."""
-    match = _SEMVER.fullmatch(version)
+    match = _SEMVER.fullmatch(version) if len(version) <= MAX_VERSION_LENGTH else None
     if match is None:
-        raise ValueError(f"version {version!r} is not a semantic version")
+        shown = json.dumps(version[:40], ensure_ascii=False)
+        raise PayloadError(f"version: {shown} is not a semantic version of at most {MAX_VERSION_LENGTH} characters")
     major, minor, patch, pre = match.groups()
     pre_key: tuple = (
         (1,)

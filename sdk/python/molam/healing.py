@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from molam.envelope import ReplayGuard, TrustedKeys, VerifiedPatch, open_envelope
+from molam.envelope import ReplayGuard, TrustedKeys, VerifiedPatch, check_unexpired, open_envelope
 from molam.errors import MolamError, PatchRefused
 from molam.matching import best_match
 from molam.operations import ApplyContext, apply_document
@@ -131,7 +131,7 @@ class Healer:
         try:
             envelope = self._registry.lookup(body, timeout=timeout)
         except RegistryUnavailable as why:
-            cached = self._last_verified.get(key)
+            cached = self._last_verified_for(key)
             if cached is not None:
                 log.warning(
                     "Molam SDK: self-heal registry unreachable (%s); using last verified patch %s", why, cached.id
@@ -150,15 +150,7 @@ class Healer:
             log.warning("Molam SDK: no self-healing patch: %s", why)
             return None
         if envelope is None:
-            self._last_verified.pop(key, None)  # switched off or gone: stop using it
-            stale = self._from_bootstrap(error, quiet=True)
-            if stale is not None:  # the registry, when it answers, wins over the file
-                log.warning(
-                    "Molam SDK: the registry has no patch for %s: bootstrap patch %s dropped",
-                    error.error_text,
-                    stale.id,
-                )
-                del self._bootstrap[stale.id]
+            self._forget(key, error)
             return None
         try:
             patch = open_envelope(
@@ -175,12 +167,42 @@ class Healer:
             self._last_verified[key] = patch
         return patch
 
+    def _last_verified_for(self, key: tuple[int | None, str | None]) -> VerifiedPatch | None:
+        """The patch last served for this error, while its envelope lasts: past `expires_at` the
+        registry may have switched it off long ago, so blocking the registry must not keep it alive."""
+        cached = self._last_verified.get(key)
+        if cached is None:
+            return None
+        try:
+            check_unexpired(cached, now=datetime.fromtimestamp(self._clock(), UTC))
+        except PatchRefused as why:
+            log.warning("Molam SDK: last verified patch dropped: %s", why)
+            self._last_verified.pop(key, None)
+            return None
+        return cached
+
+    def _forget(self, key: tuple[int | None, str | None], error: MolamError) -> None:
+        """The registry answered that no patch applies to this error (switched off, or gone): the
+        patch it last served for it stops everywhere, and so does every file patch matching it."""
+        cached = self._last_verified.pop(key, None)
+        if cached is not None:
+            self._last_verified = {k: p for k, p in self._last_verified.items() if p.id != cached.id}
+            self._bootstrap.pop(cached.id, None)
+            log.warning("Molam SDK: the registry has no patch for %s: patch %s dropped", error.error_text, cached.id)
+        # The registry, when it answers, wins over the file: a less specific file patch must not
+        # take the place of the one dropped.
+        while (stale := self._from_bootstrap(error, quiet=True)) is not None:
+            log.warning(
+                "Molam SDK: the registry has no patch for %s: bootstrap patch %s dropped", error.error_text, stale.id
+            )
+            self._bootstrap.pop(stale.id, None)
+
     def _from_bootstrap(self, error: MolamError, *, quiet: bool = False) -> VerifiedPatch | None:
         """The bootstrap patch for this error, by the registry's matching rules; expired ones are dropped."""
         now = datetime.fromtimestamp(self._clock(), UTC)
         for patch in [patch for patch in self._bootstrap.values() if patch.expires_at <= now]:
             log.warning("Molam SDK: bootstrap patch %s expired at %s: dropped", patch.id, patch.expires_at.isoformat())
-            del self._bootstrap[patch.id]
+            self._bootstrap.pop(patch.id, None)
         found = best_match(
             self._bootstrap.values(),
             message=error.error_text[:2000],

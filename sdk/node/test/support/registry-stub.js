@@ -21,6 +21,7 @@ class RegistryStub {
     this.reports = [];
     this.reportPosts = 0;
     this.reportsGate = null; // a promise report posts wait on (a slow registry)
+    this.lookupGate = null; // a promise lookups wait on (a silent registry: the SDK times out)
     this.server = http.createServer((request, response) => this.serve(request, response));
     this.connections = 0; // TCP connections accepted (the SDK keeps them alive)
     this.server.on('connection', () => { this.connections += 1; });
@@ -64,6 +65,7 @@ class RegistryStub {
       return [this.reportsStatus, { accepted: body.reports.length }];
     }
     this.lookups.push(body);
+    if (this.lookupGate) await this.lookupGate;
     if (this.lookupStatus !== null) return [this.lookupStatus, { error: 'unavailable', message: 'stub says so' }];
     // The registry's rules, reduced: the code (or the message's first word), then the status.
     const entry = this.patches.get(body.code || body.error.split(':')[0]) || this.patches.get(String(body.status));
