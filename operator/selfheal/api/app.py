@@ -26,6 +26,7 @@ from selfheal.api.ratelimit import RateLimiter
 from selfheal.api.request_log import RequestLog
 from selfheal.api.schemas import (
     MAX_OUTCOMES_PER_BATCH,
+    NUL_REASON,
     Outcome,
     OutcomeBatch,
     OutcomeBatchShape,
@@ -122,7 +123,7 @@ def _serve(handler, *, timer, role: str | None):
                     return response
                 except psycopg.Error:
                     return problem(503, "registry_unavailable", "cannot check the token now; retry")
-            refusal = _refusal(request.app, principal, role)
+            refusal = _refusal(request.app, principal, role) or _media_refusal(request)
             if refusal is not None:
                 return refusal
             return await handler(request, principal)
@@ -142,6 +143,26 @@ def _refusal(app: web.Application, principal, role: str) -> web.Response | None:
     if wait:
         return _rate_limited(wait, "too many requests for this token")
     return None
+
+
+def _media_refusal(request: web.Request) -> web.Response | None:
+    """415 for a body declared as anything but JSON in UTF-8; None: go on (no Content-Type is
+    read as JSON, as before)."""
+    declared = request.headers.get("Content-Type")
+    if declared is None or declared == "application/json" or request.method != "POST":
+        return None
+    media, _, parameters = declared.partition(";")
+    charset = next(
+        (
+            value.strip().strip('"').lower()
+            for name, _, value in (p.partition("=") for p in parameters.split(";"))
+            if name.strip().lower() == "charset"
+        ),
+        "utf-8",
+    )
+    if media.strip().lower() == "application/json" and charset == "utf-8":
+        return None
+    return problem(415, "unsupported_media_type", f"the body must be application/json in UTF-8, not {declared[:100]!r}")
 
 
 def _rate_limited(wait: float, message: str) -> web.Response:
@@ -572,6 +593,10 @@ async def delete_patch(request: web.Request, principal) -> web.Response:
     patch_id = request.match_info["patch_id"]
     actor = f"devportal:{principal.developer_id}"
     reason = request.query.get("reason", "disabled through the registry API")[:500]
+    if "\x00" in reason:  # PostgreSQL text cannot hold it: a clean 400, not a failed write
+        return _invalid([{"field": "reason", "reason": NUL_REASON}])
+    if "\x00" in patch_id or len(patch_id) > 200:  # no registry id looks like this
+        return problem(404, "no_such_patch", f"no patch with id {patch_id[:200]!r}")
     try:
         result = await kill_switch.switch_off_by_id(
             app[KEY_SETTINGS].database_url, patch_id=patch_id, actor=actor, reason=reason
