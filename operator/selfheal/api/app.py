@@ -247,9 +247,10 @@ def _outcome_reports(raw: bytes) -> tuple[list[tuple[int, Outcome]], list[dict],
         batch = OutcomeBatch.model_validate_json(raw)
     except ValidationError as error:
         return _outcome_reports_one_by_one(raw, error)
-    reports, rejected = list(enumerate(batch.reports)), []
+    reports: list[tuple[int, Outcome]] = list(enumerate(batch.reports))
+    rejected: list[dict] = []
     if may_hold_nul(raw):
-        reports, rejected = [], []
+        reports = []
         for index, report in enumerate(batch.reports):
             fields = {"patch_id": report.patch_id, "error": report.error, "context": report.context}
             problems = value_problems(fields, f"reports.{index}")
