@@ -57,7 +57,7 @@ def test_nul_characters_are_refused_at_the_door(api_server):
         token=token,
         body={"reports": [{"sdk": "node", "error": "x", "success": False, "context": {"k": "\u0000"}}]},
     )
-    assert status == 400 and body["fields"][0]["field"] == "reports.0.context"
+    assert status == 400 and body["fields"][0]["field"] == "reports.0.context.k"
 
 
 def test_a_full_buffer_makes_batches_wait_for_room_then_refuse(fresh_database):

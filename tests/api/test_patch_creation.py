@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
 
 from selfheal.core.resource import GROUP, PLURAL, VERSION
+from tests.support import wait_until
 
 RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "runbook.fr.md"
 
@@ -86,3 +90,44 @@ def test_delete_is_the_kill_switch(api_server):
     assert (reason, action, actor) == ("ManualKillSwitch", "kill-switch", "devportal:admin-3")
     assert api_server.request("DELETE", "/api/dev/patches/p-kill", token=admin)[2]["already_inactive"] is True
     assert api_server.request("DELETE", "/api/dev/patches/nope", token=admin)[0] == 404
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        ("import os", "patch_code: 1:1: "),
+        ('self.base_url = "https://evil.example"', "patch_code: 1:17: "),
+        ('self.use_fallback_credential("sk_live_4eC39HqLyjWDarjtT1zdp7dc")', "patch_code: 1:"),
+    ],
+    ids=["import", "host-off-the-allow-list", "literal-secret"],
+)
+def test_patch_code_the_operator_would_refuse_is_400_and_nothing_is_created(api_server, custom_api, code, reason):
+    admin = api_server.token("admin-4", role="dev_admin")
+    body = {**runbook_create_body(), "sdk_language": "python", "error_signature": f"E_REFUSED_{len(code)}"}
+    body.update(patch_code=code, rollback_code='self.base_url = "https://api.molam.com"')
+    status, _, answer = api_server.request("POST", "/api/dev/patches", body=body, token=admin)
+    assert (status, answer["error"]) == (400, "invalid_patch") and answer["message"].startswith(reason), answer
+    assert answer["fields"][0]["field"] == "patch_code"
+    listed = custom_api.list_namespaced_custom_object(GROUP, VERSION, api_server.patch_namespace, PLURAL)
+    assert not [item for item in listed["items"] if item["spec"]["errorSignature"] == body["error_signature"]]
+    # Corrected, the same body is created; posted again, it is the one 409: a valid duplicate.
+    body["patch_code"] = 'self.base_url = "https://api-backup.molam.com"'
+    assert api_server.request("POST", "/api/dev/patches", body=body, token=admin)[0] == 201
+    assert api_server.request("POST", "/api/dev/patches", body=body, token=admin)[0] == 409
+
+
+def test_a_kill_switch_reason_cannot_forge_a_log_line(api_server):
+    from tests.api.test_serving import insert_served_patch
+
+    insert_served_patch(api_server.database_url, "p-forge", "E_FORGE")
+    admin = api_server.token("admin-5", role="dev_admin")
+    reason = "maintenance\n2026-01-01 00:00:00 INFO selfheal.api kill switch: patch p-other switched on\u2028\x1b[2K"
+    status, _, _ = api_server.request(
+        "DELETE", "/api/dev/patches/p-forge?" + urlencode({"reason": reason}), token=admin
+    )
+    assert status == 200
+    wait_until(lambda: "p-forge switched off" in api_server.log(), timeout=5, what="the kill switch logged")
+    lines = api_server.log().splitlines()  # splitlines breaks on U+2028 too, as some viewers do
+    [line] = [line for line in lines if "p-forge switched off" in line]
+    assert "maintenance\\n2026-01-01" in line and "\\u2028\\x1b[2K" in line
+    assert not any(line.startswith("2026-01-01 00:00:00 INFO") for line in lines)

@@ -60,7 +60,7 @@ def test_a_known_token_stays_known_while_the_registry_is_away_and_an_unknown_one
     async def scenario() -> tuple:
         cache = TokenCache(url, ttl=0.1)
         known = tokens.Principal("t1", "dev-known", "developer")
-        cache._cache["shk_known"] = (known, 0.0)  # long expired
+        cache._known["shk_known"] = (known, 0.0)  # long expired
         kept = await cache.principal("shk_known")
         try:
             await cache.principal("shk_unknown")

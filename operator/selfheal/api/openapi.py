@@ -30,14 +30,16 @@ def _json(schema_ref: str) -> dict:
 
 def _errors(*codes: int) -> dict:
     described = {
-        400: "Invalid body; `fields` names each bad field",
-        401: "Missing, unknown or revoked token",
+        400: "Invalid body: not strict JSON, a value PostgreSQL cannot store (NaN, Infinity, a number beyond a "
+        "double, NUL, a lone surrogate) or patch code that does not compile; `fields` names each bad field",
+        401: "Missing, malformed, unknown or revoked token",
         403: "The token's role may not use this route",
         404: "No active patch matches",
         409: "A patch for this language and signature exists",
         413: "Body larger than the limit",
-        429: "Too many requests for this token (see Retry-After)",
-        503: "Registry unavailable or report buffer full; retry later",
+        415: "Body declared as anything but application/json in UTF-8",
+        429: "Too many requests from this client address (before authentication) or for this token; see Retry-After",
+        503: "Registry unavailable, report buffer full or too many new tokens at once; retry later",
     }
     return {str(code): {"description": described[code], **_json("Error")} for code in codes}
 
@@ -59,7 +61,7 @@ def document() -> dict[str, Any]:
                     "requestBody": {"required": True, **_json("SelfHealRequest")},
                     "responses": {
                         "200": {"description": "A patch matched", **_json("SelfHealResponse")},
-                        **_errors(400, 401, 404, 413, 429, 503),
+                        **_errors(400, 401, 404, 413, 415, 429, 503),
                     },
                 }
             },
@@ -68,7 +70,9 @@ def document() -> dict[str, Any]:
                     "summary": "Outcomes of applied patches, in batches; the developer id comes from the token",
                     "description": "Reports are buffered and written with COPY. When the buffer is full (registry away "
                     "or behind), the request waits up to 2 s for room, then gets 503 with Retry-After: "
-                    "the SDK keeps its reports and sends them again.",
+                    "the SDK keeps its reports and sends them again. Each report is judged on its own: one "
+                    "naming an unknown patch, or holding a value PostgreSQL cannot store, is listed in "
+                    "`rejected` and not written, the others are; 400 when none is accepted.",
                     "security": bearer,
                     "requestBody": {"required": True, **_json("OutcomeBatch")},
                     "responses": {
@@ -76,11 +80,27 @@ def document() -> dict[str, Any]:
                             "description": "Accepted for writing",
                             "content": {
                                 "application/json": {
-                                    "schema": {"type": "object", "properties": {"accepted": {"type": "integer"}}}
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "accepted": {"type": "integer"},
+                                            "rejected": {
+                                                "type": "array",
+                                                "items": {
+                                                    "type": "object",
+                                                    "properties": {
+                                                        "index": {"type": "integer"},
+                                                        "field": {"type": "string"},
+                                                        "reason": {"type": "string"},
+                                                    },
+                                                },
+                                            },
+                                        },
+                                    }
                                 }
                             },
                         },
-                        **_errors(400, 401, 413, 429, 503),
+                        **_errors(400, 401, 413, 415, 429, 503),
                     },
                 }
             },
@@ -109,7 +129,7 @@ def document() -> dict[str, Any]:
                     "requestBody": {"required": True, **_json("PatchBody")},
                     "responses": {
                         "201": {"description": "Resource created; the operator syncs it"},
-                        **_errors(400, 401, 403, 409, 413, 429),
+                        **_errors(400, 401, 403, 409, 413, 415, 429),
                     },
                 },
             },
@@ -123,7 +143,7 @@ def document() -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": {"description": "Switched off (or already off)"},
-                        **_errors(401, 403, 404, 429, 503),
+                        **_errors(400, 401, 403, 404, 429, 503),
                     },
                 }
             },

@@ -1,4 +1,9 @@
-"""Per-token rate limit: a token bucket per key, time passed in (pure logic)."""
+"""Rate limits: a token bucket per key (a token id, a client address), time passed in (pure logic).
+
+Memory is bounded in bytes: keys are short (a 12-character token id, an address of at most 45
+characters), a bucket with its key and dict slot takes under 300 bytes, and past `max_keys`
+(15 MB at most) the buckets are forgotten, which only ever lets more through.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ class _Bucket:
 
 
 class RateLimiter:
-    def __init__(self, *, rate: float, burst: int, max_keys: int = 100_000) -> None:
+    def __init__(self, *, rate: float, burst: int, max_keys: int = 50_000) -> None:
         self.rate, self.burst, self.max_keys = rate, burst, max_keys
         self._buckets: dict[str, _Bucket] = {}
 

@@ -4,6 +4,11 @@ A `logging` record per request (record, handlers, a write per line) would sit on
 path; this appends the fields to a list and a background task formats and writes the lines every 100 ms,
 as JSON objects in the same format as the process's other log lines. SDKs repeat the same few
 errors, so the JSON of a line's fields but the latency is kept per distinct set of fields.
+
+Fields are JSON strings, so a newline in an SDK's error message cannot start a line of its own;
+the characters JSON leaves as they are but viewers may break or reorder lines on (U+0085, U+2028,
+bidirectional controls, DEL) are escaped too. Memory is bounded in bytes: lines waiting for a
+stalled sink and the kept fragments both have a budget.
 """
 
 from __future__ import annotations
@@ -15,13 +20,20 @@ import sys
 import time
 from typing import TextIO
 
+from selfheal.api.log_values import json_escaped
+
 _encode = json.encoder.encode_basestring  # the C string encoder json.dumps(ensure_ascii=False) uses
-_FRAGMENTS_KEPT = 10_000
+_FRAGMENTS_KEPT = 2_000  # at most about 2 KB each (an error is cut at 200 characters)
+_ERROR_CHARS = 200
+# What one waiting line takes beside its error text: its tuples, the float, the list slot (the
+# other strings are shared with the token cache and the catalog). An error text is at most 4
+# bytes a character (CPython's widest strings).
+_LINE_BYTES = 250
 _SEVERITY = {"INFO": "info", "WARNING": "warn"}  # the words kopf's JSON log lines use
 
 
 def _text(value: str | None) -> str:
-    return "null" if value is None else _encode(value)
+    return "null" if value is None else json_escaped(_encode(value))
 
 
 class RequestLog:
@@ -29,9 +41,12 @@ class RequestLog:
     `message` "self-heal", then the fields), as `--log-format json` writes every other line;
     otherwise the text format's prefix, then the fields as JSON."""
 
-    def __init__(self, stream: TextIO | None = None, *, max_pending: int = 100_000, json_lines: bool = False) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, *, max_pending_bytes: int = 16 * 1024 * 1024, json_lines: bool = False
+    ) -> None:
         self.stream = stream
-        self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
+        self._pending_bytes = 0
         self.json_lines = json_lines
         self._open = "" if json_lines else "{"  # the JSON object of the fields: opened by the prefix in JSON mode
         self._lines: list[tuple] = []
@@ -51,12 +66,13 @@ class RequestLog:
         latency_ms: float,
     ) -> None:
         """Queue the line of one self-heal request; the fields are formatted when the batch is written."""
-        if len(self._lines) >= self.max_pending:
+        error = error[:_ERROR_CHARS]
+        size = _LINE_BYTES + 4 * len(error)
+        if self._pending_bytes + size > self.max_pending_bytes:
             self.dropped += 1  # bounded memory if the log sink stalls; counted and reported
             return
-        self._lines.append(
-            (time.time(), (developer, sdk, error[:200], patch, version, matched_by, recorded), latency_ms)
-        )
+        self._pending_bytes += size
+        self._lines.append((time.time(), (developer, sdk, error, patch, version, matched_by, recorded), latency_ms))
 
     def _format(self, entry: tuple) -> str:
         when, fields, latency_ms = entry
@@ -71,7 +87,7 @@ class RequestLog:
         return f'{self._stamp}{self._open}{fragment}"latency_ms": {round(latency_ms, 3)!r}}}\n'
 
     def flush(self) -> None:
-        entries, self._lines = self._lines, []
+        entries, self._lines, self._pending_bytes = self._lines, [], 0
         lines = [self._format(entry) for entry in entries]
         stream = self.stream or sys.stderr
         if self.dropped:

@@ -1,7 +1,15 @@
-"""Request bodies of the registry API (pure logic): bounded, and errors that name the field."""
+"""Request bodies of the registry API (pure logic): bounded, strict, and errors that name the field.
+
+Strict means that what is accepted is what PostgreSQL stores: a value its text or jsonb columns
+would refuse (NaN, Infinity, a number beyond a double, NUL, a lone UTF-16 surrogate) is refused
+here, naming the field, so that a row is never accepted and then dropped by the writer.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import sys
 from datetime import datetime
 from typing import Literal
 
@@ -21,7 +29,7 @@ class SelfHealRequest(BaseModel):
 
     sdk: Literal["node", "python"]
     error: str = Field(min_length=1, max_length=MAX_ERROR_LENGTH)
-    status: int | None = Field(default=None, ge=100, le=599)
+    status: int | None = Field(default=None, ge=100, le=599, strict=True)
     code: str | None = Field(default=None, min_length=1, max_length=200)
     context: dict = Field(default_factory=dict)
 
@@ -32,9 +40,9 @@ class Outcome(BaseModel):
     patch_id: str | None = Field(default=None, max_length=64)
     sdk: Literal["node", "python"]
     error: str = Field(max_length=MAX_ERROR_LENGTH)
-    success: bool
-    rollback_triggered: bool = False
-    patch_applied: bool = True
+    success: bool = Field(strict=True)
+    rollback_triggered: bool = Field(default=False, strict=True)
+    patch_applied: bool = Field(default=True, strict=True)
     context: dict = Field(default_factory=dict)
     applied_at: datetime | None = None
 
@@ -45,15 +53,96 @@ class OutcomeBatch(BaseModel):
     reports: list[Outcome] = Field(min_length=1, max_length=MAX_OUTCOMES_PER_BATCH)
 
 
-def field_errors(error: ValidationError) -> list[dict]:
+class OutcomeBatchShape(BaseModel):
+    """The batch without its reports' contents: what must hold before reports are judged one by one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reports: list[object] = Field(min_length=1, max_length=MAX_OUTCOMES_PER_BATCH)
+
+
+def field_errors(error: ValidationError, *, prefix: str = "") -> list[dict]:
     """[{field, reason}] for a 400 body: `reports.3.success`, `status`, …"""
     return [
         {
-            "field": ".".join(str(part) for part in item["loc"]) or "body",
+            "field": prefix + (".".join(str(part) for part in item["loc"]) or "body"),
             "reason": item["msg"].removeprefix("Value error, "),
         }
         for item in error.errors(include_url=False)
     ]
+
+
+def json_syntax_error(error: ValidationError) -> str | None:
+    """The parser's message when the body is not JSON at all, else None (a field is wrong)."""
+    return next(
+        (item["msg"] for item in error.errors(include_url=False) if item["type"] == "json_invalid"),
+        None,
+    )
+
+
+def lenient_json(raw: bytes) -> object:
+    """The body parsed by a parser that takes what pydantic's refuses but a bad value could explain
+    (NaN, Infinity, lone surrogates), to name that value's field; ValueError when that fails too
+    (invalid UTF-8, a BOM, trailing data, more than 4,300 digits, nesting beyond Python's limit)."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+# Values PostgreSQL refuses, and nesting beyond what pydantic's parser takes.
+NON_FINITE_REASON = "must be a finite number (NaN, Infinity and numbers beyond ±1.8e308 are not JSON)"
+SURROGATE_REASON = "must not contain a lone UTF-16 surrogate (\\ud800-\\udfff)"
+MAX_DEPTH = 200  # pydantic's parser refuses deeper nesting anyway
+DEPTH_REASON = f"must not be nested more than {MAX_DEPTH} levels deep"
+
+
+def value_problems(value: object, field: str, depth: int = 0) -> list[dict]:
+    """[{field, reason}] for every value under `value` PostgreSQL would refuse, with its full path
+    (`reports.2.context.ratio`). Walks everything: run it only when a cheap test says it may find something."""
+    if isinstance(value, str):
+        return [{"field": field, "reason": reason} for reason in _text_problems(value)]
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [{"field": field, "reason": NON_FINITE_REASON}]
+    if depth >= MAX_DEPTH and isinstance(value, dict | list):
+        return [{"field": field, "reason": DEPTH_REASON}]
+    problems: list[dict] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{field}.{key}" if field else str(key)
+            problems += [{"field": path, "reason": f"key {reason}"} for reason in _text_problems(key)]
+            problems += value_problems(item, path, depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            problems += value_problems(item, f"{field}.{index}", depth + 1)
+    return problems
+
+
+def _text_problems(text: str) -> list[str]:
+    problems = [NUL_REASON] if "\x00" in text else []
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            problems.append(SURROGATE_REASON)
+    return problems
+
+
+def may_hold_non_finite(context_text: str) -> bool:
+    """Cheap test of a context's JSON text: pydantic writes NaN and ±inf as bare NaN and Infinity."""
+    return "NaN" in context_text or "Infinity" in context_text
+
+
+def approximate_size(value: object, depth: int = 0) -> int:
+    """Bytes a parsed JSON value holds in this process (sys.getsizeof over its parts; shared
+    objects counted each time, so never less than the truth)."""
+    size = sys.getsizeof(value)
+    if depth < MAX_DEPTH:
+        if isinstance(value, dict):
+            size += sum(approximate_size(k, depth + 1) + approximate_size(v, depth + 1) for k, v in value.items())
+        elif isinstance(value, list):
+            size += sum(approximate_size(item, depth + 1) for item in value)
+    return size
 
 
 def may_hold_nul(raw: bytes) -> bool:

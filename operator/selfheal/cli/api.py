@@ -10,7 +10,8 @@ import click
 
 from selfheal.cli.errors import SelfhealError
 from selfheal.cli.logs import configure_logging, log_format_option
-from selfheal.cli.options import database_url_option
+from selfheal.cli.options import allowed_hosts_option, database_url_option
+from selfheal.core.patchlang import AllowedHosts
 from selfheal.core.signing import SigningKey
 
 
@@ -44,6 +45,15 @@ from selfheal.core.signing import SigningKey
     help="Requests per second allowed per token (burst: twice that).",
 )
 @click.option(
+    "--address-rate",
+    type=click.FloatRange(0.1, 100000),
+    default=200.0,
+    show_default=True,
+    envvar="SELFHEAL_API_ADDRESS_RATE",
+    help="Requests per second allowed per client address, before authentication (burst: twice that). "
+    "The address is the connection's peer (an IPv6 client by its /64); no forwarding header is believed.",
+)
+@click.option(
     "--max-body",
     type=click.IntRange(1024, 10 * 1024 * 1024),
     default=64 * 1024,
@@ -68,10 +78,11 @@ from selfheal.core.signing import SigningKey
     show_default=True,
     metavar="ROWS",
     envvar=["SELFHEAL_OUTCOME_BUFFER", "SELFHEAL_REPORT_BUFFER"],
-    help="Outcomes SDKs report, held in memory while PostgreSQL is away or behind; beyond, outcome "
-    "batches wait up to 2 s, then get 503 and the SDKs keep them. --report-buffer is the older "
-    "name.",
+    help="Outcomes SDKs report, held in memory while PostgreSQL is away or behind (and at most 64 MiB "
+    "of them); beyond, outcome batches wait up to 2 s, then get 503 and the SDKs keep them. "
+    "--report-buffer is the older name.",
 )
+@allowed_hosts_option
 @click.option("--migrate/--no-migrate", default=True, show_default=True, help="Apply the registry schema at start.")
 @log_format_option
 def api(
@@ -81,10 +92,12 @@ def api(
     port: int,
     envelope_ttl: int,
     rate: float,
+    address_rate: float,
     max_body: int,
     patch_namespace: str | None,
     outcome_buffer: int,
     migrate: bool,
+    allowed_hosts: AllowedHosts,
     log_format: str,
 ) -> None:
     """Serve the registry API: POST /api/dev/self-heal, outcomes, GET /api/dev/patches, /metrics.
@@ -110,6 +123,9 @@ def api(
         max_body_bytes=max_body,
         rate_per_second=rate,
         rate_burst=max(1, int(rate * 2)),
+        address_rate_per_second=address_rate,
+        address_burst=max(1, int(address_rate * 2)),
+        allowed_hosts=allowed_hosts,
         patch_namespace=patch_namespace,
         outcome_buffer=outcome_buffer,
         json_logs=log_format == "json",

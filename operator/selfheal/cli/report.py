@@ -11,12 +11,16 @@ import sys
 
 import click
 
+from selfheal.cli.errors import SelfhealError
 from selfheal.cli.options import database_url_option
 from selfheal.cli.report_format import FORMATS, render
 from selfheal.core.reports import checklist as daily
 from selfheal.core.reports.kpis import kpi_table
 from selfheal.core.reports.table import Table
 from selfheal.core.reports.windows import describe_window, parse_window
+
+# A century: far beyond any report the runbook asks for, and well inside what dates can hold.
+MAX_WINDOW = datetime.timedelta(days=36500)
 
 
 def _window(value: str | None) -> datetime.timedelta | None:
@@ -25,14 +29,27 @@ def _window(value: str | None) -> datetime.timedelta | None:
 
 def _required_window(value: str) -> datetime.timedelta:
     try:
-        return parse_window(value)
+        window = parse_window(value)
+    except OverflowError:  # more days than a timedelta holds
+        window = None
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
+    if window is None or window > MAX_WINDOW:
+        raise SelfhealError(
+            f"--window {value} is too long: at most {MAX_WINDOW.days}d",
+            hint="give a shorter window, e.g. --window 30d or --window 52w",
+        )
+    return window
 
 
-def _as_of(value: datetime.datetime | None) -> datetime.datetime | None:
+def _as_of(value: datetime.datetime | None, window: datetime.timedelta | None = None) -> datetime.datetime | None:
     if value is not None and value.tzinfo is None:
         value = value.replace(tzinfo=datetime.UTC)
+    if value is not None and window is not None and value - datetime.datetime.min.replace(tzinfo=datetime.UTC) < window:
+        raise SelfhealError(
+            f"--as-of {value.date().isoformat()} minus the window starts before year 1",
+            hint="give a later --as-of or a shorter --window",
+        )
     return value
 
 
@@ -94,7 +111,8 @@ def _sql_report(name: str, summary: str, *, limit: bool = False, min_application
     def command(database_url: str, output_format: str, window: str | None, as_of, **extra) -> None:
         from selfheal.registry.reports import Period, run_report
 
-        span, as_of = _window(window), _as_of(as_of)
+        span = _window(window)
+        as_of = _as_of(as_of, span or default_window(name))
         period = Period(window=span or default_window(name), as_of=as_of) if (span or as_of) else None
         with _connect(database_url) as conn:
             _emit(run_report(conn, name, period=period, **extra), output_format)
@@ -169,7 +187,8 @@ def export(database_url: str, window: str | None, as_of, output_format: str, out
     """
     from selfheal.registry.reports import Period, default_window, export_csv, run_report
 
-    span, as_of = _window(window), _as_of(as_of)
+    span = _window(window)
+    as_of = _as_of(as_of, span or default_window("export"))
     period = Period(window=span or default_window("export"), as_of=as_of) if (span or as_of) else None
     stream = open(output, "wb") if output else sys.stdout.buffer
     try:
@@ -206,8 +225,10 @@ def kpis(database_url: str, window: str, as_of, output_format: str) -> None:
     """
     from selfheal.registry.reports import Period, window_figures
 
+    span = _required_window(window)
+    period = Period(window=span, as_of=_as_of(as_of, span))
     with _connect(database_url) as conn:
-        figures = window_figures(conn, Period(window=_required_window(window), as_of=_as_of(as_of)))
+        figures = window_figures(conn, period)
     _emit(kpi_table(figures), output_format)
 
 
@@ -272,7 +293,8 @@ def checklist(
     from selfheal.registry.reports import Period, busy_patches, new_error_patterns, window_figures
     from selfheal.services.prometheus import query_firing_alerts
 
-    period = Period(window=_required_window(window), as_of=_as_of(as_of))
+    span = _required_window(window)
+    period = Period(window=span, as_of=_as_of(as_of, span))
     with _connect(database_url) as conn:
         figures = window_figures(conn, period)
         busy = busy_patches(conn, period, threshold=review_threshold)

@@ -36,13 +36,14 @@ class Application(NamedTuple):
     context: str  # JSON text; see `context_json`
     applied_at: datetime
 
-    def copy_line(self) -> str:
-        """This row in COPY text format. A batch is one join of these, not a `write_row` call per row."""
+    def copy_line(self) -> bytes:
+        """This row in COPY text format, UTF-8: what the buffer holds (a str of one non-Latin-1
+        character takes 4 bytes a character) and what COPY sends. A batch is one join of these."""
         return (
             f"{text(self.patch_id)}\t{text(self.developer_id)}\t{text(self.sdk_language)}\t"
             f"{text(self.error_encountered)}\t{boolean(self.success)}\t{boolean(self.rollback_triggered)}\t"
             f"{boolean(self.patch_applied)}\t{text(self.context)}\t{timestamp(self.applied_at)}\n"
-        )
+        ).encode()
 
 
 def context_json(context: dict) -> str:
@@ -53,9 +54,9 @@ def context_json(context: dict) -> str:
     return to_json(context).decode() if context else "{}"
 
 
-async def copy_lines(conn: psycopg.AsyncConnection, batch: list[str]) -> None:
+async def copy_lines(conn: psycopg.AsyncConnection, batch: list[bytes]) -> None:
     """Write a batch of `Application.copy_line()` lines in one transaction."""
     async with conn.transaction():
         async with conn.cursor() as cursor:
             async with cursor.copy(f"COPY sdk_patch_applications ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-                await copy.write("".join(batch).encode())
+                await copy.write(b"".join(batch))

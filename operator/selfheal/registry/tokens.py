@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -10,6 +11,16 @@ import psycopg
 
 ROLES = ("developer", "dev_admin")
 _PREFIX = "shk_"
+_ID_BYTES, _SECRET_BYTES = 6, 32
+# `shk_<12 hex>_<43 URL-safe base64>`, exactly what `create_token` makes: anything else is not a token.
+_SHAPE = re.compile(r"shk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
+TOKEN_LENGTH = 60
+
+
+def well_formed(token: str) -> bool:
+    """True when `token` has the shape of a token `create_token` makes. Checked before any lookup,
+    so that a malformed token costs neither a query nor a cache entry."""
+    return len(token) == TOKEN_LENGTH and _SHAPE.fullmatch(token) is not None
 
 
 @dataclass(frozen=True)
@@ -27,8 +38,8 @@ def create_token(database_url: str, *, developer_id: str, role: str, description
     """A new token for `developer_id`; returns (token id, the token itself, shown only now)."""
     if role not in ROLES:
         raise ValueError(f"role: must be one of {', '.join(ROLES)}")
-    token_id = secrets.token_hex(6)
-    token = f"{_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
+    token_id = secrets.token_hex(_ID_BYTES)
+    token = f"{_PREFIX}{token_id}_{secrets.token_urlsafe(_SECRET_BYTES)}"
     with psycopg.connect(database_url) as conn:
         conn.execute(
             "INSERT INTO selfheal_api_tokens (id, token_sha256, developer_id, role, description)"
