@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.api_server import start_api_server
-from tests.support import new_namespace
+from tests.support import new_namespace, wait_until
 
 LOOKUP, REPORTS, PATCHES = "/api/dev/self-heal", "/api/dev/self-heal/reports", "/api/dev/patches"
 JSON = {"Content-Type": "application/json"}
@@ -332,6 +332,7 @@ def test_there_are_at_least_forty_cases():
 
 
 def test_no_hostile_value_reached_the_log_as_a_raw_control_character(hostile_api):
+    # The self-heal lines are written in batches, every 100 ms: wait for the U+2028 case's, escaped.
+    wait_until(lambda: "a\\u2028b\\u001b[31m" in hostile_api.log(), timeout=10, what="the escaped line logged")
     text = hostile_api.log()
     assert "\u2028" not in text and "\x1b" not in text and "\x85" not in text
-    assert "a\\u2028b\\u001b[31m" in text  # the U+2028 case's error, escaped
