@@ -211,6 +211,9 @@ def main() -> None:
                         str(api_port),
                         "--rate",
                         "100000",
+                        # wrk's connections all come from one address: no per-address limit here.
+                        "--address-rate",
+                        "1000000",
                     ],
                     env=child_env,
                     log=tmp / "api.log",
