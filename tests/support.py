@@ -10,10 +10,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -250,3 +252,19 @@ def own_world(prefix: str) -> Iterator[environment.DevEnvironment]:
     finally:
         environment.down(state_dir=state_dir)
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+class LocalHttpServer:
+    """An HTTP server of a test's own on a free loopback port, served in a thread within `with`."""
+
+    def _listen(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -6,9 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import threading
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from molam import ApiError, MolamClient
 from selfheal.core.signing import key_id
 from tests.sdk.payments_server import PaymentsServer
-from tests.support import wait_until
+from tests.support import LocalHttpServer, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -193,7 +192,7 @@ def _try(call, **kwargs):
         return None  # the registry API may not have loaded the patch yet
 
 
-class TamperingProxy:
+class TamperingProxy(LocalHttpServer):
     """Forwards to the registry API and flips one byte of every envelope payload it passes on."""
 
     def __init__(self, upstream: str) -> None:
@@ -230,13 +229,4 @@ class TamperingProxy:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> TamperingProxy:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._listen(Handler)

@@ -16,11 +16,10 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,7 @@ import pytest
 from molam import ApiError, MolamClient
 from tests.e2e.test_self_healing_loop import kubectl, trusted_keys
 from tests.sdk.payments_server import PaymentsServer
-from tests.support import wait_until
+from tests.support import LocalHttpServer, wait_until
 
 DRIVER = Path(__file__).with_name("node_sdk_driver.js")
 # The whole error text: an `exact` signature outranks any patch other tests leave in the registry.
@@ -40,7 +39,7 @@ CODE = {
 }
 
 
-class BlockingProxy:
+class BlockingProxy(LocalHttpServer):
     """Forwards to the registry API, or answers `block` (429, 503) itself when set."""
 
     def __init__(self, upstream: str) -> None:
@@ -78,16 +77,7 @@ class BlockingProxy:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> BlockingProxy:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._listen(Handler)
 
 
 def served_patch(devenv, registry_api, namespace: str, patches_in, language: str) -> str:
