@@ -42,6 +42,12 @@ class ApiServer:
             "token", "create", "--developer", developer, "--role", role, database_url=self.database_url
         ).stdout.strip()
 
+    def signing_key(self):
+        """The key this server signs with (`selfheal keygen` wrote it beside the log)."""
+        from selfheal.core.signing import SigningKey
+
+        return SigningKey.from_pem((self.log_file.parent / "signing.pem").read_bytes())
+
     def log(self) -> str:
         return self.log_file.read_text(errors="replace")
 

@@ -91,10 +91,15 @@ def test_database_outage_keeps_serving_and_buffers_reports(api_server, devenv):
     insert_served_patch(api_server.database_url, "p-418", "418")
     token = api_server.token("dev-outage")
     body = {"sdk": "node", "error": "I'm a teapot", "status": 418}
-    wait_until(
-        lambda: api_server.request("POST", "/api/dev/self-heal", body=body, token=token)[0] == 200, what="patch served"
+    _, _, answer = wait_until(
+        lambda: (r := api_server.request("POST", "/api/dev/self-heal", body=body, token=token))[0] == 200 and r,
+        what="patch served",
     )
-    report = {"reports": [{"patch_id": "p-418", "sdk": "node", "error": "I'm a teapot", "success": True}]}
+    report = {
+        "reports": [
+            {"patch_id": "p-418", "sdk": "node", "error": "I'm a teapot", "success": True, "receipt": answer["receipt"]}
+        ]
+    }
     environment.stop_database(devenv)
     try:
         time.sleep(11)  # past the token cache lifetime: the token must still be honoured
@@ -124,10 +129,15 @@ def test_metrics_carry_the_runbook_names_per_patch(api_server):
 
     insert_served_patch(api_server.database_url, "p-metrics", "E_METRICS")
     token = api_server.token("dev-metrics")
-    wait_until(
+    _, _, answer = wait_until(
         lambda: (
-            api_server.request("POST", "/api/dev/self-heal", token=token, body={"sdk": "node", "error": "E_METRICS"})[0]
+            (
+                r := api_server.request(
+                    "POST", "/api/dev/self-heal", token=token, body={"sdk": "node", "error": "E_METRICS"}
+                )
+            )[0]
             == 200
+            and r
         ),
         what="served",
     )
@@ -138,6 +148,7 @@ def test_metrics_carry_the_runbook_names_per_patch(api_server):
             "error": "E_METRICS",
             "success": index != 0,
             "rollback_triggered": index == 0,
+            "receipt": answer["receipt"],
         }
         for index in range(3)
     ]

@@ -2,7 +2,7 @@
 the test. (The full registry API, end to end with the operator and kubectl, is the lead's
 separate test; this one exercises the SDK against real HTTP and real signatures.)
 
-    POST /api/dev/self-heal          → 200 {"patch", "envelope"} | 404 no patch | `lookup_status`
+    POST /api/dev/self-heal          → 200 {"patch", "envelope", "receipt"} | 404 no patch | `lookup_status`
     POST /api/dev/self-heal/reports  → 202 | `reports_status` (e.g. 503, to test buffering)
 """
 
@@ -122,7 +122,16 @@ class RegistryStub:
         envelope = seal(payload, self.key)
         if self.tamper:
             envelope = self.tamper(envelope)
-        return 200, {"patch": {"id": payload["patch_id"], "version": payload["version"]}, "envelope": envelope}
+        return 200, {
+            "patch": {"id": payload["patch_id"], "version": payload["version"]},
+            "envelope": envelope,
+            "receipt": receipt_for(payload["patch_id"]),
+        }
+
+
+def receipt_for(patch_id: str) -> str:
+    """The stub's receipt for a patch: the SDK must send it back, unread, with that patch's reports."""
+    return f"stub-receipt-{patch_id}"
 
 
 def _handler(stub: RegistryStub) -> type[BaseHTTPRequestHandler]:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from molam import ApiError, MolamTimeout
-from tests.sdk.registry_stub import payload_for
+from tests.sdk.registry_stub import payload_for, receipt_for
 from tests.sdk.sealing import CURRENT, seal
 
 FALLBACK = [
@@ -75,13 +75,15 @@ def test_401_revoked_key_heals_with_the_fallback_key_named_in_the_patch(
     assert client.get_patch_history() == [patch]
     wait_until(lambda: len(registry.reports) == 1)
     report = registry.reports[0]
-    assert {k: report[k] for k in ("patch_id", "sdk", "error", "success", "rollback_triggered", "patch_applied")} == {
+    fields = ("patch_id", "sdk", "error", "success", "rollback_triggered", "patch_applied", "receipt")
+    assert {k: report[k] for k in fields} == {
         "patch_id": patch_id,
         "sdk": "python",
         "error": "401 Unauthorized: api_key_revoked",
         "success": True,
         "rollback_triggered": False,
         "patch_applied": True,
+        "receipt": receipt_for(patch_id),  # the answer's receipt, sent back unread
     }
     # Healed in memory: the next call goes straight through.
     client.get_payment(payment["id"])

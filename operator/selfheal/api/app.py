@@ -10,6 +10,7 @@ import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 import kubernetes
 import psycopg
@@ -40,6 +41,7 @@ from selfheal.api.schemas import (
     value_problems,
 )
 from selfheal.api.token_cache import NOT_CACHED, Busy, TokenCache
+from selfheal.core import receipts
 from selfheal.core.matching import Match
 from selfheal.core.models import PatchSpec, SpecError
 from selfheal.core.patchlang import DEFAULT_HOSTS, AllowedHosts
@@ -70,6 +72,10 @@ class ApiSettings:
     json_logs: bool = False  # --log-format json: the self-heal request lines too
     patch_namespace: str | None = None  # where POST /api/dev/patches creates SelfHealPatch resources
     allowed_hosts: AllowedHosts = DEFAULT_HOSTS  # base URLs a created patch may use: the operator's list
+
+    @cached_property
+    def receipt_key(self) -> bytes:
+        return receipts.derive_key(self.signing_key.secret_bytes())
 
 
 KEY_SETTINGS = web.AppKey("settings", ApiSettings)
@@ -380,14 +386,16 @@ class ResponseCache:
         self.refresh_seconds = settings.envelope_ttl_seconds / 10
         self.max_bytes = max_bytes
         self.bytes = 0
-        self._answers: dict[tuple[str, int, str], tuple[bytes, float]] = {}
+        self._answers: dict[tuple[str, int, str], tuple[bytes, float, int]] = {}
 
-    def answer(self, patch: ServedPatch, match: Match) -> bytes:
+    def answer(self, patch: ServedPatch, match: Match) -> tuple[bytes, int]:
+        """The answer's JSON bytes and its envelope's expiry (epoch seconds, for the receipt)."""
         key = (patch.id, patch.sequence, match.kind)
         cached = self._answers.get(key)
         now = time.time()
         if cached is not None and cached[1] > now:
-            return cached[0]
+            return cached[0], cached[2]
+        signed_at = datetime.fromtimestamp(int(now), UTC)
         body = json.dumps(
             {
                 "patch": {
@@ -398,18 +406,19 @@ class ResponseCache:
                     "matched_by": match.kind,
                     "rule": match.rule,
                 },
-                "envelope": envelope_for(patch, self.settings, now=datetime.fromtimestamp(now, UTC)),
+                "envelope": envelope_for(patch, self.settings, now=signed_at),
             }
         ).encode()
+        expires_at = int(signed_at.timestamp()) + self.settings.envelope_ttl_seconds
         previous = self._answers.pop(key, None)
         if previous is not None:
             self.bytes -= len(previous[0]) + self.ENTRY_BYTES
         size = len(body) + self.ENTRY_BYTES
         while self._answers and self.bytes + size > self.max_bytes:
             self.bytes -= len(self._answers.pop(next(iter(self._answers)))[0]) + self.ENTRY_BYTES  # the oldest
-        self._answers[key] = (body, now + self.refresh_seconds)
+        self._answers[key] = (body, now + self.refresh_seconds, expires_at)
         self.bytes += size
-        return body
+        return body, expires_at
 
 
 async def self_heal(request: web.Request, principal) -> web.Response:
@@ -441,9 +450,27 @@ async def self_heal(request: web.Request, principal) -> web.Response:
         _log_self_heal(app[KEY_REQUEST_LOG], principal, body, None, None, started, recorded=accepted)
         return problem(404, "no_patch", f"no active patch for {body.sdk} error {body.error[:100]!r}", recorded=accepted)
     patch, match = found
+    if app[KEY_CATALOG].switched_off_for(patch.id, principal.developer_id):
+        app[KEY_METRICS].lookup_misses += 1
+        _log_self_heal(app[KEY_REQUEST_LOG], principal, body, None, None, started, recorded=False)
+        return problem(
+            404,
+            "no_patch",
+            f"patch {patch.id} is switched off for this token by the guard (its outcome reports from this "
+            "token crossed a guard rule); the patch's owners can see why in its status and audit",
+        )
     app[KEY_METRICS].lookup_hits += 1
     _log_self_heal(app[KEY_REQUEST_LOG], principal, body, patch, match, started, recorded=True)
-    return web.Response(body=app[KEY_ANSWERS].answer(patch, match), content_type="application/json")
+    answer, expires_at = app[KEY_ANSWERS].answer(patch, match)
+    # The receipt is the developer's own, so it is added to the shared signed answer, not cached in it.
+    receipt = receipts.issue(
+        app[KEY_SETTINGS].receipt_key,
+        developer_id=principal.developer_id,
+        patch_id=patch.id,
+        version=patch.version,
+        expires_at=expires_at,
+    )
+    return web.Response(body=answer[:-1] + b',"receipt":"' + receipt.encode() + b'"}', content_type="application/json")
 
 
 def _log_self_heal(request_log: RequestLog, principal, body, patch, match, started, *, recorded: bool) -> None:
@@ -480,13 +507,17 @@ async def report_outcomes(request: web.Request, principal) -> web.Response:
             # A stale id must not cost the good reports of its batch: those are refused one by one.
             rejected.append({"index": index, "field": f"reports.{index}.patch_id", "reason": "unknown patch id"})
             continue
+        refused = _unvouched(r, index, developer=developer, now=now, key=settings.receipt_key)
+        if refused is not None:
+            rejected.append(refused)
+            continue
         context = context_json(r.context)
         if may_hold_non_finite(context):  # jsonb refuses NaN and Infinity: refused here, not dropped later
             problems = value_problems(r.context, f"reports.{index}.context")
             if problems:
                 rejected += [{"index": index, **item} for item in problems]
                 continue
-        applied_at = min(r.applied_at, now) if r.applied_at and r.applied_at.tzinfo else now
+        applied_at = min(r.applied_at, now) if r.applied_at else now
         applications.append(
             Application(
                 r.patch_id,
@@ -509,6 +540,33 @@ async def report_outcomes(request: web.Request, principal) -> web.Response:
         return _buffer_full()
     app[KEY_METRICS].record_outcomes(applications)
     return web.json_response({"accepted": len(applications), "rejected": rejected}, status=202)
+
+
+# Evidence the guard acts on is recent: an SDK reports within seconds, or after an outage.
+APPLIED_AT_PAST = timedelta(minutes=15)
+APPLIED_AT_FUTURE = timedelta(minutes=1)
+
+
+def _unvouched(report: Outcome, index: int, *, developer: str, now: datetime, key: bytes) -> dict | None:
+    """Why this report may not count (a `rejected` entry), or None when it may: its `applied_at`
+    is recent and, when it names a patch, it carries a receipt the registry issued to this
+    developer for that patch (see core/receipts.py)."""
+    if report.applied_at is not None:
+        if report.applied_at.tzinfo is None:
+            return {"index": index, "field": f"reports.{index}.applied_at", "reason": "timestamp without a time zone"}
+        if not now - APPLIED_AT_PAST <= report.applied_at <= now + APPLIED_AT_FUTURE:
+            return {
+                "index": index,
+                "field": f"reports.{index}.applied_at",
+                "reason": "more than 15 minutes before or 1 minute after the server's clock",
+            }
+    if report.patch_id is None:
+        return None
+    try:
+        receipts.check(key, report.receipt, developer_id=developer, patch_id=report.patch_id, now=now.timestamp())
+    except receipts.ReceiptError as error:
+        return {"index": index, "field": f"reports.{index}.receipt", "reason": str(error)}
+    return None
 
 
 def _buffer_full() -> web.Response:

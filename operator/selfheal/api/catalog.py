@@ -18,6 +18,7 @@ import psycopg
 
 from selfheal.core.matching import Candidate, ErrorReport, Match, PatchIndex
 from selfheal.registry import catalog as servable
+from selfheal.registry import evidence
 from selfheal.registry.errors import first_line
 
 log = logging.getLogger("selfheal.api.catalog")
@@ -48,6 +49,7 @@ class Snapshot:
     patches: dict[str, ServedPatch]
     known_ids: frozenset[str]  # every registry id, active or not: reports may name any of them
     loaded_at: float
+    switched_off: frozenset[tuple[str, str]]  # (patch id, developer id): the guard switched it off for them
     # Answers already worked out on this snapshot: SDKs repeat the same few errors, and a new
     # snapshot (any registry change) starts with none, so nothing stale is ever served.
     answers: dict[tuple, tuple[ServedPatch, Match] | None] = field(default_factory=dict)
@@ -61,6 +63,12 @@ class Catalog:
 
     def knows(self, patch_id: str) -> bool:
         return self.snapshot is not None and patch_id in self.snapshot.known_ids
+
+    def switched_off_for(self, patch_id: str, developer_id: str) -> bool:
+        snapshot = self.snapshot
+        return (
+            snapshot is not None and bool(snapshot.switched_off) and (patch_id, developer_id) in snapshot.switched_off
+        )
 
     def find(
         self, sdk_language: str, message: str, status: int | None = None, code: str | None = None
@@ -94,7 +102,19 @@ class Catalog:
         for row in rows:
             patches[row["id"]] = _served(row)
         index = PatchIndex(patch.candidate for patch in patches.values())
-        self.snapshot = Snapshot(index=index, patches=patches, known_ids=frozenset(known), loaded_at=time.time())
+        # Few rows (the guard's per-developer switch-offs), so every reload reads them all.
+        switched_off = frozenset(
+            (patch_id, developer)
+            for patch_id, developers in (await evidence.all_switch_offs(conn)).items()
+            for developer in developers
+        )
+        self.snapshot = Snapshot(
+            index=index,
+            patches=patches,
+            known_ids=frozenset(known),
+            loaded_at=time.time(),
+            switched_off=switched_off,
+        )
         # Tens of thousands of long-lived objects: keep them out of the cyclic collector's full
         # passes, which otherwise stall lookups (refcounting still frees old snapshots).
         gc.freeze()

@@ -71,8 +71,10 @@ def document() -> dict[str, Any]:
                     "description": "Reports are buffered and written with COPY. When the buffer is full (registry away "
                     "or behind), the request waits up to 2 s for room, then gets 503 with Retry-After: "
                     "the SDK keeps its reports and sends them again. Each report is judged on its own: one "
-                    "naming an unknown patch, or holding a value PostgreSQL cannot store, is listed in "
-                    "`rejected` and not written, the others are; 400 when none is accepted.",
+                    "naming an unknown patch, holding a value PostgreSQL cannot store, naming a patch without "
+                    "the `receipt` of an answer that served it to this token, or with `applied_at` more than "
+                    "15 minutes before or 1 minute after the server's clock, is listed in `rejected` and not "
+                    "written, the others are; 400 when none is accepted.",
                     "security": bearer,
                     "requestBody": {"required": True, **_json("OutcomeBatch")},
                     "responses": {
@@ -178,8 +180,14 @@ def document() -> dict[str, Any]:
                 ),
                 "SelfHealResponse": {
                     "type": "object",
-                    "required": ["patch", "envelope"],
+                    "required": ["patch", "envelope", "receipt"],
                     "properties": {
+                        "receipt": {
+                            "type": "string",
+                            "maxLength": 200,
+                            "description": "Proof that this patch was served to this token: send it back, "
+                            "unread, in `receipt` of every outcome report of this patch.",
+                        },
                         "patch": {
                             "type": "object",
                             "properties": {

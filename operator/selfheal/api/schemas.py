@@ -45,6 +45,8 @@ class Outcome(BaseModel):
     patch_applied: bool = Field(default=True, strict=True)
     context: dict = Field(default_factory=dict)
     applied_at: datetime | None = None
+    # From the registry's answer that served the patch (core/receipts.py); required with a patch_id.
+    receipt: str | None = Field(default=None, max_length=200)
 
 
 class OutcomeBatch(BaseModel):

@@ -83,7 +83,8 @@ def disable(patch: str, namespace: str | None, database_url: str | None, reason:
 @click.command()
 @_common
 def enable(patch: str, namespace: str | None, database_url: str | None) -> None:
-    """Undo `selfheal disable` or a guard deactivation: serve the patch again (never writes spec).
+    """Undo `selfheal disable` or a guard deactivation: serve the patch again (never writes spec),
+    to every developer, those the guard switched it off for alone included.
 
     Removes the disable annotation and sets selfheal.molam.io/reactivate to a new token.
     Patches off because of their spec (active false, invalid, deleted) need a spec change.

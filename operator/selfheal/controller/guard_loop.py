@@ -28,6 +28,7 @@ from selfheal.core.guard.rules import REGRESSION_RULE, VOLUME_RULE, GuardSetting
 from selfheal.core.guard.spec import settings_for
 from selfheal.core.status import REASON_MANUAL_KILL_SWITCH, Condition, PatchStatus, set_condition
 from selfheal.registry import activation, guard_store
+from selfheal.registry import evidence as evidence_rows
 from selfheal.registry.errors import REGISTRY_UNREACHABLE, first_line
 from selfheal.services import kill_switch, kube
 from selfheal.services.guard_cycle import ACTOR, Decision, GuardCycle, as_datetime
@@ -188,6 +189,21 @@ class GuardLoop:
                 text=f":rotating_light: {where} deactivated by the guard: {verdict.message()}",
             )
             return True
+        if decision.switched_off_for:
+            assert verdict.cause is not None and decision.scope is not None
+            guard_metrics.deactivations.labels(reason="SwitchedOffForDevelopers", rule=verdict.cause.rule.name).inc()
+            who = ", ".join(decision.switched_off_for)
+            message = f"switched off for developer {who} only ({decision.scope.why}): {verdict.message()}"
+            log.warning("%s: %s", where, message)
+            await notify(
+                url=self.config.webhook_url,
+                details={**figures, "message": message},
+                text=f":no_entry: {where} {message}",
+            )
+            view = self.state.views.get((patch.namespace, patch.name)) if patch.namespace and patch.name else None
+            if view is not None and patch.namespace and patch.name:
+                await self._event(patch.namespace, patch.name, view, reason="SwitchedOffForDevelopers", message=message)
+            return True
         for warning in decision.new_warnings:
             message = warning.describe()
             guard_metrics.warnings.labels(rule=warning.rule.name).inc()
@@ -214,13 +230,14 @@ class GuardLoop:
         """`status.guard` and the per-patch metrics, written only where they changed."""
         async with self.state.pool.connection() as conn:
             day = await guard_store.figures_24h(conn, now=as_datetime(now))
+            switch_offs = await evidence_rows.all_switch_offs(conn)
         for key, view in self.state.views.items():
             patch_id = view["status"].get("registryId")
             if not patch_id:
                 continue
             state = self._state(patch_id, view)
             counts = day.get(patch_id, NO_DATA)
-            guard = guard_status(state=state, day=counts)
+            guard = guard_status(state=state, day=counts, switched_off_for=switch_offs.get(patch_id))
             guard_metrics.record_patch(
                 namespace=key[0],
                 name=key[1],

@@ -50,6 +50,12 @@ class SigningKey:
     def generate(cls) -> SigningKey:
         return cls(Ed25519PrivateKey.generate())
 
+    def secret_bytes(self) -> bytes:
+        """The raw private key: input to keys derived from it (receipts), never sent anywhere."""
+        return self.private_key.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+
     def private_pem(self) -> bytes:
         return self.private_key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

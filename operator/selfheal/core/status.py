@@ -38,6 +38,7 @@ class GuardFigures(TypedDict, total=False):
     applications24h: int
     successPercent: float | None
     rollbackPercent: float | None
+    switchedOffFor: list[str] | None  # developers the guard switched the patch off for, and only for them
 
 
 class PatchStatus(TypedDict, total=False):

@@ -14,6 +14,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from selfheal.core.status import REASON_AUTO_DEACTIVATED, REASON_DEACTIVATED_IN_REGISTRY, REASON_MANUAL_KILL_SWITCH
+from selfheal.registry import evidence
 
 # Reasons a reactivation annotation or `selfheal enable` may undo; spec-driven ones need a new spec.
 REVERSIBLE_REASONS = (REASON_AUTO_DEACTIVATED, REASON_MANUAL_KILL_SWITCH, REASON_DEACTIVATED_IN_REGISTRY)
@@ -78,7 +79,8 @@ async def deactivate(
 
 
 async def reactivate(conn: psycopg.AsyncConnection, *, patch_id: str, actor: str, token: str | None) -> bool:
-    """Bring back a patch the guard, a kill switch or SQL turned off; remember the token used.
+    """Bring back a patch the guard, a kill switch or SQL turned off, and for the developers the guard
+    switched it off for alone; remember the token used.
 
     Spec-driven deactivations (spec.active false, invalid, deleted) are not undone here.
     The registry trigger resets the guard's state (0003_guard.sql).
@@ -98,13 +100,23 @@ async def reactivate(conn: psycopg.AsyncConnection, *, patch_id: str, actor: str
                WHERE id = %s AND NOT active AND deactivation_reason = ANY(%s) AND validation_state = 'valid'""",
             (patch_id, list(REVERSIBLE_REASONS)),
         )
+        back = cursor.rowcount == 1
+        # An active patch switched off for some developers only is back on for them too.
+        cleared = await evidence.clear(conn, patch_id=patch_id)
+        if cleared and not back:  # still active: start afresh as the registry trigger does for a patch brought back
+            await conn.execute(
+                """UPDATE sdk_guard_state SET since = now(), pending = '{}', verdict = NULL, regression_cusum = 0,
+                       regression_total = 0, regression_failures = 0, regression_alarm = false, updated_at = now()
+                   WHERE patch_id = %s""",
+                (patch_id,),
+            )
         if token is not None:
             await conn.execute(
                 """INSERT INTO sdk_guard_state AS g (patch_id, reactivation_token) VALUES (%s, %s)
                    ON CONFLICT (patch_id) DO UPDATE SET reactivation_token = excluded.reactivation_token""",
                 (patch_id, token),
             )
-        return cursor.rowcount == 1
+        return back or cleared > 0
 
 
 async def reactivation_tokens(conn: psycopg.AsyncConnection) -> dict[str, str]:

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 
 import psycopg
 
-from selfheal.core.guard import regression
+from selfheal.core.guard import evidence, regression
 from selfheal.core.guard.cusum import RESTING
 from selfheal.core.guard.evaluate import NO_DATA, QUIET_VERDICTS, RuleOutcome, Verdict, evaluate
 from selfheal.core.guard.regression import NO_BASELINE, Baseline
 from selfheal.core.guard.rules import FINE_BUCKET_SECONDS, GuardSettings
 from selfheal.core.status import REASON_AUTO_DEACTIVATED
 from selfheal.registry import activation, guard_store
+from selfheal.registry import evidence as evidence_rows
 
 ACTOR = "operator"
 # A 5-second bucket is folded into the CUSUMs once it ended this long ago: SDKs report in batches
@@ -40,6 +41,8 @@ class Decision:
     verdict: Verdict
     deactivated: activation.Deactivated | None = None
     new_warnings: tuple[RuleOutcome, ...] = ()  # warning rules firing now and not in the previous cycle
+    scope: evidence.Scope | None = None  # for whom a firing deactivation rule switches the patch off
+    switched_off_for: tuple[str, ...] = ()  # developers it was switched off for in this cycle, and only them
 
     @property
     def new_warning(self) -> bool:
@@ -150,21 +153,57 @@ class GuardCycle:
             await guard_store.save_regression(conn, changes=folded, folded_until=folded_until)
         for index, decision in enumerate(decisions):
             if decision.verdict.action == "deactivate":
-                done = await activation.deactivate(
-                    conn,
-                    patch_id=decision.patch.id,
-                    reason=REASON_AUTO_DEACTIVATED,
-                    actor=ACTOR,
-                    message=f"guard: {decision.verdict.message()}",
-                    details=details(decision.verdict, now=now),
-                )
-                decisions[index] = Decision(decision.patch, decision.verdict, deactivated=done)
+                decisions[index] = await self._switch_off(conn, decision, now=now)
         # Adopted only once every write went through: a failed cycle leaves memory as it was.
         self.verdicts = {
-            d.patch.id: d.verdict for d in decisions if d.patch.id in seen and d.verdict.action != "deactivate"
+            d.patch.id: d.verdict
+            for d in decisions
+            if d.patch.id in seen and (d.verdict.action != "deactivate" or (d.scope and not d.scope.everyone))
         }
         self.verdicts.update((pid, QUIET_VERDICTS[state]) for pid, state in quiet_states.items())
         return decisions
+
+    async def _switch_off(self, conn: psycopg.AsyncConnection, decision: Decision, *, now: float) -> Decision:
+        """Switch a patch whose deactivation rule fired off for everyone, or for the developers
+        whose own reports convict it (core/guard/evidence.py), with the evidence in the audit row."""
+        patch, verdict = decision.patch, decision.verdict
+        assert verdict.cause is not None
+        by_developer = await evidence_rows.counts_by_developer(
+            conn, patch_id=patch.id, since=as_datetime(now - evidence.evidence_seconds(verdict.cause))
+        )
+        judged = evidence.scope(
+            verdict.cause,
+            self.settings_for(patch),
+            by_developer,
+            switched_off=await evidence_rows.switched_off_for(conn, patch_id=patch.id),
+            other_users=await evidence_rows.has_other_users(
+                conn,
+                patch_id=patch.id,
+                developers=list(by_developer),
+                since=as_datetime(now - evidence.USERS_LOOKBACK_SECONDS),
+            ),
+        )
+        figures = {**details(verdict, now=now), **judged.details()}
+        if judged.everyone:
+            done = await activation.deactivate(
+                conn,
+                patch_id=patch.id,
+                reason=REASON_AUTO_DEACTIVATED,
+                actor=ACTOR,
+                message=f"guard: {verdict.message()}; on {judged.why}",
+                details=figures,
+            )
+            return Decision(patch, verdict, deactivated=done, scope=judged)
+        switched = await evidence_rows.switch_off_for(
+            conn,
+            patch_id=patch.id,
+            developers=judged.developers,
+            rule=verdict.cause.rule.name,
+            message=f"guard: {verdict.message()}",
+            actor=ACTOR,
+            details=figures,
+        )
+        return Decision(patch, verdict, scope=judged, switched_off_for=tuple(switched))
 
     async def _fold(self, conn: psycopg.AsyncConnection, *, now: float) -> tuple[dict, datetime.datetime | None]:
         """The CUSUMs after the 5-second buckets completed since the watermark (only those that

@@ -62,7 +62,7 @@ class Healer {
     } catch (refusal) {
       if (!(refusal instanceof PatchRefused)) throw refusal;
       this.logger.warn(`Molam SDK refused self-healing patch ${patch.id} v${patch.version}: ${refusal.message}`);
-      this.report(patch.id, error, context, { success: false, patchApplied: false, reason: refusal.message });
+      this.report(patch, error, context, { success: false, patchApplied: false, reason: refusal.message });
       throw error;
     }
     cell.set(applied.state);
@@ -88,9 +88,9 @@ class Healer {
     const body = { sdk: SDK, error: error.errorText.slice(0, 2000), context };
     if (error.status != null) body.status = error.status;
     if (error.code) body.code = String(error.code).slice(0, 200);
-    let envelope;
+    let served;
     try {
-      envelope = await this.registry.lookup(body, { timeoutMs });
+      served = await this.registry.lookup(body, { timeoutMs });
     } catch (why) {
       if (why instanceof RegistryUnavailable) {
         let cached = this.lastVerifiedFor(key);
@@ -113,19 +113,20 @@ class Healer {
       }
       throw why;
     }
-    if (envelope === null) {
+    if (served === null) {
       this.forget(key, error);
       return null;
     }
     let patch;
     try {
-      patch = openEnvelope(envelope, { trusted: this.trusted, replay: this.replay, now: this.clock() });
+      patch = openEnvelope(served.envelope, { trusted: this.trusted, replay: this.replay, now: this.clock() });
     } catch (why) {
       if (!(why instanceof PatchRefused)) throw why;
       this.logger.warn(`Molam SDK refused a self-healing envelope: ${why.message}`);
       this.report(null, error, context, { success: false, patchApplied: false, reason: why.message });
       return null;
     }
+    patch = Object.freeze({ ...patch, receipt: served.receipt });
     if (this.lastVerified.has(key) || this.lastVerified.size < MAX_CACHED_ERRORS) this.lastVerified.set(key, patch);
     return patch;
   }
@@ -208,7 +209,7 @@ class Healer {
     });
     this.applied.push(applied);
     if (this.applied.length > this.historySize) this.applied.shift();
-    this.report(patch.id, error, context, { success, rollback });
+    this.report(patch, error, context, { success, rollback });
     if (typeof this.onPatchApplied === 'function') {
       try {
         const outcome = this.onPatchApplied(applied);
@@ -221,14 +222,21 @@ class Healer {
     }
   }
 
-  report(patchId, error, context, { success, rollback = false, patchApplied = true, reason = null }) {
+  report(patch, error, context, { success, rollback = false, patchApplied = true, reason = null }) {
     if (this.reports === null) return; // no registry to report to
-    this.reports.offer({
-      patch_id: patchId, sdk: SDK, error: error.errorText.slice(0, 2000), success,
+    if (patch !== null && !patch.receipt) {
+      // A bootstrap patch was not served by the registry: it would refuse the report.
+      this.logger.debug?.(`Molam SDK: outcome of ${patch.id} not reported (no registry receipt)`);
+      return;
+    }
+    const report = {
+      patch_id: patch ? patch.id : null, sdk: SDK, error: error.errorText.slice(0, 2000), success,
       rollback_triggered: rollback, patch_applied: patchApplied,
       context: reason ? { ...context, reason: reason.slice(0, 300) } : context,
       applied_at: new Date().toISOString(),
-    });
+    };
+    if (patch !== null) report.receipt = patch.receipt;
+    this.reports.offer(report);
   }
 }
 

@@ -2,10 +2,12 @@
 // HTTP to the self-heal registry API: ask for a patch, send outcome reports.
 //
 //   POST {selfhealUrl}/api/dev/self-heal           {"sdk", "error", "status", "context", "code"?}
-//        200 {"patch": {...}, "envelope": {...}}  ·  404 no patch
+//        200 {"patch": {...}, "envelope": {...}, "receipt": "..."}  ·  404 no patch
 //   POST {selfhealUrl}/api/dev/self-heal/reports   {"reports": [...]}  →  202
 //
 // Both carry `Authorization: Bearer <selfheal token>`; the developer id comes from the token.
+// A report on a patch carries the receipt of the answer that served it: the registry counts only
+// reports on patches it served to this token.
 
 const { MolamConnectionError, MolamTimeout, PatchRefused } = require('./errors');
 const { ResponseTooLarge } = require('./transport');
@@ -13,6 +15,7 @@ const { ResponseTooLarge } = require('./transport');
 const SELF_HEAL_PATH = '/api/dev/self-heal';
 const REPORTS_PATH = '/api/dev/self-heal/reports';
 const MAX_REPORT_ANSWER_BYTES = 16 * 1024;
+const MAX_RECEIPT_LENGTH = 200;
 
 /** Down, overloaded or rate-limiting: the last verified patches may stand in. */
 class RegistryUnavailable extends Error {}
@@ -34,7 +37,7 @@ class RegistryClient {
       timeoutMs, maxBytes });
   }
 
-  /** The (unverified) envelope of the patch for this error, or null if the registry has none. */
+  /** {envelope (unverified), receipt} of the patch for this error, or null if the registry has none. */
   async lookup(body, { timeoutMs }) {
     let response;
     try {
@@ -62,7 +65,9 @@ class RegistryClient {
     if (answer === null || typeof answer !== 'object' || !('envelope' in answer)) {
       throw new PatchRefused('registry answer has no envelope');
     }
-    return answer.envelope;
+    const { receipt } = answer;
+    const valid = typeof receipt === 'string' && receipt.length <= MAX_RECEIPT_LENGTH;
+    return { envelope: answer.envelope, receipt: valid ? receipt : null };
   }
 
   /** True once the batch needs no more sending; false to keep it and try again later. */

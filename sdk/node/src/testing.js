@@ -226,7 +226,9 @@ class FakeRegistry {
     if (found === null) return [404, { error: 'no_patch', message: 'no active patch for this error' }, {}];
     const { patch, kind } = found;
     return [200, { patch: { id: patch.id, version: patch.version, description: patch.description,
-      severity: patch.severity, matched_by: kind }, envelope: this.envelope(patch.id) }, {}];
+      severity: patch.severity, matched_by: kind }, envelope: this.envelope(patch.id),
+    // The real registry's receipt is an HMAC for the token; the SDK only sends it back.
+    receipt: `fake-receipt-${patch.id}` }, {}];
   }
 }
 

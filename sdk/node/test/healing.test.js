@@ -12,7 +12,7 @@ const { after, afterEach, before, beforeEach, test } = require('node:test');
 
 const { ApiError, MolamClient, MolamTimeout } = require('..');
 const { CURRENT, TRUSTED, payloadFor, seal } = require('./support/keys');
-const { RegistryStub, TOKEN } = require('./support/registry-stub');
+const { RegistryStub, TOKEN, receiptFor } = require('./support/registry-stub');
 const { PaymentsServer, recordingLogger, waitUntil } = require('./support/world');
 
 const FALLBACK = [{ op: 'use_fallback_credential', name: 'MOLAM_FALLBACK_API_KEY' },
@@ -86,6 +86,7 @@ test('401 revoked key heals with the fallback key named in the patch', async () 
   const report = registry.reports[0];
   assert.deepEqual([report.patch_id, report.sdk, report.error, report.success, report.rollback_triggered,
     report.patch_applied], [patchId, 'node', '401 Unauthorized: api_key_revoked', true, false, true]);
+  assert.equal(report.receipt, receiptFor(patchId)); // the answer's receipt, sent back unread
   // Healed in memory: the next call goes straight through.
   await client.getPayment(payment.id);
   assert.equal(registry.lookups.length, 1);

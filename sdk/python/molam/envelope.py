@@ -110,6 +110,7 @@ class VerifiedPatch:
     rollback_operations: dict[str, Any] | None
     issued_at: datetime
     expires_at: datetime
+    receipt: str | None = None  # the registry's, for this token: outcome reports of this patch carry it
 
 
 def verified_payload(envelope: Any, *, trusted: TrustedKeys) -> bytes:

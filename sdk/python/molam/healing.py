@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -98,7 +98,7 @@ class Healer:
             applied = apply_document(patch.operations, before, apply_context)
         except PatchRefused as refusal:
             log.warning("Molam SDK refused self-healing patch %s v%s: %s", patch.id, patch.version, refusal)
-            self._report(patch.id, error, context, success=False, patch_applied=False, reason=str(refusal))
+            self._report(patch, error, context, success=False, patch_applied=False, reason=str(refusal))
             raise error  # noqa: B904  the caller gets its own error back, as if no patch existed
         cell.set(applied.state)
         for level, message in applied.logs:
@@ -129,7 +129,7 @@ class Healer:
         if error.code:
             body["code"] = error.code[:200]
         try:
-            envelope = self._registry.lookup(body, timeout=timeout)
+            served = self._registry.lookup(body, timeout=timeout)
         except RegistryUnavailable as why:
             cached = self._last_verified_for(key)
             if cached is not None:
@@ -149,12 +149,12 @@ class Healer:
         except PatchRefused as why:
             log.warning("Molam SDK: no self-healing patch: %s", why)
             return None
-        if envelope is None:
+        if served is None:
             self._forget(key, error)
             return None
         try:
             patch = open_envelope(
-                envelope,
+                served.envelope,
                 trusted=self._trusted,
                 replay=self._replay,
                 now=datetime.fromtimestamp(self._clock(), UTC),
@@ -163,6 +163,7 @@ class Healer:
             log.warning("Molam SDK refused a self-healing envelope: %s", why)
             self._report(None, error, context, success=False, patch_applied=False, reason=str(why))
             return None
+        patch = replace(patch, receipt=served.receipt)
         if key in self._last_verified or len(self._last_verified) < MAX_CACHED_ERRORS:
             self._last_verified[key] = patch
         return patch
@@ -242,7 +243,7 @@ class Healer:
             applied_at=datetime.now(UTC),
         )
         self._history.append(applied)
-        self._report(patch.id, error, context, success=success, rollback=rollback)
+        self._report(patch, error, context, success=success, rollback=rollback)
         if self._on_patch_applied is not None:
             try:
                 self._on_patch_applied(applied)
@@ -251,7 +252,7 @@ class Healer:
 
     def _report(
         self,
-        patch_id: str | None,
+        patch: VerifiedPatch | None,
         error: MolamError,
         context: dict[str, Any],
         *,
@@ -262,15 +263,20 @@ class Healer:
     ) -> None:
         if self._reports is None:  # no registry to report to
             return
-        self._reports.offer(
-            {
-                "patch_id": patch_id,
-                "sdk": SDK,
-                "error": error.error_text[:2000],
-                "success": success,
-                "rollback_triggered": rollback,
-                "patch_applied": patch_applied,
-                "context": {**context, "reason": reason[:300]} if reason else context,
-                "applied_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            }
-        )
+        if patch is not None and patch.receipt is None:
+            # A bootstrap patch was not served by the registry: it would refuse the report.
+            log.debug("Molam SDK: outcome of %s not reported (no registry receipt)", patch.id)
+            return
+        report = {
+            "patch_id": patch.id if patch else None,
+            "sdk": SDK,
+            "error": error.error_text[:2000],
+            "success": success,
+            "rollback_triggered": rollback,
+            "patch_applied": patch_applied,
+            "context": {**context, "reason": reason[:300]} if reason else context,
+            "applied_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        }
+        if patch is not None:
+            report["receipt"] = patch.receipt
+        self._reports.offer(report)

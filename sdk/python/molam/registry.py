@@ -1,10 +1,12 @@
 """HTTP to the self-heal registry API: ask for a patch, send outcome reports.
 
     POST {selfheal_url}/api/dev/self-heal           {"sdk", "error", "status", "context", "code"?}
-         200 {"patch": {...}, "envelope": {...}}  ·  404 no patch
+         200 {"patch": {...}, "envelope": {...}, "receipt": "..."}  ·  404 no patch
     POST {selfheal_url}/api/dev/self-heal/reports   {"reports": [...]}  →  202
 
 Both carry `Authorization: Bearer <selfheal token>`; the developer id comes from the token.
+A report on a patch carries the receipt of the answer that served it: the registry counts only
+reports on patches it served to this token.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from molam.errors import MolamConnectionError, MolamTimeout, PatchRefused
 from molam.transport import ResponseTooLarge, Transport
@@ -22,6 +24,12 @@ log = logging.getLogger("molam")
 SELF_HEAL_PATH = "/api/dev/self-heal"
 REPORTS_PATH = "/api/dev/self-heal/reports"
 MAX_REPORT_ANSWER_BYTES = 16 * 1024
+MAX_RECEIPT_LENGTH = 200
+
+
+class Served(NamedTuple):
+    envelope: Any  # not verified yet
+    receipt: str | None  # sent back with the reports of this patch
 
 
 class RegistryUnavailable(Exception):
@@ -48,8 +56,9 @@ class RegistryClient:
             self.url.rstrip("/") + path, method="POST", headers=headers, body=data, timeout=timeout, max_bytes=max_bytes
         )
 
-    def lookup(self, body: dict[str, Any], *, timeout: float) -> Any | None:
-        """The (unverified) envelope of the patch for this error, or None if the registry has none."""
+    def lookup(self, body: dict[str, Any], *, timeout: float) -> Served | None:
+        """The (unverified) envelope of the patch for this error and its receipt, or None if the
+        registry has none."""
         try:
             response = self._post(SELF_HEAL_PATH, body, timeout=timeout, max_bytes=self.max_envelope_bytes)
         except ResponseTooLarge as error:
@@ -64,9 +73,11 @@ class RegistryClient:
             raise PatchRefused(f"registry answered {response.status}: {response.body[:200]!r}")
         try:
             answer = json.loads(response.body)
-            return answer["envelope"]
+            envelope = answer["envelope"]
         except (ValueError, TypeError, KeyError):
             raise PatchRefused("registry answer has no envelope") from None
+        receipt = answer.get("receipt")
+        return Served(envelope, receipt if isinstance(receipt, str) and len(receipt) <= MAX_RECEIPT_LENGTH else None)
 
     def send_reports(self, reports: list[dict[str, Any]], *, timeout: float) -> bool:
         """True once the batch needs no more sending; False to keep it and try again later."""

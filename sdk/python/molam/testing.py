@@ -328,6 +328,8 @@ class FakeRegistry:
                     "matched_by": kind,
                 },
                 "envelope": self.envelope(patch.id),
+                # The real registry's receipt is an HMAC for the token; the SDK only sends it back.
+                "receipt": f"fake-receipt-{patch.id}",
             },
             {},
         )

@@ -2,7 +2,7 @@
 // A tiny real HTTP stand-in for the registry API's two SDK routes (as tests/sdk/registry_stub.py),
 // serving envelopes signed in the test with the vectors' current key.
 //
-//   POST /api/dev/self-heal          → 200 {"patch", "envelope"} | 404 no patch | `lookupStatus`
+//   POST /api/dev/self-heal          → 200 {"patch", "envelope", "receipt"} | 404 no patch | `lookupStatus`
 //   POST /api/dev/self-heal/reports  → 202 | `reportsStatus` (e.g. 503, to test buffering)
 
 const http = require('node:http');
@@ -73,8 +73,13 @@ class RegistryStub {
     const payload = payloadFor(...entry.args, entry.options);
     let envelope = seal(payload, this.key);
     if (this.tamper) envelope = this.tamper(envelope);
-    return [200, { patch: { id: payload.patch_id, version: payload.version }, envelope }];
+    return [200, { patch: { id: payload.patch_id, version: payload.version }, envelope, receipt: receiptFor(payload.patch_id) }];
   }
 }
 
-module.exports = { RegistryStub, TOKEN };
+/** The stub's receipt for a patch: the SDK must send it back, unread, with that patch's reports. */
+function receiptFor(patchId) {
+  return `stub-receipt-${patchId}`;
+}
+
+module.exports = { RegistryStub, TOKEN, receiptFor };
