@@ -126,3 +126,43 @@ def test_a_client_address_past_its_rate_gets_429_with_retry_after_before_authent
         assert body["message"] == "too many requests from this address"
     finally:
         server.stop()
+
+
+def _lookup_from(server, forwarded_for: str | None) -> int:
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {unknown_token(0)}"}
+    if forwarded_for is not None:
+        headers["X-Forwarded-For"] = forwarded_for
+    request = urllib.request.Request(server.url + "/api/dev/self-heal", data=BODY, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["behind-a-trusted-proxy", "no-proxy-trusted"])
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_rate(
+    fresh_database, tmp_path_factory, devenv, kube_client, trusted
+):
+    """Behind an ingress every request comes from its address: with --trusted-proxy, the client it
+    names in X-Forwarded-For is the key; without it, the header is not believed (a client writing
+    its own header gets no fresh budget)."""
+    server = start_api_server(
+        database_url=fresh_database,
+        kubeconfig=devenv.kubeconfig,
+        patch_namespace=new_namespace(kube_client, "trusted-proxy"),
+        directory=tmp_path_factory.mktemp("trusted-proxy-api"),
+        extra_args=("--address-rate", "0.1", *(("--trusted-proxy", "127.0.0.0/8") if trusted else ())),  # burst 1
+    )
+    try:
+        # The burst of one (untrusted, every request is 127.0.0.1's, whose readiness probes may have spent it).
+        assert _lookup_from(server, "198.51.100.7") in ({401} if trusted else {401, 429})
+        assert _lookup_from(server, "198.51.100.7") == 429
+        # Another client through the same proxy; the client-written left part of the header is ignored.
+        assert _lookup_from(server, "10.9.9.9, 198.51.100.8") == (401 if trusted else 429)
+        assert _lookup_from(server, "203.0.113.1, 198.51.100.8") == 429
+    finally:
+        server.stop()

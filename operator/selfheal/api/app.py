@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import math
@@ -20,6 +19,7 @@ from pydantic import ValidationError
 
 from selfheal.api import openapi
 from selfheal.api.catalog import Catalog, ServedPatch
+from selfheal.api.client_address import Network, client_key
 from selfheal.api.log_values import escape_values_of
 from selfheal.api.metrics import ApiMetrics
 from selfheal.api.outcomes import OutcomeWriter
@@ -65,6 +65,7 @@ class ApiSettings:
     # Before authentication, per client address (the socket peer; an IPv6 client by its /64).
     address_rate_per_second: float = 200.0
     address_burst: int = 400
+    trusted_proxies: tuple[Network, ...] = ()  # peers whose X-Forwarded-For names the client
     outcome_buffer: int = 100_000
     outcome_buffer_bytes: int = 64 * 1024 * 1024
     outcome_wait_seconds: float = 2.0  # how long a report batch may wait for buffer room before a 503
@@ -107,7 +108,7 @@ def _serve(handler, *, timer, role: str | None):
         started = time.perf_counter()
         try:
             # Before anything else, so that unauthenticated traffic is paced like any other.
-            wait = request.app[KEY_ADDRESS_LIMITER].acquire(client_address(request), now=time.monotonic())
+            wait = request.app[KEY_ADDRESS_LIMITER].acquire(_client(request), now=time.monotonic())
             if wait:
                 return _rate_limited(wait, "too many requests from this address")
             if role is None:
@@ -177,19 +178,8 @@ def _rate_limited(wait: float, message: str) -> web.Response:
     return response
 
 
-def client_address(request: web.Request) -> str:
-    """The key of the per-address limit: the socket peer (no forwarding header is believed), an
-    IPv6 client by its /64, which one client usually holds whole."""
-    host = request.remote or ""
-    if ":" not in host:
-        return host
-    try:
-        address = ipaddress.IPv6Address(host)
-    except ValueError:
-        return host[:64]
-    if address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return f"{ipaddress.IPv6Network((int(address) >> 64 << 64, 64))}"
+def _client(request: web.Request) -> str:
+    return client_key(request.remote, request.headers.get("X-Forwarded-For"), request.app[KEY_SETTINGS].trusted_proxies)
 
 
 def _unauthorized(message: str) -> web.Response:

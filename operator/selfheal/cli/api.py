@@ -15,6 +15,15 @@ from selfheal.core.patchlang import AllowedHosts
 from selfheal.core.signing import SigningKey
 
 
+def _networks(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple:
+    from selfheal.api.client_address import parse_networks
+
+    try:
+        return parse_networks([entry for value in values for entry in value.split(",") if entry.strip()])
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
 @click.command()
 @database_url_option
 @click.option(
@@ -51,7 +60,18 @@ from selfheal.core.signing import SigningKey
     show_default=True,
     envvar="SELFHEAL_API_ADDRESS_RATE",
     help="Requests per second allowed per client address, before authentication (burst: twice that). "
-    "The address is the connection's peer (an IPv6 client by its /64); no forwarding header is believed.",
+    "The address is the connection's peer (an IPv6 client by its /64), or behind a --trusted-proxy the "
+    "client it names in X-Forwarded-For.",
+)
+@click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    metavar="CIDR",
+    envvar="SELFHEAL_TRUSTED_PROXIES",
+    callback=_networks,
+    help="A proxy or ingress whose X-Forwarded-For header names the client for --address-rate (repeatable; "
+    "environment: comma-separated). Without it, no forwarding header is believed.",
 )
 @click.option(
     "--max-body",
@@ -93,6 +113,7 @@ def api(
     envelope_ttl: int,
     rate: float,
     address_rate: float,
+    trusted_proxies: tuple,
     max_body: int,
     patch_namespace: str | None,
     outcome_buffer: int,
@@ -125,6 +146,7 @@ def api(
         rate_burst=max(1, int(rate * 2)),
         address_rate_per_second=address_rate,
         address_burst=max(1, int(address_rate * 2)),
+        trusted_proxies=trusted_proxies,
         allowed_hosts=allowed_hosts,
         patch_namespace=patch_namespace,
         outcome_buffer=outcome_buffer,
