@@ -253,11 +253,20 @@ def test_prometheus_records_the_success_rate_from_the_apis_counters(world, patch
     """What the runbook says: Prometheus, scraping the API with the shipped recording rule, has the
     fleet-wide value (`promtool query instant`). It needs applications reported between two scrapes."""
 
+    token = world["env"]["DEV_TOKEN"]
+    _, _, served = world["server"].request(
+        "POST", "/api/dev/self-heal", token=token, body={"sdk": "node", "error": "401 Unauthorized"}
+    )
+    assert served["patch"]["id"] == patch, served
+    receipt = served["receipt"]  # what an SDK sends back with its reports of this patch
+
     def report():
-        body = {"reports": [{"patch_id": patch, "sdk": "node", "error": "401 Unauthorized", "success": True}]}
-        status, _, answer = world["server"].request(
-            "POST", "/api/dev/self-heal/reports", token=world["env"]["DEV_TOKEN"], body=body
-        )
+        body = {
+            "reports": [
+                {"patch_id": patch, "sdk": "node", "error": "401 Unauthorized", "success": True, "receipt": receipt}
+            ]
+        }
+        status, _, answer = world["server"].request("POST", "/api/dev/self-heal/reports", token=token, body=body)
         assert status in (200, 202), answer
         world["reported"] = world.get("reported", 0) + 1  # rows the export counts too
         return True

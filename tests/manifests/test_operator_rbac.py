@@ -258,15 +258,18 @@ def test_full_cycle_under_service_accounts_and_database_roles(
     assert f"{GROUP}/registry" in fallback["metadata"]["finalizers"]
 
     # Outcomes through the API (COPY as selfheal_api), judged by the guard (as selfheal_operator).
-    wait_until(
+    _, _, served = wait_until(
         lambda: (
-            restricted_api.request(
-                "POST",
-                "/api/dev/self-heal",
-                token=developer_token,
-                body={"sdk": "python", "error": "401 Unauthorized", "status": 401},
+            (
+                r := restricted_api.request(
+                    "POST",
+                    "/api/dev/self-heal",
+                    token=developer_token,
+                    body={"sdk": "python", "error": "401 Unauthorized", "status": 401},
+                )
             )[0]
             == 200
+            and r
         ),
         what="the patch served",
     )
@@ -277,6 +280,7 @@ def test_full_cycle_under_service_accounts_and_database_roles(
             "error": "401 Unauthorized",
             "success": False,
             "rollback_triggered": True,
+            "receipt": served["receipt"],
         }
         for _ in range(60)
     ]
