@@ -195,28 +195,27 @@ class GuardLoop:
             who = ", ".join(decision.switched_off_for)
             message = f"switched off for developer {who} only ({decision.scope.why}): {verdict.message()}"
             log.warning("%s: %s", where, message)
-            await notify(
-                url=self.config.webhook_url,
-                details={**figures, "message": message},
-                text=f":no_entry: {where} {message}",
+            await self._announce(
+                patch, figures, message=message, text=f":no_entry: {where} {message}", reason="SwitchedOffForDevelopers"
             )
-            view = self.state.views.get((patch.namespace, patch.name)) if patch.namespace and patch.name else None
-            if view is not None and patch.namespace and patch.name:
-                await self._event(patch.namespace, patch.name, view, reason="SwitchedOffForDevelopers", message=message)
             return True
         for warning in decision.new_warnings:
             message = warning.describe()
             guard_metrics.warnings.labels(rule=warning.rule.name).inc()
             log.warning("%s: guard warning: %s", where, message)
-            await notify(
-                url=self.config.webhook_url,
-                details={**figures, "message": message},
-                text=f":warning: {where}: {message}",
+            await self._announce(
+                patch, figures, message=message, text=f":warning: {where}: {message}", reason=warning.rule.name
             )
-            view = self.state.views.get((patch.namespace, patch.name)) if patch.namespace and patch.name else None
-            if view is not None and patch.namespace and patch.name:
-                await self._event(patch.namespace, patch.name, view, reason=warning.rule.name, message=message)
         return False
+
+    async def _announce(
+        self, patch: guard_store.PatchWindows, figures: dict, *, message: str, text: str, reason: str
+    ) -> None:
+        """The webhook notification, and a Warning event on the resource when there is one."""
+        await notify(url=self.config.webhook_url, details={**figures, "message": message}, text=text)
+        view = self.state.views.get((patch.namespace, patch.name)) if patch.namespace and patch.name else None
+        if view is not None and patch.namespace and patch.name:
+            await self._event(patch.namespace, patch.name, view, reason=reason, message=message)
 
     async def _event(self, namespace: str, name: str, view: PatchView, *, reason: str, message: str) -> None:
         try:
