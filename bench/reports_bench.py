@@ -24,6 +24,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -184,6 +185,33 @@ async def raw_copy(url: str, lines: list[bytes]) -> float:
             await conn.close()
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_of(pid: int, *, children: bool) -> float:
+    """CPU seconds of `pid` (and of its children it has reaped, with `children`), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
+    return ticks / TICK
+
+
+def postgres_cpu(postmaster: int) -> float:
+    """CPU seconds of the postmaster and every backend, living or gone: where the database's time went."""
+    total = _cpu_of(postmaster, children=True)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+            if parent == postmaster:
+                total += _cpu_of(int(entry.name), children=True)
+    return total
+
+
 def rows_after(url: str, last_id: int) -> tuple[int, int]:
     with psycopg.connect(url) as conn:
         count, top = conn.execute(
@@ -317,6 +345,8 @@ def main() -> None:
                     body = batch(signed[index], size=args.batch, offset=index * 37 + round_index)
                     bodies.append(tmp / f"batch{index}.json")
                     bodies[-1].write_text(json.dumps(body))
+                cpu_before = postgres_cpu(server.pid), sum(_cpu_of(p.pid, children=False) for p in processes[:count])
+                wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 started = time.perf_counter()
                 posted = run_wrk(
                     apis[:count], bodies, tokens[:count], seconds=args.seconds, connections=args.connections
@@ -327,18 +357,35 @@ def main() -> None:
                     what="the outcome buffers written",
                 )
                 elapsed = time.perf_counter() - started
+                wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = {
+                    "postgres": postgres_cpu(server.pid) - cpu_before[0],
+                    "api": sum(_cpu_of(p.pid, children=False) for p in processes[:count]) - cpu_before[1],
+                    "wrk": wrk_after.ru_utime + wrk_after.ru_stime - wrk_before.ru_utime - wrk_before.ru_stime,
+                }
                 written, last_id = rows_after(url, last_id)
                 expected = (posted["requests"] - posted["errors"]) * args.batch
                 lines = copy_lines(json.loads(bodies[0].read_text()), developers[0], written)
+                copy_before = postgres_cpu(server.pid)
                 copy_seconds = asyncio.run(raw_copy(url, lines))
+                copy_cpu = postgres_cpu(server.pid) - copy_before
                 copied, last_id = rows_after(url, last_id)
                 assert copied == written, (copied, written)
                 ours, raw = written / elapsed, written / copy_seconds
-                results[count].append({"ours": ours, "baseline": raw, "ratio": ours / raw, **posted})
+                per_row = {side: seconds / written * 1e6 for side, seconds in cpu.items()}
+                per_row["baseline_postgres"] = copy_cpu / written * 1e6
+                results[count].append(
+                    {"ours": ours, "baseline": raw, "ratio": ours / raw, "cpu_us_per_row": per_row, **posted}
+                )
                 print(
                     f"   round {round_index + 1}, {count} API process(es): ours {ours:,.0f} rows/s"
                     f" ({written:,} rows, {expected:,} accepted, {posted['errors']} non-2xx, p99"
                     f" {posted['p99_ms']:.0f} ms) | COPY x{BASELINE_CONNECTIONS} {raw:,.0f} rows/s | ratio {ours / raw:.2f}x",
+                    flush=True,
+                )
+                print(
+                    "      CPU us per row: ours PostgreSQL {postgres:.1f}, API {api:.1f}, wrk {wrk:.1f} |"
+                    " baseline PostgreSQL {baseline_postgres:.1f}".format(**per_row),
                     flush=True,
                 )
     finally:
