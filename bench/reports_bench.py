@@ -33,6 +33,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -163,8 +164,10 @@ def copy_lines(body: dict, developer: str, rows: int) -> list[bytes]:
     return lines
 
 
-async def raw_copy(url: str, lines: list[bytes]) -> float:
-    """Seconds for 8 connections, already open, to COPY their share of `lines` in parallel."""
+async def raw_copy(url: str, lines: list[bytes], cpu: Callable[[], float]) -> tuple[float, float]:
+    """Seconds for 8 connections, already open, to COPY their share of `lines` in parallel, and the
+    database's CPU seconds meanwhile (read before the connections close: a backend gone is counted
+    only once the postmaster has reaped it)."""
     parts = [b"".join(lines[index::BASELINE_CONNECTIONS]) for index in range(BASELINE_CONNECTIONS)]
     conns = [await psycopg.AsyncConnection.connect(url) for _ in parts]
     statement = f"COPY sdk_patch_applications ({', '.join(COLUMNS)}) FROM STDIN"
@@ -177,9 +180,9 @@ async def raw_copy(url: str, lines: list[bytes]) -> float:
                         await writer.write(data[start : start + (1 << 20)])
 
     try:
-        started = time.perf_counter()
+        cpu_before, started = cpu(), time.perf_counter()
         await asyncio.gather(*(copy(conn, data) for conn, data in zip(conns, parts, strict=True)))
-        return time.perf_counter() - started
+        return time.perf_counter() - started, cpu() - cpu_before
     finally:
         for conn in conns:
             await conn.close()
@@ -366,9 +369,7 @@ def main() -> None:
                 written, last_id = rows_after(url, last_id)
                 expected = (posted["requests"] - posted["errors"]) * args.batch
                 lines = copy_lines(json.loads(bodies[0].read_text()), developers[0], written)
-                copy_before = postgres_cpu(server.pid)
-                copy_seconds = asyncio.run(raw_copy(url, lines))
-                copy_cpu = postgres_cpu(server.pid) - copy_before
+                copy_seconds, copy_cpu = asyncio.run(raw_copy(url, lines, lambda: postgres_cpu(server.pid)))
                 copied, last_id = rows_after(url, last_id)
                 assert copied == written, (copied, written)
                 ours, raw = written / elapsed, written / copy_seconds
