@@ -57,7 +57,9 @@ def table(results: dict) -> str:
         rows = entry.get("table")
         measured_at = _cell(entry.get("measured_at"))
         if not rows:
-            lines.append(f"| {_cell(name)} | no table rows recorded (see bench/results.json) | — | — | — | — | — | {measured_at} |")
+            lines.append(
+                f"| {_cell(name)} | no table rows recorded (see bench/results.json) | — | — | — | — | — | {measured_at} |"
+            )
             continue
         if not isinstance(rows, list):
             raise TableError(f"results.json: {name}.table: not a list of rows")

@@ -47,7 +47,11 @@ def test_only_the_text_between_the_markers_changes():
     [
         ("no markers", {}, "README.md: needs one <!-- bench-table:start --> followed by one"),
         (f"{bench_table.END}{bench_table.START}", {}, "README.md: needs one"),
-        (f"{bench_table.START}{bench_table.END}", {"reports": {"table": [{"figure": "f"}]}}, "reports.table[0]: missing"),
+        (
+            f"{bench_table.START}{bench_table.END}",
+            {"reports": {"table": [{"figure": "f"}]}},
+            "reports.table[0]: missing",
+        ),
     ],
 )
 def test_bad_input_is_refused_naming_it(readme, results, message):
