@@ -69,7 +69,7 @@ bench: controlplane
 	$(BIN)/python bench/reports_bench.py --api-processes 1 2 --seconds 4 --rounds 1
 	$(BIN)/python bench/guard_bench.py cycle --rows 1000000 --patches 1000 --seconds 20
 	$(BIN)/python bench/deactivation_bench.py --trials 30 --healthy-seconds 5
-	$(BIN)/python bench/detection_bench.py --patches 1000
+	$(BIN)/python bench/detection_bench.py --healthy-patch-days 500 --regressed 20
 	$(BIN)/python bench/operator_scale.py --objects 200 --settle 5
 	$(BIN)/python hack/bench_table.py
 

@@ -33,6 +33,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,6 +47,7 @@ from cryptography.hazmat.primitives import serialization  # noqa: E402
 from results import record  # noqa: E402
 
 from molam import ApiError, MolamClient  # noqa: E402
+from molam.transport import HttpTransport  # noqa: E402
 from selfheal.core.signing import key_id  # noqa: E402
 from selfheal.devenv import environment  # noqa: E402
 from selfheal.registry.tokens import create_token  # noqa: E402
@@ -147,8 +149,32 @@ class World:
         environment.down(state_dir=self.tmp / "state")
 
 
-def client(world: World, payments: TrialPayments, trial: int, token: str, applied: list) -> MolamClient:
+class CountingTransport(HttpTransport):
+    """The SDK's own transport, counting the registry's answers that were not 2xx (or no answer):
+    what delays a trial (a refused report batch is sent again only after the SDK's back-off)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused: Counter[str] = Counter()
+
+    def exchange(self, url: str, **kwargs):  # type: ignore[no-untyped-def]
+        registry = "/api/dev/self-heal" in url
+        try:
+            response = super().exchange(url, **kwargs)
+        except Exception as error:
+            if registry:
+                self.refused[f"{url.rsplit('/', 1)[1]} {type(error).__name__}"] += 1
+            raise
+        if registry and response.status >= 300 and response.status != 404:
+            self.refused[f"{url.rsplit('/', 1)[1]} {response.status}"] += 1
+        return response
+
+
+def client(
+    world: World, payments: TrialPayments, trial: int, token: str, applied: list, transport: HttpTransport | None = None
+) -> MolamClient:
     return MolamClient(
+        transport=transport,
         api_key=f"pk_primary_{trial}",
         secret_key=payments.behaviour.secret_key,
         base_url=payments.url,
@@ -173,7 +199,8 @@ def run_trial(world: World, payments: TrialPayments, trial: int, patch_id: str, 
             raise SystemExit(f"trial {trial}: healthy call healed by {applied}, not {patch_id}")
         time.sleep(max(0.0, started + calls / rate - time.monotonic()))
     applied = []
-    with client(world, payments, trial, token, applied) as sdk:
+    transport = CountingTransport()
+    with client(world, payments, trial, token, applied, transport) as sdk:
         payments.revoke(trial)
         turned, calls, served_once, spurious = time.monotonic(), 0, False, 0
         while True:
@@ -197,6 +224,7 @@ def run_trial(world: World, payments: TrialPayments, trial: int, patch_id: str, 
                     "sdk_s": now - turned,
                     "bad_calls": calls,
                     "unhealed_while_served": spurious,
+                    "registry_refusals": dict(transport.refused),
                 }
             if now - turned > TIMEOUT_S:
                 return {
@@ -205,6 +233,7 @@ def run_trial(world: World, payments: TrialPayments, trial: int, patch_id: str, 
                     "sdk_s": None,
                     "bad_calls": calls,
                     "unhealed_while_served": spurious,
+                    "registry_refusals": dict(transport.refused),
                 }
             time.sleep(max(0.0, turned + calls / rate - time.monotonic()))
 
@@ -329,10 +358,13 @@ def main() -> None:
                     if result is None:
                         raise SystemExit(f"trial {trial} failed:\n" + "\n".join(world.logs()))
                     results.append(result)
-                    unhealed = result["unhealed_while_served"]
+                    notes = [f"{result['bad_calls']} failing calls"]
+                    if result["unhealed_while_served"]:
+                        notes.append(f"{result['unhealed_while_served']} unhealed while served")
+                    if result["registry_refusals"]:
+                        notes.append(f"registry answers not 2xx: {result['registry_refusals']}")
                     print(
-                        f"   trial {trial:2d}: SDK no longer served after {_s(result['sdk_s'])}"
-                        f" ({result['bad_calls']} failing calls{f', {unhealed} unhealed while served' if unhealed else ''})",
+                        f"   trial {trial:2d}: SDK no longer served after {_s(result['sdk_s'])} ({'; '.join(notes)})",
                         flush=True,
                     )
             stop.set()
@@ -357,6 +389,10 @@ def main() -> None:
             f"   registry row inactive: p50 {percentile(registry, 0.5):.1f}  p95 {percentile(registry, 0.95):.1f}"
             f"  ({len(registry)} trials)"
         )
+    refusals: Counter[str] = Counter()
+    for r in results:
+        refusals.update(r["registry_refusals"])
+    print(f"   registry answers not 2xx to the failing-phase SDKs (lookups 404 aside): {dict(refusals) or 'none'}")
     unhealed = sum(r["unhealed_while_served"] for r in results)
     print(f"   calls unhealed while the registry still served the patch (not counted as the end): {unhealed}")
     print(f"   baseline: the runbook's alert alone, for: 10m -> >= {ALERT_FOR_S:.0f} s")
@@ -372,6 +408,7 @@ def main() -> None:
             "max_s": worst,
             "registry_p50_s": percentile(registry, 0.5) if registry else None,
             "unhealed_while_served": unhealed,
+            "registry_refusals": dict(refusals),
             "baseline_s": ALERT_FOR_S,
             "met": met,
             "table": [
