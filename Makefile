@@ -61,9 +61,17 @@ node: controlplane
 image:
 	$(PYTHON) hack/image/build.py
 
+# Every benchmark at a small scale, under 10 minutes on 2 cores (large scale: each one's --help),
+# then the README's performance table from bench/results.json. api_bench and reports_bench need wrk.
 bench: controlplane
-	$(BIN)/python bench/sync_bench.py
-	$(BIN)/python bench/guard_bench.py
+	$(BIN)/python bench/sync_bench.py --counts 100
+	$(BIN)/python bench/api_bench.py --patches 5000 --seconds 3 --rounds 1
+	$(BIN)/python bench/reports_bench.py --api-processes 1 2 --seconds 4 --rounds 1
+	$(BIN)/python bench/guard_bench.py cycle --rows 1000000 --patches 1000 --seconds 20
+	$(BIN)/python bench/deactivation_bench.py --trials 30 --healthy-seconds 5
+	$(BIN)/python bench/detection_bench.py --healthy-patch-days 500 --regressed 20
+	$(BIN)/python bench/operator_scale.py --objects 200 --settle 5
+	$(BIN)/python hack/bench_table.py
 
 down: install
 	$(BIN)/selfheal dev down

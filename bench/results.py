@@ -1,7 +1,8 @@
 """bench/results.json: every benchmark's latest figures, one top-level key per benchmark.
 
 Each benchmark calls `record(name, figures)` once it has them; the README's performance table is
-generated from this file (hack/bench_table.py), so a figure quoted there is one a run printed.
+generated from this file (hack/bench_table.py), so a figure quoted there is one a run printed: the
+rows of `figures["table"]`, each {"figure", "value", "baseline", "ratio", "goal", "met"} as printed.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta, timezone
 
 import psycopg
 
@@ -144,3 +145,59 @@ def test_rows_reach_the_table_exactly_whatever_their_text_holds(fresh_database):
         {"k": "a\\b\tc", "n": [1, None]},
         applied_at,
     )
+
+
+def test_each_row_keeps_its_own_time_and_text_in_a_batch(fresh_database):
+    """Times are formatted once per run of equal times: equal but distinct datetimes (each report
+    parsed on its own), a new time, the same instant in another zone, and back, each stored right;
+    rows with and without characters to escape, with and without a patch, side by side."""
+    first = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    times = [
+        first,
+        first.replace(),  # equal, another object
+        datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC),
+        first.astimezone(timezone(timedelta(hours=2))),
+        datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC),
+        first,
+    ]
+    rows = [
+        Application(
+            patch_id=None,
+            developer_id=f"times-test-{index}",
+            sdk_language="node",
+            error_encountered="plain" if index % 2 else "tab\there\\",
+            success=bool(index % 2),
+            rollback_triggered=not index % 2,
+            patch_applied=False,
+            context="{}" if index % 3 else '{"k": "a\\tb"}',
+            applied_at=at,
+        )
+        for index, at in enumerate(times)
+    ]
+
+    async def scenario() -> None:
+        writer = OutcomeWriter(fresh_database, flush_interval=0.05)
+        task = asyncio.create_task(writer.run())
+        assert writer.offer(rows)
+        await writer.flush(timeout=10)
+        writer.stop()
+        await task
+        assert (writer.written, writer.refused) == (len(rows), 0)
+
+    asyncio.run(scenario())
+    with psycopg.connect(fresh_database) as conn:
+        stored = conn.execute(
+            "SELECT developer_id, error_encountered, success, rollback_triggered, context, applied_at"
+            " FROM sdk_patch_applications WHERE developer_id LIKE 'times-test-%' ORDER BY developer_id"
+        ).fetchall()
+    assert stored == [
+        (
+            row.developer_id,
+            row.error_encountered,
+            row.success,
+            row.rollback_triggered,
+            json.loads(row.context),
+            row.applied_at,
+        )
+        for row in rows
+    ]

@@ -15,20 +15,23 @@ _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 def text(value: str | None) -> str:
     if value is None:
         return NULL
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+    if needs_escape(value):
         return value.translate(_ESCAPES)
     return value
 
 
-def boolean(value: bool) -> str:
-    return "t" if value else "f"
+def needs_escape(value: str) -> bool:
+    """Whether `value` holds a character COPY's text format escapes (one test for several values joined)."""
+    return "\\" in value or "\t" in value or "\n" in value or "\r" in value
 
 
 _last_timestamp: list = [None, ""]
 
 
 def timestamp(value: datetime) -> str:
-    """ISO 8601; the rows of one batch share one `now`, so the last value's text is kept."""
-    if value is not _last_timestamp[0]:
+    """ISO 8601. Rows come in runs of one time (a batch's `now`, or an SDK's reports parsed each
+    into an equal but distinct datetime): the last time's text is kept and reused while the times
+    are equal. Equal instants written in another zone are the same timestamptz value."""
+    if value != _last_timestamp[0]:
         _last_timestamp[:] = [value, value.isoformat()]
     return _last_timestamp[1]

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import psycopg
 from pydantic_core import to_json
 
-from selfheal.registry.copy_text import boolean, text, timestamp
+from selfheal.registry.copy_text import NULL, needs_escape, text, timestamp
 
 COLUMNS = (
     "patch_id",
@@ -38,11 +38,25 @@ class Application(NamedTuple):
 
     def copy_line(self) -> bytes:
         """This row in COPY text format, UTF-8: what the buffer holds (a str of one non-Latin-1
-        character takes 4 bytes a character) and what COPY sends. A batch is one join of these."""
+        character takes 4 bytes a character) and what COPY sends. A batch is one join of these.
+
+        Called once per reported outcome: the texts are tested for escapes once, joined, and
+        written as they are when, as nearly always, none holds a character to escape."""
+        patch_id, developer_id, sdk, error, context = (
+            self.patch_id,
+            self.developer_id,
+            self.sdk_language,
+            self.error_encountered,
+            self.context,
+        )
+        if needs_escape(f"{patch_id or ''}{developer_id}{sdk}{error}{context}"):
+            patch_id, developer_id, sdk, error, context = map(text, (patch_id, developer_id, sdk, error, context))
+        elif patch_id is None:
+            patch_id = NULL
         return (
-            f"{text(self.patch_id)}\t{text(self.developer_id)}\t{text(self.sdk_language)}\t"
-            f"{text(self.error_encountered)}\t{boolean(self.success)}\t{boolean(self.rollback_triggered)}\t"
-            f"{boolean(self.patch_applied)}\t{text(self.context)}\t{timestamp(self.applied_at)}\n"
+            f"{patch_id}\t{developer_id}\t{sdk}\t{error}\t{'t' if self.success else 'f'}\t"
+            f"{'t' if self.rollback_triggered else 'f'}\t{'t' if self.patch_applied else 'f'}\t{context}\t"
+            f"{timestamp(self.applied_at)}\n"
         ).encode()
 
 
