@@ -41,6 +41,7 @@ from selfheal.api.schemas import (
     value_problems,
 )
 from selfheal.api.token_cache import NOT_CACHED, Busy, TokenCache
+from selfheal.api.vouching import Vouching
 from selfheal.core import receipts
 from selfheal.core.matching import Match
 from selfheal.core.models import PatchSpec, SpecError
@@ -491,13 +492,14 @@ async def report_outcomes(request: web.Request, principal) -> web.Response:
         return refusal
     knows, developer = app[KEY_CATALOG].knows, principal.developer_id  # from the token, never the body
     now = datetime.now(UTC)
+    vouching = Vouching(settings.receipt_key, developer=developer, now=now)
     applications = []
     for index, r in reports:
         if r.patch_id is not None and not knows(r.patch_id):
             # A stale id must not cost the good reports of its batch: those are refused one by one.
             rejected.append({"index": index, "field": f"reports.{index}.patch_id", "reason": "unknown patch id"})
             continue
-        refused = _unvouched(r, index, developer=developer, now=now, key=settings.receipt_key)
+        refused = vouching.refusal(r, index)
         if refused is not None:
             rejected.append(refused)
             continue
@@ -530,33 +532,6 @@ async def report_outcomes(request: web.Request, principal) -> web.Response:
         return _buffer_full()
     app[KEY_METRICS].record_outcomes(applications)
     return web.json_response({"accepted": len(applications), "rejected": rejected}, status=202)
-
-
-# Evidence the guard acts on is recent: an SDK reports within seconds, or after an outage.
-APPLIED_AT_PAST = timedelta(minutes=15)
-APPLIED_AT_FUTURE = timedelta(minutes=1)
-
-
-def _unvouched(report: Outcome, index: int, *, developer: str, now: datetime, key: bytes) -> dict | None:
-    """Why this report may not count (a `rejected` entry), or None when it may: its `applied_at`
-    is recent and, when it names a patch, it carries a receipt the registry issued to this
-    developer for that patch (see core/receipts.py)."""
-    if report.applied_at is not None:
-        if report.applied_at.tzinfo is None:
-            return {"index": index, "field": f"reports.{index}.applied_at", "reason": "timestamp without a time zone"}
-        if not now - APPLIED_AT_PAST <= report.applied_at <= now + APPLIED_AT_FUTURE:
-            return {
-                "index": index,
-                "field": f"reports.{index}.applied_at",
-                "reason": "more than 15 minutes before or 1 minute after the server's clock",
-            }
-    if report.patch_id is None:
-        return None
-    try:
-        receipts.check(key, report.receipt, developer_id=developer, patch_id=report.patch_id, now=now.timestamp())
-    except receipts.ReceiptError as error:
-        return {"index": index, "field": f"reports.{index}.receipt", "reason": str(error)}
-    return None
 
 
 def _buffer_full() -> web.Response:

@@ -11,9 +11,9 @@ import json
 import math
 import sys
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 MAX_ERROR_LENGTH = 2000
 MAX_OUTCOMES_PER_BATCH = 500
@@ -34,6 +34,18 @@ class SelfHealRequest(BaseModel):
     context: dict = Field(default_factory=dict)
 
 
+def _iso_timestamp(value: object) -> object:
+    """An ISO 8601 text as the standard library reads it: its time zone is then a `datetime.timezone`,
+    which compares in C, where pydantic's own makes each comparison of a report's time cost
+    microseconds. Anything else is left to pydantic, which names the field when it refuses."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
+
+
 class Outcome(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -44,7 +56,7 @@ class Outcome(BaseModel):
     rollback_triggered: bool = Field(default=False, strict=True)
     patch_applied: bool = Field(default=True, strict=True)
     context: dict = Field(default_factory=dict)
-    applied_at: datetime | None = None
+    applied_at: Annotated[datetime | None, BeforeValidator(_iso_timestamp)] = None
     # From the registry's answer that served the patch (core/receipts.py); required with a patch_id.
     receipt: str | None = Field(default=None, max_length=200)
 
