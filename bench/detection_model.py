@@ -63,16 +63,25 @@ class Traffic:
         total = rng.poisson(self.rate * 3600, (24, self.size))
         return total, rng.binomial(total, self.failure)
 
-    def bucket(self, rng: np.random.Generator, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def bucket(self, rng: np.random.Generator, index: int) -> np.ndarray:
+        """[3, patches]: applications, failures, rollbacks in bucket `index` (draws only where there are calls)."""
         p = self.failure
         if self.factor is not None and self.start is not None:
             p = np.where(index >= self.start, np.minimum(self.failure * self.factor, 1.0), self.failure)
-        total = rng.poisson(self.rate * STEP)
-        failures = rng.binomial(total, p)
-        rollbacks = rng.binomial(
-            failures, np.where(self.failure > 0, self.rollback / np.maximum(self.failure, 1e-12), 0)
-        )
-        return total, failures, rollbacks
+        out = np.zeros((3, self.size), np.int64)
+        out[0] = rng.poisson(self.rate * STEP)
+        (calls,) = np.nonzero(out[0])
+        out[1, calls] = rng.binomial(out[0, calls], p[calls])
+        (failed,) = np.nonzero(out[1])
+        out[2, failed] = rng.binomial(out[1, failed], self.rollback_share[failed])
+        return out
+
+    @property
+    def rollback_share(self) -> np.ndarray:
+        """The share of failed applications that roll back."""
+        if getattr(self, "_share", None) is None:
+            self._share = np.where(self.failure > 0, self.rollback / np.maximum(self.failure, 1e-12), 0.0)
+        return self._share
 
 
 @dataclass
@@ -95,7 +104,7 @@ class Detector:
         self.samples = np.zeros(self.size, np.int64)
 
     def design(self, base_total: np.ndarray, base_failures: np.ndarray, hours: np.ndarray):
-        """regression.design for every patch: (valid, p0, alternatives [K, n], h)."""
+        """regression.design for every patch: (valid, h, weight of a failure [K, n], of a success [K, n])."""
         s = self.settings
         valid = (base_total >= max(s.min_baseline_samples, 1)) & (base_failures < base_total) & s.enabled
         p0 = np.maximum(s.floor, base_failures / np.maximum(base_total, 1))
@@ -104,35 +113,34 @@ class Detector:
         h = h + math.log(len(self.ratios))
         p0 = np.where(valid, p0, 0.5)  # any probability: the invalid ones are reset, not folded
         alternatives = np.array([cusum.alternative(p0, r, minimum=np.minimum) for r in self.ratios])
-        return valid, p0, alternatives, h
+        on_failure, on_success = cusum.weights(p0, alternatives, log=np.log)
+        return valid, h, on_failure, on_success
 
     def fold(self, plan, total: np.ndarray, failures: np.ndarray) -> None:
         """regression.advance on one bucket for the patches that had one (total > 0)."""
-        valid, p0, alternatives, h = plan
-        has = total > 0
-        n, f = total.astype(float), failures.astype(float)
-        on_failure, on_success = cusum.weights(p0, alternatives, log=np.log)
+        valid, h, on_failure, on_success = plan
+        (reset,) = np.nonzero((total > 0) & ~valid)
+        self.bank[:, reset], self.alarmed[reset] = 0.0, False
+        (at,) = np.nonzero((total > 0) & valid)
+        n, f, h = total[at].astype(float), failures[at].astype(float), h[at]
+        a, b, bank, alarmed = on_failure[:, at], on_success[:, at], self.bank[:, at], self.alarmed[at]
         ceiling = regression.CEILING * h
         if len(self.ratios) == 1:  # cusum.fold: S += f a + (n - f) b; reset at <= 0; capped after the alarm test
-            s = self.bank[0] + (f * on_failure[0] + (n - f) * on_success[0])
+            s = bank[0] + (f * a[0] + (n - f) * b[0])
             rest = s <= 0.0
-            alarmed = ~rest & (self.alarmed | (s > h))
-            new = np.where(rest, 0.0, np.minimum(s, ceiling))[None, :]
+            self.alarmed[at] = ~rest & (alarmed | (s > h))
+            self.bank[0, at] = np.where(rest, 0.0, np.minimum(s, ceiling))
         else:  # cusum.fold_bank: each S_k = min(max(0, S_k + f a_k + (n - f) b_k), ceiling); reset when all at 0
-            new = np.minimum(np.maximum(0.0, self.bank + f * on_failure + (n - f) * on_success), ceiling)
+            new = np.minimum(np.maximum(0.0, bank + f * a + (n - f) * b), ceiling)
             top = new.max(0)
             rest = top <= 0.0
-            alarmed = ~rest & (self.alarmed | (top > h))
-            new = np.where(rest, 0.0, new)
-        fold = has & valid
-        self.bank = np.where(fold, new, np.where(has & ~valid, 0.0, self.bank))
-        self.alarmed = np.where(fold, alarmed, np.where(has & ~valid, False, self.alarmed))
+            self.alarmed[at] = ~rest & (alarmed | (top > h))
+            self.bank[:, at] = np.where(rest, 0.0, new)
 
     def firing(self, plan) -> np.ndarray:
         """regression.judge(...).firing, where guard_cycle judges (S > 0 or alarmed)."""
-        valid, _, _, h = plan
-        top = self.bank.max(0)
-        return valid & (self.alarmed | (top > h))
+        valid, h = plan[0], plan[1]
+        return valid & (self.alarmed | (self.bank.max(0) > h))
 
 
 class Model:
@@ -144,105 +152,120 @@ class Model:
         self.detectors = {name: Detector(s, n) for name, s in detectors.items()}
         self.rules = settings.rules
         self.windows = sorted(settings.windows())
-        self.fine_len = max([w // STEP for w in self.windows if bucket_seconds(w) == STEP] + [LAG + 1])
-        self.minutes = max([w // COARSE_BUCKET_SECONDS for w in self.windows if bucket_seconds(w) != STEP] + [1])
-        self.fine = np.zeros((self.fine_len, 3, n), np.int64)  # ring of the last buckets
-        self.minute_ring = np.zeros((self.minutes, 3, n), np.int64)  # ring of minutes, the current one included
+        self.fine_windows = {w: w // STEP for w in self.windows if bucket_seconds(w) == STEP}
+        self.coarse_windows = {w: w // COARSE_BUCKET_SECONDS for w in self.windows if bucket_seconds(w) != STEP}
+        self.fine_len = max([*self.fine_windows.values(), LAG]) + 1
+        self.minutes = max([*self.coarse_windows.values(), 1]) + 1
         self.pending = np.full((len(self.rules), n), np.nan)
         self.threshold_first = np.full(n, -1)  # first deactivation by a threshold rule (bucket index)
-        self.hourly = np.zeros((0, 2, n), np.int64)
+        self.threshold_cause = np.full(n, -1)  # its rule's index, + len(rules) when by the early cut-off
         self.folded_since_start = np.zeros(n, np.int64)
 
-    # -- windows
-    def _window(self, index: int, seconds: int) -> np.ndarray:
-        """[3, n]: applications, failures, rollbacks in the window at the cycle of bucket `index`."""
-        if bucket_seconds(seconds) == STEP:
-            k = min(seconds // STEP, index + 1)
-            rows = [(index - j) % self.fine_len for j in range(k)]
-            return self.fine[rows].sum(0)
-        m = index // PER_MINUTE
-        k = min(seconds // COARSE_BUCKET_SECONDS, m + 1)
-        return self.minute_ring[[(m - j) % self.minutes for j in range(k)]].sum(0)
-
-    def _baseline(self, hour: int):
+    def _baseline(self, hourly: np.ndarray, hour: int):
         """read_baselines at an hour: sums over the 24 hours before it, and the hours since the first with data."""
-        rows = self.hourly[hour : hour + 24]  # hourly[0..23] is the history, hour h of the trace is hourly[24 + h]
+        rows = hourly[hour : hour + 24]  # hourly[0..23] is the history, hour h of the trace is hourly[24 + h]
         total, failures = rows[:, 0].sum(0), rows[:, 1].sum(0)
         has = rows[:, 0] > 0
         first = np.where(has.any(0), has.argmax(0), 24)
         return total, failures, (24 - first).astype(float)
 
     def run(self, steps: int, rng: np.random.Generator, *, record: bool = False) -> dict[str, np.ndarray]:
+        """Simulate `steps` buckets. Windows are running sums (the fine ones over a ring of buckets,
+        the minute ones over a ring of minutes plus the current one); with `record`, the trace and
+        every verdict are kept for the comparison with the real guard."""
         settings, n = self.settings, self.traffic.size
         total0, failures0 = self.traffic.history(rng)
-        self.hourly = np.zeros((24 + steps // PER_HOUR + 2, 2, n), np.int64)
-        self.hourly[:24, 0], self.hourly[:24, 1] = total0, failures0
+        hourly = np.zeros((24 + steps // PER_HOUR + 2, 2, n), np.int64)
+        hourly[:24, 0], hourly[:24, 1] = total0, failures0
         z = z_score(confidence=settings.early_confidence)
         early_min = max(settings.early_min_samples, settings.min_samples)
+        fine = np.zeros((self.fine_len, 3, n), np.int64)
+        minutes = np.zeros((self.minutes, 3, n), np.int64)  # complete minutes
+        current = np.zeros((3, n), np.int64)  # the minute in progress
+        sums = {w: np.zeros((3, n), np.int64) for w in self.windows}  # fine: whole window; coarse: its complete minutes
         plans: dict[str, tuple] = {}
-        plan_hour = -1
-        trace = np.zeros((steps, 3, n), np.int64)
+        trace = np.zeros((steps, 3, n), np.int64) if record else None
         actions = np.zeros((len(self.detectors), steps, n), np.int8) if record else None
         causes = np.full((len(self.detectors), steps, n), -1, np.int8) if record else None
         start = self.traffic.start if self.traffic.start is not None else np.zeros(n, np.int64)
+        early_rules = [
+            (r, rule, sorted({*settings.early_windows_seconds, rule.window_seconds}))
+            for r, rule in enumerate(self.rules)
+            if rule.is_rate and rule.action == "deactivate" and settings.early_cutoff
+        ]
         for index in range(steps):
             now = EPOCH + index * STEP + (STEP - 1)
-            bucket = np.stack(self.traffic.bucket(rng, index))
-            trace[index] = bucket
-            self.fine[index % self.fine_len] = bucket
+            bucket = self.traffic.bucket(rng, index)
+            if record:
+                trace[index] = bucket
             m = index // PER_MINUTE
-            if index % PER_MINUTE == 0:
-                self.minute_ring[m % self.minutes] = 0
-            self.minute_ring[m % self.minutes] += bucket
-            self.hourly[24 + index // PER_HOUR] += bucket[:2]
-            hour = index * STEP // 3600
-            if hour != plan_hour:
-                base = self._baseline(hour)
+            if index % PER_MINUTE == 0 and index > 0:  # minute m - 1 is complete
+                minutes[(m - 1) % self.minutes] = current
+                for w, k in self.coarse_windows.items():  # complete minutes m - k + 1 .. m - 1
+                    sums[w] += current
+                    if m - k >= 0:
+                        sums[w] -= minutes[(m - k) % self.minutes]
+                current = np.zeros((3, n), np.int64)
+            current += bucket
+            for w, k in self.fine_windows.items():
+                sums[w] += bucket
+                if index >= k:
+                    sums[w] -= fine[(index - k) % self.fine_len]
+            fine[index % self.fine_len] = bucket
+            hourly[24 + index // PER_HOUR] += bucket[:2]
+            if index % PER_HOUR == 0:
+                base = self._baseline(hourly, index // PER_HOUR)
                 plans = {name: d.design(*base) for name, d in self.detectors.items()}
-                plan_hour = hour
             # The Regression rule folds the bucket that settled.
             if index >= LAG:
-                folded = trace[index - LAG]
-                after = index - LAG >= start
-                self.folded_since_start += np.where(after, folded[0], 0)
+                folded = fine[(index - LAG) % self.fine_len]
+                self.folded_since_start += np.where(index - LAG >= start, folded[0], 0)
                 for name, d in self.detectors.items():
                     d.fold(plans[name], folded[0], folded[1])
-            windows = {w: self._window(index, w) for w in self.windows}
+            windows = {w: sums[w] if w in self.fine_windows else sums[w] + current for w in self.windows}
             seen = np.zeros(n, bool)
             for w in self.windows:
                 seen |= windows[w][0] > 0
-            # The threshold rules: Prometheus `for:` and the early cut-off.
+            # The threshold rules: Prometheus `for:`, then the early cut-off where `for:` does not fire.
             fired_by = np.full(n, -1)
             warned_by = np.full(n, -1)
+            early_by = np.zeros(n, bool)
             for r, rule in enumerate(self.rules):
                 t, f, rb = windows[rule.window_seconds]
                 if rule.metric == "volume":
                     holds = t * 60.0 / rule.window_seconds > rule.threshold
                 else:
                     events = f if rule.metric == "failure" else rb
-                    conclusive = t >= settings.min_samples
-                    holds = conclusive & (events / np.maximum(t, 1) > rule.threshold) & (t > 0)
-                since = np.where(holds, np.where(np.isnan(self.pending[r]), now, self.pending[r]), np.nan)
+                    holds = (t >= settings.min_samples) & (events / np.maximum(t, 1) > rule.threshold)
+                pending = self.pending[r]
+                since = np.where(holds, np.where(np.isnan(pending), now, pending), np.nan)
                 firing = holds & (now - since >= rule.for_seconds)
-                if rule.is_rate and rule.action == "deactivate" and settings.early_cutoff:
-                    for w in sorted({*settings.early_windows_seconds, rule.window_seconds}):
-                        et, ef, er = windows[w]
-                        ev = ef if rule.metric == "failure" else er
-                        enough = et >= early_min
-                        lower = wilson_core(ev, np.maximum(et, 1), z)
-                        early = ~firing & enough & (lower > rule.threshold)
-                        since = np.where(early & np.isnan(since), now, since)
-                        firing = firing | early
                 self.pending[r] = since
                 target = fired_by if rule.action == "deactivate" else warned_by
-                target[:] = np.where((target < 0) & firing, r, target)
+                target[(target < 0) & firing] = r
+            for r, rule, early_windows in early_rules:
+                for w in early_windows:
+                    et, ef, er = windows[w]
+                    ev = ef if rule.metric == "failure" else er
+                    # Wilson's interval holds the rate: only windows whose rate is above can have a bound above.
+                    (candidates,) = np.nonzero((et >= early_min) & (ev / np.maximum(et, 1) > rule.threshold))
+                    if not len(candidates):
+                        continue
+                    lower = wilson_core(ev[candidates], et[candidates], z)
+                    hit = candidates[(lower > rule.threshold) & (fired_by[candidates] != r)]
+                    # `for:` did not fire for this rule here: it fires early, pending from now if it was not.
+                    self.pending[r, hit] = np.where(np.isnan(self.pending[r, hit]), now, self.pending[r, hit])
+                    first = (fired_by[hit] < 0) | (fired_by[hit] > r)
+                    early_by[hit] = np.where(first, True, early_by[hit])
+                    fired_by[hit] = np.where(first, r, fired_by[hit])
             newly = (fired_by >= 0) & (self.threshold_first < 0)
-            self.threshold_first = np.where(newly, index, self.threshold_first)
+            self.threshold_first[newly] = index
+            self.threshold_cause[newly] = fired_by[newly] + np.where(early_by[newly], len(self.rules), 0)
             for k, (name, d) in enumerate(self.detectors.items()):
                 fires = seen & d.firing(plans[name])
                 newly = fires & (d.first < 0)
-                d.first = np.where(newly, index, d.first)
-                d.samples = np.where(newly, self.folded_since_start, d.samples)
+                d.first[newly] = index
+                d.samples[newly] = self.folded_since_start[newly]
                 if record:
                     deact = fired_by >= 0
                     reg = len(self.rules)
@@ -256,9 +279,9 @@ class Model:
                     )
                     actions[k, index] = np.where(seen, action, NONE)
                     causes[k, index] = np.where(seen, cause, -1)
-        out = {"trace": trace, "history": np.stack([total0, failures0])}
+        out: dict[str, np.ndarray] = {"history": np.stack([total0, failures0])}
         if record:
-            out["actions"], out["causes"] = actions, causes
+            out["trace"], out["actions"], out["causes"] = trace, actions, causes
         return out
 
 
