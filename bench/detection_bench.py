@@ -294,6 +294,9 @@ def main() -> None:
         nargs="+",
         help="healthy runs: the early cut-off's confidence (default: the guard's)",
     )
+    parser.add_argument(
+        "--min-samples", type=int, help="healthy runs: the threshold rules' minimum samples (default: the guard's)"
+    )
     parser.add_argument("--skip-regressions", action="store_true")
     args = parser.parse_args()
     print(f"detection bench: {' '.join(sys.argv[1:]) or 'defaults'}")
@@ -304,8 +307,10 @@ def main() -> None:
         )
     default = GuardSettings()
     for confidence in args.early_confidence or [default.early_confidence]:
-        settings = dataclasses.replace(default, early_confidence=confidence)
-        key = "healthy" if confidence == default.early_confidence else f"healthy_early_confidence_{confidence}"
+        settings = dataclasses.replace(
+            default, early_confidence=confidence, min_samples=args.min_samples or default.min_samples
+        )
+        key = "healthy" if settings == default else f"healthy_early_{confidence}_min_samples_{settings.min_samples}"
         figures[key] = healthy(patch_days=args.healthy_patch_days, hours=args.hours, seed=args.seed, settings=settings)
     figures["command"] = "python bench/detection_bench.py " + " ".join(sys.argv[1:])
     record("detection", figures)
