@@ -155,6 +155,45 @@ def healthy(*, patch_days: float, hours: float, seed: int, settings: GuardSettin
     return figures
 
 
+def bad(*, settings: GuardSettings, seed: int, per_rate: int = 200) -> dict:
+    """What the threshold rules' settings cost on patches that are really bad: seconds from the
+    start of the bad traffic to the deactivation, rollback (= failure) rate 30 % or 50 %, 0.1-10/s."""
+    rng = np.random.default_rng(seed + 2)
+    rates = (0.30, 0.50)
+    rollback = np.repeat(rates, per_rate)
+    n = len(rollback)
+    start = rng.integers(PER_HOUR // 12, PER_HOUR // 6, n)  # 5-10 min in, mid-minute
+    traffic = Traffic(
+        rate=10 ** rng.uniform(-1, 1, n),
+        failure=np.full(n, 0.05),
+        rollback=np.full(n, 0.05),
+        factor=rollback / 0.05,
+        start=start,
+    )
+    model = Model(settings=settings, detectors={}, traffic=traffic)
+    model.run(PER_HOUR, rng)
+    figures = {}
+    line = []
+    for rate in rates:
+        sel = rollback == rate
+        first = model.threshold_first[sel]
+        seconds = np.where(first >= start[sel], (first - start[sel] + 1) * STEP, np.inf)
+        early = int(((first >= 0) & (first < start[sel])).sum())
+        q = np.percentile(seconds, [50, 95], method="inverted_cdf")
+        figures[f"rollback_{rate:.0%}"] = {
+            "seconds_median": float(q[0]),
+            "seconds_p95": float(q[1]),
+            "missed_in_50_min": int(np.isinf(seconds).sum()),
+            "before_start": early,
+        }
+        line.append(f"{rate:.0%}: median {q[0]:.0f} s, p95 {q[1]:.0f} s")
+    print(
+        f"   bad patches (rollback = failure rate, 0.1-10/s, {per_rate} each): seconds from the bad traffic's start"
+        f" to the deactivation (model, one cycle per 5 s bucket): {'; '.join(line)}"
+    )
+    return figures
+
+
 def regressed(*, per_factor: int, hours: float, seed: int, check: int) -> dict:
     steps = int(hours * PER_HOUR)
     rng = np.random.default_rng(seed + 1)
@@ -312,6 +351,7 @@ def main() -> None:
         )
         key = "healthy" if settings == default else f"healthy_early_{confidence}_min_samples_{settings.min_samples}"
         figures[key] = healthy(patch_days=args.healthy_patch_days, hours=args.hours, seed=args.seed, settings=settings)
+        figures[key]["bad_patches"] = bad(settings=settings, seed=args.seed)
     figures["command"] = "python bench/detection_bench.py " + " ".join(sys.argv[1:])
     record("detection", figures)
 
