@@ -15,7 +15,9 @@ The baseline is Page's CUSUM tuned for 3x (bank_size = 1, the rule before the ba
 detector is the bank of CUSUMs over a grid of ratios (core/guard/cusum.py, fold_bank). Both run
 in the same simulation, on the same traces.
 
-Usage: python bench/detection_bench.py [--healthy-patch-days 30000] [--regressed 250] [--hours 24]
+Usage: python bench/detection_bench.py [--healthy-patch-days 8000] [--regressed 200] [--hours 24] [--regression-hours 12]
+       python bench/detection_bench.py --healthy-patch-days 120000 --regressed 1000   # large: 30,000 patch-days a class
+       python bench/detection_bench.py --skip-regressions --early-confidence 0.999 0.9999999 --min-samples 100
 Needs numpy (pip install -e '.[bench]').
 """
 
@@ -197,7 +199,7 @@ def bad(*, settings: GuardSettings, seed: int, per_rate: int = 200) -> dict:
 def regressed(*, per_factor: int, hours: float, seed: int, check: int) -> dict:
     steps = int(hours * PER_HOUR)
     rng = np.random.default_rng(seed + 1)
-    counts = {f: per_factor * (4 if f == 5.0 else 1) for f in FACTORS}  # 5x: enough per baseline decile
+    counts = {f: per_factor * (8 if f == 5.0 else 1) for f in FACTORS}  # 5x: enough per baseline decile
     factor = np.concatenate([np.full(k, f) for f, k in counts.items()])
     n = len(factor)
     p0 = rng.uniform(0.01, 0.10, n)
@@ -321,8 +323,9 @@ def _check(out: dict, traffic: Traffic, patches: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--healthy-patch-days", type=float, default=8_000, help="healthy patch-days, all classes")
-    parser.add_argument("--regressed", type=int, default=250, help="regressed patches per factor (5x: four times)")
-    parser.add_argument("--hours", type=float, default=24, help="hours simulated per patch")
+    parser.add_argument("--regressed", type=int, default=200, help="regressed patches per factor (5x: eight times)")
+    parser.add_argument("--hours", type=float, default=24, help="hours simulated per healthy patch")
+    parser.add_argument("--regression-hours", type=float, default=12, help="hours simulated per regressed patch")
     parser.add_argument(
         "--check", type=int, default=20, help="patches of the regression run replayed by the real guard"
     )

@@ -202,3 +202,11 @@ def test_the_bank_catches_a_2x_regression_that_the_3x_cusum_is_slow_on():
     bank = sum(delay(DEFAULT, trace) for trace in traces) / len(traces)
     page = sum(delay(SETTINGS, trace) for trace in traces) / len(traces)
     assert bank <= 1.25 * bound < page, (bank, page, bound)
+
+
+def test_a_bank_saved_beside_a_zero_statistic_is_stale():
+    """The reset trigger and a deactivation zero regression_cusum only: the bank beside it is dropped."""
+    from selfheal.registry.guard_store import _state
+
+    assert _state(0.0, 0, 0, False, [1.5, 2.5]) == RESTING
+    assert _state(2.5, 10, 2, True, [1.5, 2.5]) == CusumState(2.5, 10, 2, True, (1.5, 2.5))
