@@ -68,17 +68,17 @@ def traffic_rates(rng: np.random.Generator, n: int) -> np.ndarray:
     return 10 ** rng.uniform(-2, 1, n)  # 0.01-10 applications per second, log-uniform
 
 
-def healthy(*, patch_days: float, hours: float, seed: int, settings: GuardSettings) -> dict:
+def healthy(*, patch_days: float, hours: float, seed: int, settings: GuardSettings, classes: tuple = CLASSES) -> dict:
     steps = int(hours * PER_HOUR)
-    per_class = int(math.ceil(patch_days / len(CLASSES) / (hours / 24)))
+    per_class = int(math.ceil(patch_days / len(classes) / (hours / 24)))
     rng = np.random.default_rng(seed)
     failure, rollback = [], []
-    for _, f, r in CLASSES:
+    for _, f, r in classes:
         typical = rng.uniform(0.01, 0.10, per_class)
         failure.append(typical if f is None else np.full(per_class, f))
         rollback.append(typical if r is None else np.full(per_class, r))
     traffic = Traffic(
-        rate=traffic_rates(rng, per_class * len(CLASSES)),
+        rate=traffic_rates(rng, per_class * len(classes)),
         failure=np.concatenate(failure),
         rollback=np.concatenate(rollback),
     )
@@ -88,7 +88,7 @@ def healthy(*, patch_days: float, hours: float, seed: int, settings: GuardSettin
     elapsed = time.monotonic() - started
     days = per_class * hours / 24
     print(
-        f"\n== healthy: {len(CLASSES)} classes x {per_class:,} patches x {hours:g} h = {days * len(CLASSES):,.0f}"
+        f"\n== healthy: {len(classes)} classes x {per_class:,} patches x {hours:g} h = {days * len(classes):,.0f}"
         f" patch-days; traffic 0.01-10 applications/s log-uniform ({elapsed:.0f} s)"
     )
     print("   false deactivations (threshold rules, early cut-off included) and Regression false alarms, per class:")
@@ -98,7 +98,7 @@ def healthy(*, patch_days: float, hours: float, seed: int, settings: GuardSettin
     )
     figures: dict = {"classes": {}}
     totals = {"threshold": 0, "page": 0, "bank": 0, "bank_or_threshold": 0}
-    for c, (name, _, _) in enumerate(CLASSES):
+    for c, (name, _, _) in enumerate(classes):
         sel = slice(c * per_class, (c + 1) * per_class)
         threshold = int((model.threshold_first[sel] >= 0).sum())
         page = int((model.detectors["page"].first[sel] >= 0).sum())
@@ -119,7 +119,7 @@ def healthy(*, patch_days: float, hours: float, seed: int, settings: GuardSettin
             "regression_false_alarms_new_upper95_per_10k": upper95(bank, days) * 1e4,
             "deactivations_if_regression_deactivates": either,
         }
-    all_days = days * len(CLASSES)
+    all_days = days * len(classes)
     bound = upper95(totals["threshold"], all_days) * 1e4
     print(
         f"   {'all classes':48} {all_days:>10,.0f} | {totals['threshold']:>13} {bound:>13.2f} |"
@@ -131,8 +131,14 @@ def healthy(*, patch_days: float, hours: float, seed: int, settings: GuardSettin
         f" {'MET' if bound <= GOAL_PER_10K else 'NOT MET'}; per class"
         f" {'MET' if all(v['false_deactivations_upper95_per_10k'] <= GOAL_PER_10K for v in figures['classes'].values()) else 'NOT MET'}"
         f" ({3 * 1e4 / GOAL_PER_10K:,.0f} patch-days a class needed with none: --healthy-patch-days"
-        f" {4 * 3 * 1e4 / GOAL_PER_10K:,.0f})"
+        f" {len(classes) * 3 * 1e4 / GOAL_PER_10K:,.0f})"
     )
+    for name in DETECTORS:
+        upper = upper95(totals[name], all_days) * 1e4
+        print(
+            f"   {LABELS[name]}: {totals[name]} false alarms in {all_days:,.0f} patch-days, upper {upper:.2f} per 10,000"
+            f" (goal <= {GOAL_PER_10K:g}: {'MET' if upper <= GOAL_PER_10K else 'NOT MET'})"
+        )
     rules = settings.rules
     causes = model.threshold_cause[model.threshold_cause >= 0]
     by_cause = {
@@ -339,6 +345,7 @@ def main() -> None:
     parser.add_argument(
         "--min-samples", type=int, help="healthy runs: the threshold rules' minimum samples (default: the guard's)"
     )
+    parser.add_argument("--classes", type=int, nargs="+", help="healthy runs: these rate classes only (0-3)")
     parser.add_argument("--skip-regressions", action="store_true")
     args = parser.parse_args()
     print(f"detection bench: {' '.join(sys.argv[1:]) or 'defaults'}")
@@ -353,7 +360,10 @@ def main() -> None:
             default, early_confidence=confidence, min_samples=args.min_samples or default.min_samples
         )
         key = "healthy" if settings == default else f"healthy_early_{confidence}_min_samples_{settings.min_samples}"
-        figures[key] = healthy(patch_days=args.healthy_patch_days, hours=args.hours, seed=args.seed, settings=settings)
+        classes = tuple(CLASSES[i] for i in args.classes) if args.classes else CLASSES
+        figures[key] = healthy(
+            patch_days=args.healthy_patch_days, hours=args.hours, seed=args.seed, settings=settings, classes=classes
+        )
         figures[key]["bad_patches"] = bad(settings=settings, seed=args.seed)
     figures["command"] = "python bench/detection_bench.py " + " ".join(sys.argv[1:])
     record("detection", figures)
