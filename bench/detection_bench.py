@@ -295,6 +295,15 @@ def regressed(*, per_factor: int, hours: float, seed: int, check: int) -> dict:
             five_figures["all"] = entry
         else:
             five_figures["deciles"].append(entry)
+    # What the ratio is made of: at 10/s a 5-second bucket (50 calls) is about the whole bound at a
+    # 10 % baseline, and a patch under 2,000 calls a day has no baseline at all (missed).
+    line = []
+    for low, high in ((0.01, 0.023), (0.023, 0.1), (0.1, 1.0), (1.0, 10.0)):
+        sel = five & (traffic.rate >= low) & (traffic.rate < high)
+        cells = " / ".join(f"{np.median(ratios[name][sel]):.2f}x" for name in DETECTORS)
+        line.append(f"{low:g}-{high:g}/s: {cells} (n={int(sel.sum())})")
+        five_figures[f"traffic_{low:g}_{high:g}"] = {name: float(np.median(ratios[name][sel])) for name in DETECTORS}
+    print(f"     median ratio by traffic, old / new: {';  '.join(line)}")
     for name in DETECTORS:
         print(
             f"   {LABELS[name]}: 5x within {GOAL_RATIO}x of Lorden's bound at the median and every decile:"
@@ -352,7 +361,7 @@ def main() -> None:
     figures: dict = {}
     if not args.skip_regressions:
         figures["regressions"] = regressed(
-            per_factor=args.regressed, hours=args.hours, seed=args.seed, check=args.check
+            per_factor=args.regressed, hours=args.regression_hours, seed=args.seed, check=args.check
         )
     default = GuardSettings()
     for confidence in args.early_confidence or [default.early_confidence]:
