@@ -356,6 +356,7 @@ def main() -> None:
     )
     parser.add_argument("--classes", type=int, nargs="+", help="healthy runs: these rate classes only (0-3)")
     parser.add_argument("--skip-regressions", action="store_true")
+    parser.add_argument("--record-as", default="detection", help="key in bench/results.json")
     args = parser.parse_args()
     print(f"detection bench: {' '.join(sys.argv[1:]) or 'defaults'}")
     figures: dict = {}
@@ -375,7 +376,7 @@ def main() -> None:
         )
         figures[key]["bad_patches"] = bad(settings=settings, seed=args.seed)
     figures["command"] = "python bench/detection_bench.py " + " ".join(sys.argv[1:])
-    record("detection", figures)
+    record(args.record_as, figures)
 
 
 if __name__ == "__main__":
