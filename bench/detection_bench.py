@@ -15,7 +15,7 @@ The baseline is Page's CUSUM tuned for 3x (bank_size = 1, the rule before the ba
 detector is the bank of CUSUMs over a grid of ratios (core/guard/cusum.py, fold_bank). Both run
 in the same simulation, on the same traces.
 
-Usage: python bench/detection_bench.py [--healthy-patch-days 8000] [--regressed 200] [--hours 24] [--regression-hours 12]
+Usage: python bench/detection_bench.py [--healthy-patch-days 8000] [--regressed 200] [--hours 24] [--regression-hours 24]
        python bench/detection_bench.py --healthy-patch-days 120000 --regressed 1000   # large: 30,000 patch-days a class
        python bench/detection_bench.py --skip-regressions --early-confidence 0.999 0.9999999 --min-samples 100
 Needs numpy (pip install -e '.[bench]').
@@ -340,7 +340,7 @@ def main() -> None:
     parser.add_argument("--healthy-patch-days", type=float, default=8_000, help="healthy patch-days, all classes")
     parser.add_argument("--regressed", type=int, default=200, help="regressed patches per factor (5x: eight times)")
     parser.add_argument("--hours", type=float, default=24, help="hours simulated per healthy patch")
-    parser.add_argument("--regression-hours", type=float, default=12, help="hours simulated per regressed patch")
+    parser.add_argument("--regression-hours", type=float, default=24, help="hours simulated per regressed patch")
     parser.add_argument(
         "--check", type=int, default=20, help="patches of the regression run replayed by the real guard"
     )
