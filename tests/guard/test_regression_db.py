@@ -12,7 +12,7 @@ import uuid
 import psycopg
 import pytest
 
-from selfheal.core.guard import cusum
+from selfheal.core.guard import cusum, regression
 from selfheal.core.guard.rules import REGRESSION_RULE, GuardSettings
 from selfheal.core.guard.spec import settings_for
 from selfheal.registry.migrate import migrate
@@ -76,6 +76,13 @@ def state(url: str, patch_id: str) -> tuple[float, int, int]:
             (patch_id,),
         ).fetchone()
     return tuple(row) if row else (0.0, 0, 0)
+
+
+def saved_bank(url: str, patch_id: str) -> list[float]:
+    with connect(url) as conn:
+        return conn.execute("SELECT regression_bank FROM sdk_guard_state WHERE patch_id = %s", (patch_id,)).fetchone()[
+            0
+        ]
 
 
 def watermark(url: str) -> datetime.datetime | None:
@@ -154,16 +161,18 @@ def test_a_5x_regression_is_caught_as_a_warning_and_survives_a_restart(url):
     statistic, total, failures = state(url, patch_id)
     # Every application before the watermark folded in exactly once, across the restart and the failure.
     assert (total, failures) == counted_before(url, patch_id, watermark(url))
-    # ... and it fired in the bucket where S crossed h = ln(8,640 a day x 10,000) for p0 = 2 %, p1 = 6 %.
-    h = math.log(24 * BASELINE_PER_HOUR * 10_000)
+    # ... and it fired in the bucket where the highest CUSUM of the bank crossed h = ln(8,640 a day x
+    # 10,000) + ln 4 for p0 = 2 % and p1 = 2 % x each ratio; each CUSUM's S saved, in the grid's order.
+    h = math.log(24 * BASELINE_PER_HOUR * 10_000) + math.log(4)
     p0 = len(range(0, 24 * BASELINE_PER_HOUR, 50)) / (24 * BASELINE_PER_HOUR)  # 173/8,640
-    on_failure, on_success = cusum.weights(p0, 3 * p0)
-    s, crossing = 0.0, None
+    steps = [cusum.weights(p0, p0 * ratio) for ratio in regression.ratios(settings.regression)]
+    bank, crossing = [0.0] * len(steps), None
     for sample in range(total):
-        s = max(0.0, s + (on_failure if sample % 10 == 0 else on_success))
-        if s > h and crossing is None:
+        bank = [max(0.0, s + (a if sample % 10 == 0 else b)) for s, (a, b) in zip(bank, steps, strict=True)]
+        if max(bank) > h and crossing is None:
             crossing = sample + 1
-    assert statistic == pytest.approx(s) and statistic > h
+    assert statistic == pytest.approx(max(bank)) and statistic > h
+    assert saved_bank(url, patch_id) == pytest.approx(bank)
     assert crossing is not None and total - 5 < crossing <= total, (crossing, total)
     # Still a warning, not a new one, on the next cycle; the patch stays active.
     again = guard.run(at(clock))[patch_id]

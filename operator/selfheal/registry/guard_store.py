@@ -75,13 +75,14 @@ judged AS (
            coalesce(g.regression_total, 0) AS regression_total,
            coalesce(g.regression_failures, 0) AS regression_failures,
            coalesce(g.regression_alarm, false) AS regression_alarm,
+           coalesce(g.regression_bank, '{{}}') AS regression_bank,
            {quiet} AS quiet
     FROM counts c
     JOIN sdk_self_healing_registry p ON p.id = c.patch_id AND p.active
     LEFT JOIN sdk_guard_state g ON g.patch_id = p.id
     UNION ALL  -- pending rules and no traffic left: judged once more, without data
     SELECT p.id, p.source_namespace, p.source_name, p.source_generation, g.pending, {no_columns}, g.since,
-           g.regression_cusum, g.regression_total, g.regression_failures, g.regression_alarm, NULL
+           g.regression_cusum, g.regression_total, g.regression_failures, g.regression_alarm, g.regression_bank, NULL
     FROM sdk_guard_state g
     JOIN sdk_self_healing_registry p ON p.id = g.patch_id AND p.active
     WHERE g.pending <> '{{}}'::jsonb AND NOT EXISTS (SELECT 1 FROM counts c WHERE c.patch_id = g.patch_id)
@@ -90,13 +91,13 @@ judged AS (
 -- full rows were most of a cycle's cost, and most patches are quiet.
 SELECT id, NULL::text[] AS quiet_ids, source_namespace, source_name, source_generation, pending,
        CASE WHEN has_counts THEN ARRAY[{flat}] END, since, regression_cusum, regression_total, regression_failures,
-       regression_alarm
+       regression_alarm, regression_bank
 FROM judged WHERE quiet IS NULL
 UNION ALL
-SELECT quiet, array_agg(id), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+SELECT quiet, array_agg(id), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM judged WHERE quiet IS NOT NULL GROUP BY quiet
 UNION ALL
-SELECT {glance_state}, array_agg(id), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+SELECT {glance_state}, array_agg(id), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM glanced WHERE at_a_glance HAVING count(*) > 0
 """
 
@@ -171,6 +172,7 @@ async def read_windows(
         total,
         failures,
         alarmed,
+        bank,
     ) in found:
         if quiet_ids is not None:  # patch_id is the state they share
             quiet_states.update(dict.fromkeys(quiet_ids, str(patch_id)))
@@ -184,9 +186,7 @@ async def read_windows(
                 pending={k: float(v) for k, v in pending.items()} if pending else {},
                 windows=_windows(flat),
                 since=since,
-                cusum=CusumState(float(statistic), int(total), int(failures), bool(alarmed))
-                if statistic or total or alarmed
-                else RESTING,
+                cusum=_state(statistic, total, failures, alarmed, bank) if statistic or total or alarmed else RESTING,
             )
         )
     return rows, quiet_states
@@ -303,12 +303,20 @@ def _windows(flat: list[int] | None) -> dict[int, Counts]:
     return {flat[i]: Counts(flat[i + 1], flat[i + 2], flat[i + 3]) for i in range(0, len(flat), 4)}
 
 
+def _state(statistic: float, total: int, failures: int, alarmed: bool, bank: list[float] | None) -> CusumState:
+    """The saved CUSUM; a bank beside a zero statistic is stale (the reset trigger and a
+    deactivation zero regression_cusum only) and is dropped."""
+    kept = tuple(float(s) for s in bank) if bank and statistic else ()
+    return CusumState(float(statistic), int(total), int(failures), bool(alarmed), kept)
+
+
 def _cusum(row: Mapping[str, Any]) -> CusumState:
-    return CusumState(
-        float(row["regression_cusum"]),
-        int(row["regression_total"]),
-        int(row["regression_failures"]),
-        bool(row["regression_alarm"]),
+    return _state(
+        row["regression_cusum"],
+        row["regression_total"],
+        row["regression_failures"],
+        row["regression_alarm"],
+        row["regression_bank"],
     )
 
 
@@ -339,6 +347,7 @@ async def read_new_buckets(
                    coalesce(g.regression_total, 0) AS regression_total,
                    coalesce(g.regression_failures, 0) AS regression_failures,
                    coalesce(g.regression_alarm, false) AS regression_alarm,
+                   coalesce(g.regression_bank, '{{}}') AS regression_bank,
                    jsonb_agg(jsonb_build_array(r.total, r.failures) ORDER BY r.bucket) AS buckets
             FROM sdk_patch_rollups r
             JOIN sdk_self_healing_registry p ON p.id = r.patch_id AND p.active
@@ -395,19 +404,23 @@ async def save_regression(
             ids = list(changes)
             await conn.execute(
                 """INSERT INTO sdk_guard_state AS g (patch_id, regression_cusum, regression_total, regression_failures,
-                                                     regression_alarm)
-                   SELECT id, s, n, f, a
-                   FROM unnest(%s::text[], %s::float8[], %s::bigint[], %s::bigint[], %s::bool[]) AS c (id, s, n, f, a)
+                                                     regression_alarm, regression_bank)
+                   SELECT id, s, n, f, a, CASE WHEN b = '' THEN '{}' ELSE string_to_array(b, ',')::float8[] END
+                   FROM unnest(%s::text[], %s::float8[], %s::bigint[], %s::bigint[], %s::bool[], %s::text[])
+                        AS c (id, s, n, f, a, b)
                    WHERE EXISTS (SELECT 1 FROM sdk_self_healing_registry p WHERE p.id = c.id)
                    ON CONFLICT (patch_id) DO UPDATE SET regression_cusum = excluded.regression_cusum,
                        regression_total = excluded.regression_total, regression_failures = excluded.regression_failures,
-                       regression_alarm = excluded.regression_alarm, updated_at = now()""",
+                       regression_alarm = excluded.regression_alarm, regression_bank = excluded.regression_bank,
+                       updated_at = now()""",
                 (
                     ids,
                     [changes[i].statistic for i in ids],
                     [changes[i].total for i in ids],
                     [changes[i].failures for i in ids],
                     [changes[i].alarmed for i in ids],
+                    # unnest flattens a 2-D array: each bank travels as one text, repr() keeps every bit
+                    [",".join(repr(s) for s in changes[i].bank) for i in ids],
                 ),
             )
         await conn.execute(

@@ -62,8 +62,10 @@ class RegressionSettings:
     """The relative rule: a CUSUM of the failure rate against the patch's own 24 h baseline."""
 
     enabled: bool = True
-    # The alternative the CUSUM is tuned for: p1 = factor x p0 (it still catches larger ones, sooner).
+    # The alternative the CUSUMs are tuned around: p1 = factor x p0 (regression.ratios: the grid around it).
     factor: float = 3.0
+    # CUSUMs in the bank, one per ratio (the ratio of a real regression is unknown); 1: one CUSUM, for `factor`.
+    bank_size: int = 4
     # False alarms: at most one per this many patch-days of a patch's own traffic (h = ln(samples/day x budget)).
     budget_patch_days: float = 10_000.0
     # p0 is never taken below this, so that a spotless baseline does not make one failure an alarm.
