@@ -1,7 +1,9 @@
 """The shipped alerts in a real Prometheus (Debian's `prometheus`), scraping the real /metrics of
 `selfheal api` (job `devportal`) and of `selfheal operator --metrics-port` (job
-`selfheal-operator-metrics`, the names the ServiceMonitors give), fed by real traffic: the Python
-SDK through the real API, a patch that heals, then one that rolls back and fails, then a burst.
+`selfheal-operator-metrics`, the names the ServiceMonitors give), fed by real traffic and real
+faults: the Python SDK through the real API (a patch that heals, then one that rolls back and
+fails; a burst), report writes held up, PostgreSQL stopped, the API and the operator stopped.
+Healthy first: each alert is seen inactive, after Prometheus evaluated it on the healthy data.
 
 The rules come from the shipped PrometheusRule (manifests/components/monitoring/, and the chart's
 `helm template`, which must be the same), plus the runbook's alerts as each runbook prints them
@@ -23,6 +25,7 @@ import pytest
 import yaml
 
 from molam import ApiError
+from selfheal.devenv import environment
 from tests.api_server import start_api_server
 from tests.e2e.test_self_healing_loop import client_for, trusted_keys
 from tests.prometheus_server import alerts, prometheus, query, rule_groups
@@ -273,6 +276,27 @@ def test_reports_waiting_in_the_api_fire_reports_buffered(stack, devenv, namespa
             stack.wait_state("selfheal.operator", "SelfHealApiReportsBuffered")
             lock.rollback()
             stack.wait_state("selfheal.operator", "SelfHealApiReportsBuffered", "inactive")
+
+
+def test_a_registry_outage_fires_the_registry_sync_and_guard_alerts(stack, devenv, namespace):
+    outage_alerts = ("SelfHealRegistryUnreachable", "SelfHealSyncFailing", "SelfHealGuardCycleErrors")
+    assert {stack.states()[("selfheal.operator", alert)] for alert in outage_alerts} == {"inactive"}
+    environment.stop_database(devenv)
+    try:
+        # A patch written meanwhile cannot be synced: the operator retries (and counts each failure).
+        kubectl = [str(devenv.bin_dir / "kubectl"), "--kubeconfig", str(devenv.kubeconfig), "-n", namespace]
+        sample = ROOT / "samples/python-timeout-raise.yaml"
+        subprocess.run([*kubectl, "apply", "-f", str(sample)], check=True, capture_output=True)
+        for alert in outage_alerts:
+            stack.wait_state("selfheal.operator", alert)
+    finally:
+        environment.start_database(devenv)
+    stack.wait_state("selfheal.operator", "SelfHealRegistryUnreachable", "inactive")
+    subprocess.run(
+        [*kubectl, "wait", "--for=condition=Ready", "shp/python-timeout-raise", "--timeout=90s"],
+        check=True,
+        capture_output=True,
+    )
 
 
 def test_a_stopped_api_or_operator_fires_its_down_alert(stack, metrics_operator):
