@@ -191,16 +191,19 @@ def test_a_patch_that_rolls_back_fires_the_runbook_alerts_and_the_guards(stack, 
         # Healthy traffic, every rule evaluated on it: nothing pending, nothing firing.
         assert set(stack.states().values()) == {"inactive"}, stack.states()
 
-        with client() as failing:
+        # Two developers' clients (distinct tokens): the guard switches a patch off for everyone
+        # only on failing evidence from more than one token (issue 14).
+        with client() as failing, client() as other:
             # Now the fallback key is revoked too: every healed call fails and rolls back.
             payments.behaviour.revoked_keys = {"pk_primary", "pk_fallback"}
             _failing_call(failing)
             assert failing.flush_reports()
             # The failure series starts here: its first sample is no increase to Prometheus.
             stack.evaluated_after_scrape_of(f'self_heal_patch_failures_total{{patch_id="{patch_id}"}}', 1)
-            for _ in range(30):
+            for _ in range(15):
                 _failing_call(failing)
-            assert failing.flush_reports()
+                _failing_call(other)
+            assert failing.flush_reports() and other.flush_reports()
     # The operator's guard reads the same reports in the registry and switches the patch off.
     wait_until(lambda: not _active(stack.database_url, patch_id), timeout=TIMEOUT, what="the guard's deactivation")
 
