@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -39,7 +40,8 @@ SAMPLE = "python-invalid-currency-xof"
 BASELINE = 2_400  # ≥ the rule's 2,000 minimum: one a minute or so over the 24 hours before this one
 BASELINE_FAILURES = 24  # 1 %
 FAIL_EVERY = 7  # one healed call in seven fails on retry: 14 %, under the 20 % rollback threshold
-MAX_CALLS = 3_000
+TRAFFIC_SECONDS = 180
+REGRESSION = "Regression"
 
 
 class Receiver(LocalHttpServer):
@@ -173,8 +175,15 @@ def regression(world, kube_client):
             found = condition(shp(kube_client, namespace, SAMPLE), "Regression")
             return found if found and found["status"] == "True" else None
 
+        # Traffic until the guard's cycle counts the warning (the condition follows with the next
+        # figures pass, every 15 s): its buckets count once settled, seconds after the calls.
+        deadline = time.monotonic() + TRAFFIC_SECONDS
         try:
-            while calls < MAX_CALLS and not (calls % 50 == 0 and warned()):
+            while not (calls % 50 == 0 and warnings_counted(world["metrics"]).get(REGRESSION)):
+                assert time.monotonic() < deadline, (
+                    f"no Regression warning after {calls} calls ({failed} failed); operator log:\n"
+                    + world["operator"].log_tail()
+                )
                 calls += 1
                 failing = calls % FAIL_EVERY == 0
                 # The healed retry pays in XOF: refused for this call only, it fails and rolls back.
@@ -187,9 +196,7 @@ def regression(world, kube_client):
         finally:
             for client in clients:
                 client.close()
-    assert warned(), (
-        f"no Regression warning after {calls} calls ({failed} failed); operator log:\n" + world["operator"].log_tail()
-    )
+    wait_until(warned, timeout=60, what="the Regression condition")
     return {"name": SAMPLE, "id": patch_id, "calls": calls, "failed": failed}
 
 
@@ -220,13 +227,15 @@ def test_a_warning_event_is_posted_on_the_patch(regression, world, kube_client):
     assert event.involved_object.name == regression["name"] and "baseline 1.0%" in event.message
 
 
-def test_the_warnings_counter_counts_it_once(regression, world):
-    with urllib.request.urlopen(world["metrics"], timeout=5) as response:
+def warnings_counted(metrics_url: str) -> dict[str, float]:
+    """`selfheal_guard_warnings_total` by rule, as the operator serves it."""
+    with urllib.request.urlopen(metrics_url, timeout=5) as response:
         families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
-    counted = {
-        s.labels["rule"]: s.value for s in families["selfheal_guard_warnings"].samples if s.name.endswith("_total")
-    }
-    assert counted == {"Regression": 1.0}
+    return {s.labels["rule"]: s.value for s in families["selfheal_guard_warnings"].samples if s.name.endswith("_total")}
+
+
+def test_the_warnings_counter_counts_it_once(regression, world):
+    assert warnings_counted(world["metrics"]) == {REGRESSION: 1.0}
 
 
 def test_the_webhook_receives_the_notification(regression, world, receiver):
