@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,15 +18,36 @@ def alerts(url: str) -> list[dict]:
         return json.load(response)["data"]["alerts"]
 
 
+def rule_groups(url: str) -> list[dict]:
+    """Every loaded group with its rules' state, health and last evaluation (`/api/v1/rules`)."""
+    with urllib.request.urlopen(url + "/api/v1/rules", timeout=2) as response:
+        return json.load(response)["data"]["groups"]
+
+
+def query(url: str, expr: str) -> list[dict]:
+    """An instant query's result vector."""
+    with urllib.request.urlopen(url + "/api/v1/query?" + urllib.parse.urlencode({"query": expr}), timeout=5) as r:
+        return json.load(r)["data"]["result"]
+
+
 @contextmanager
 def prometheus(
-    directory: Path, rules: str, *, wait_for_firing: bool = False, scrape: Sequence[str] = ()
+    directory: Path,
+    rules: str,
+    *,
+    wait_for_firing: bool = False,
+    scrape: Sequence[str] = (),
+    jobs: Mapping[str, Sequence[str]] | None = None,
 ) -> Iterator[str]:
-    """`scrape`: host:port targets whose /metrics are scraped every second (job `devportal`)."""
+    """`scrape`: host:port targets whose /metrics are scraped every second (job `devportal`);
+    `jobs`: the same, by job name (the shipped alerts tell the operator and the API apart by job)."""
     (directory / "rules.yml").write_text(rules)
     config = {"global": {"evaluation_interval": "1s", "scrape_interval": "1s"}, "rule_files": ["rules.yml"]}
-    if scrape:
-        config["scrape_configs"] = [{"job_name": "devportal", "static_configs": [{"targets": list(scrape)}]}]
+    targets = {**({"devportal": list(scrape)} if scrape else {}), **(jobs or {})}
+    if targets:
+        config["scrape_configs"] = [
+            {"job_name": job, "static_configs": [{"targets": list(hosts)}]} for job, hosts in targets.items()
+        ]
     (directory / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
     port = free_port()
     log_path = directory / "prometheus.log"
