@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tests.api_server import selfheal
+from tests.api_server import LISTENING, selfheal
 from tests.support import wait_until
 
 RUNBOOK_TEST_BODY = {"sdk": "node", "error": "401 Unauthorized", "status": 401, "context": {"test": True}}
@@ -217,3 +217,30 @@ def test_reports_beyond_the_buffer_wait_then_get_503_and_nothing_accepted_is_los
         wait_until(lambda: written() == 750, timeout=30, what="accepted reports written")
     finally:
         server.stop()
+
+
+def test_port_0_serves_on_the_port_it_logs_and_a_taken_port_is_a_clear_error(api_server, tmp_path):
+    # api_server was started with --port 0: it serves on the one port its log names.
+    [line] = [line for line in api_server.log().splitlines() if "listening on http://" in line]
+    port = int(LISTENING.search(line).group(1))
+    assert api_server.url == f"http://127.0.0.1:{port}" and api_server.request("GET", "/healthz")[0] == 200
+    assert "0: any free port" in " ".join(
+        selfheal("api", "--help", database_url=api_server.database_url).stdout.split()
+    )
+
+    key = tmp_path / "signing.pem"
+    selfheal("keygen", "--out", str(key), database_url=api_server.database_url)
+    taken = selfheal(
+        "api",
+        "--signing-key",
+        str(key),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-migrate",
+        database_url=api_server.database_url,
+        check=False,
+    )
+    assert taken.returncode == 2, taken.stderr
+    assert f"--host 127.0.0.1 --port {port}: cannot listen there" in taken.stderr, taken.stderr
