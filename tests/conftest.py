@@ -76,6 +76,7 @@ def operator(devenv, operator_database_url, tmp_path_factory):
         kubeconfig=devenv.kubeconfig,
         database_url=operator_database_url,
         log_file=tmp_path_factory.mktemp("operator") / "operator.log",
+        port_options=("--metrics-port",),  # the guard's cycle count: evidence that a cycle ran
     )
     process.start()
     try:

@@ -11,7 +11,7 @@ import kubernetes
 import pytest
 import yaml
 
-from tests.support import OperatorProcess, free_port, new_namespace, patch_body, wait_until
+from tests.support import OperatorProcess, new_namespace, patch_body, wait_until
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 EVIL_HOST = 'this.baseUrl = "https://api.molam.com.evil.com";'
@@ -38,13 +38,12 @@ def webhook(devenv, fresh_database, guarded, custom_api, kube_client, tmp_path_f
         extra_args=(
             "-n",
             guarded,
-            "--webhook-port",
-            str(free_port()),
             "--webhook-host",
             "127.0.0.1",
             "--webhook-configuration",
             configuration,
         ),
+        port_options=("--webhook-port",),
     )
     process.start()
     admission = kubernetes.client.AdmissionregistrationV1Api(kube_client)
