@@ -51,9 +51,20 @@ def new_namespace(kube_client: kubernetes.client.ApiClient, prefix: str) -> str:
 
 
 def free_port() -> int:
+    """A port free right now, for a child that cannot bind port 0 and report it; whoever uses it must
+    retry when the child fails to bind it (another process may take it first): see OperatorProcess."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port bound and never listening, held for the `with`: every connection is refused
+    and no other process can start listening there meanwhile (a port picked free and released could)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
 
 
 def patch_body(name: str, **spec: Any) -> dict:
