@@ -1,9 +1,12 @@
-"""A real `selfheal api` process on a free port: started by the API and end-to-end tests."""
+"""A real `selfheal api` process on a port it binds itself (--port 0, the bound port read from its
+log): started by the API and end-to-end tests. No port is picked free here and then released,
+which another process could take in between."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.error
@@ -11,7 +14,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support import free_port, wait_until
+from tests.support import wait_until
+
+LISTENING = re.compile(r"listening on http://[^\s\"]+:(\d+)")
 
 
 @dataclass
@@ -81,7 +86,6 @@ def start_api_server(
 ) -> ApiServer:
     key_file = directory / "signing.pem"
     public_pem = selfheal("keygen", "--out", str(key_file), database_url=database_url).stdout
-    port = free_port()
     log_file = directory / "api.log"
     env = {
         **os.environ,
@@ -99,7 +103,7 @@ def start_api_server(
                 "--host",
                 "127.0.0.1",
                 "--port",
-                str(port),
+                "0",
                 "--rate",
                 str(rate),
                 "--patch-namespace",
@@ -110,6 +114,14 @@ def start_api_server(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+    def bound_port() -> int | None:
+        if process.poll() is not None:
+            raise AssertionError(f"selfheal api exited:\n{log_file.read_text(errors='replace')}")
+        found = LISTENING.search(log_file.read_text(errors="replace"))
+        return int(found.group(1)) if found else None
+
+    port = wait_until(bound_port, timeout=30, what="selfheal api's 'listening on' log line")
     server = ApiServer(
         url=f"http://127.0.0.1:{port}",
         database_url=database_url,

@@ -45,6 +45,15 @@ def fresh_database(admin_database_url, devenv) -> str:
     return url
 
 
+@pytest.fixture()
+def own_database(admin_database_url, devenv) -> str:
+    """A migrated database for one test alone: for tests whose code under test reads every row of
+    the registry (the guard's cycle), so that no other test's patches or clock can reach them."""
+    url = _new_database(admin_database_url, devenv, "own")
+    migrate(url)
+    return url
+
+
 @pytest.fixture(scope="session")
 def kube_client(devenv) -> kubernetes.client.ApiClient:
     return kubernetes.config.new_client_from_config(config_file=str(devenv.kubeconfig))
@@ -67,6 +76,7 @@ def operator(devenv, operator_database_url, tmp_path_factory):
         kubeconfig=devenv.kubeconfig,
         database_url=operator_database_url,
         log_file=tmp_path_factory.mktemp("operator") / "operator.log",
+        port_options=("--metrics-port",),  # the guard's cycle count: evidence that a cycle ran
     )
     process.start()
     try:

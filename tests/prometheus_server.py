@@ -1,8 +1,12 @@
-"""A real Prometheus (Debian's `prometheus` package) evaluating given rules every second."""
+"""A real Prometheus (Debian's `prometheus` package) evaluating given rules every second.
+
+It listens on a port it binds itself (127.0.0.1:0) and logs it (`msg="Listening on"
+address=127.0.0.1:PORT`): no port is picked free here and then released for another to take."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import urllib.parse
 import urllib.request
@@ -10,7 +14,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support import free_port, wait_until
+from tests.support import wait_until
+
+LISTENING = re.compile(r'msg="Listening on" address=127\.0\.0\.1:(\d+)')
 
 
 def alerts(url: str) -> list[dict]:
@@ -49,7 +55,6 @@ def prometheus(
             {"job_name": job, "static_configs": [{"targets": list(hosts)}]} for job, hosts in targets.items()
         ]
     (directory / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
-    port = free_port()
     log_path = directory / "prometheus.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -57,12 +62,16 @@ def prometheus(
                 "prometheus",
                 f"--config.file={directory / 'prometheus.yml'}",
                 f"--storage.tsdb.path={directory / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
+                "--web.listen-address=127.0.0.1:0",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{port}"
+
+    def bound_port() -> int | None:
+        assert process.poll() is None, log_path.read_text()
+        found = LISTENING.search(log_path.read_text(errors="replace"))
+        return int(found.group(1)) if found else None
 
     def ready():
         assert process.poll() is None, log_path.read_text()
@@ -73,6 +82,7 @@ def prometheus(
         return not wait_for_firing or any(a["state"] == "firing" for a in found)
 
     try:
+        url = f"http://127.0.0.1:{wait_until(bound_port, timeout=60, what='Prometheus listening')}"
         wait_until(ready, timeout=60, what="Prometheus ready")
         yield url
     finally:

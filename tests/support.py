@@ -51,9 +51,20 @@ def new_namespace(kube_client: kubernetes.client.ApiClient, prefix: str) -> str:
 
 
 def free_port() -> int:
+    """A port free right now, for a child that cannot bind port 0 and report it; whoever uses it must
+    retry when the child fails to bind it (another process may take it first): see OperatorProcess."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port bound and never listening, held for the `with`: every connection is refused
+    and no other process can start listening there meanwhile (a port picked free and released could)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
 
 
 def patch_body(name: str, **spec: Any) -> dict:
@@ -177,48 +188,99 @@ class Registry:
         return wait_until(matches, timeout=timeout, what=f"registry row for {namespace}/{name}")
 
 
+class PortTaken(Exception):
+    """The child could not bind a port it was given: another process took it after we picked it."""
+
+
 class OperatorProcess:
-    """`selfheal operator` as a real subprocess against the test control plane and database."""
+    """`selfheal operator` as a real subprocess against the test control plane and database.
+
+    Its ports (`port_options`: the probes' always, `--metrics-port` or `--webhook-port` when asked)
+    are options where 0 means off, so they cannot be left to the child: each is picked free here,
+    and when the child fails to bind one (another process took it in between), it starts again on
+    fresh ports. The probes are trusted only once the child's own log says it serves them.
+    """
 
     def __init__(
-        self, *, kubeconfig: Path, database_url: str, log_file: Path, extra_args: tuple[str, ...] = ()
+        self,
+        *,
+        kubeconfig: Path,
+        database_url: str,
+        log_file: Path,
+        extra_args: tuple[str, ...] = (),
+        port_options: tuple[str, ...] = (),
     ) -> None:
         self.kubeconfig, self.database_url, self.log_file = kubeconfig, database_url, log_file
         self.extra_args = extra_args
+        self.port_options = ("--liveness-port", *port_options)
         self.process: subprocess.Popen | None = None
-        self.port = 0
+        self.ports: dict[str, int] = {}
+        self._log_offset = 0
 
-    def start(self, *, timeout: float = 60.0) -> None:
-        self.port = free_port()
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "SELFHEAL_DATABASE_URL": self.database_url}
-        with self.log_file.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "selfheal",
-                    "operator",
-                    "--registry-poll-interval",
-                    "0.5",
-                    "--liveness-port",
-                    str(self.port),
-                    *self.extra_args,
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_until(self._healthy, timeout=timeout, what=f"operator liveness (log: {self.log_file})")
+    @property
+    def port(self) -> int:
+        """The probes' port (/healthz, /readyz)."""
+        return self.ports["--liveness-port"]
+
+    def start(self, *, timeout: float = 60.0, attempts: int = 3) -> None:
+        for _ in range(attempts):
+            self.ports = {option: free_port() for option in self.port_options}
+            self._log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+            env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "SELFHEAL_DATABASE_URL": self.database_url}
+            ports = [part for option, port in self.ports.items() for part in (option, str(port))]
+            with self.log_file.open("ab") as log:
+                self.process = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "selfheal",
+                        "operator",
+                        "--registry-poll-interval",
+                        "0.5",
+                        *ports,
+                        *self.extra_args,
+                    ],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            try:
+                wait_until(self._healthy, timeout=timeout, what=f"operator liveness (log: {self.log_file})")
+                return
+            except PortTaken:
+                continue
+        raise AssertionError(f"operator could not bind its ports in {attempts} attempts:\n{self.log_tail()}")
+
+    def _this_run_log(self) -> str:
+        with self.log_file.open("rb") as log:
+            log.seek(self._log_offset)
+            return log.read().decode(errors="replace")
 
     def _healthy(self) -> bool:
         assert self.process is not None
+        if "address already in use" in self._this_run_log().lower():
+            # The probes and the webhook fail the start; the metrics (kopf's startup) retry in a minute.
+            self.process.kill()
+            self.process.wait(timeout=10)
+            raise PortTaken()
         if self.process.poll() is not None:
             raise AssertionError(f"operator exited with {self.process.returncode}:\n{self.log_tail()}")
+        if f"probes serving on http://0.0.0.0:{self.port} " not in self._this_run_log():
+            return False  # not bound by our child yet: whatever answers there may be another process
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as response:
                 return response.status == 200
         except OSError:
             return False
+
+    def metric(self, name: str) -> float:
+        """The sum of a metric's samples on the operator's /metrics (needs `--metrics-port` in port_options)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        url = f"http://127.0.0.1:{self.ports['--metrics-port']}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            families = text_string_to_metric_families(response.read().decode())
+            return sum(sample.value for family in families for sample in family.samples if sample.name == name)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

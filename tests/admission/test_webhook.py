@@ -11,7 +11,7 @@ import kubernetes
 import pytest
 import yaml
 
-from tests.support import OperatorProcess, free_port, new_namespace, patch_body, wait_until
+from tests.support import OperatorProcess, new_namespace, patch_body, wait_until
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 EVIL_HOST = 'this.baseUrl = "https://api.molam.com.evil.com";'
@@ -38,13 +38,12 @@ def webhook(devenv, fresh_database, guarded, custom_api, kube_client, tmp_path_f
         extra_args=(
             "-n",
             guarded,
-            "--webhook-port",
-            str(free_port()),
             "--webhook-host",
             "127.0.0.1",
             "--webhook-configuration",
             configuration,
         ),
+        port_options=("--webhook-port",),
     )
     process.start()
     admission = kubernetes.client.AdmissionregistrationV1Api(kube_client)
@@ -190,16 +189,21 @@ def test_objects_that_predate_the_webhook_are_still_validated_and_can_be_release
 
 def test_with_the_webhook_down_only_selfhealpatches_are_blocked(webhook, custom_api, kube_client, guarded):
     webhook.stop()  # the configuration stays: fail closed
-    core = kubernetes.client.CoreV1Api(kube_client)
-    core.create_namespaced_config_map(guarded, {"metadata": {"name": "unaffected"}, "data": {"a": "b"}})
-    with pytest.raises(kubernetes.client.ApiException) as caught:
+    try:
+        core = kubernetes.client.CoreV1Api(kube_client)
+        core.create_namespaced_config_map(guarded, {"metadata": {"name": "unaffected"}, "data": {"a": "b"}})
+        with pytest.raises(kubernetes.client.ApiException) as caught:
+            custom_api.create_namespaced_custom_object(
+                "selfheal.molam.io", "v1alpha1", guarded, "selfhealpatches", patch_body("while-down")
+            )
+        assert caught.value.status == 500
+        assert 'failed calling webhook "patch-code.selfheal.molam.io"' in _message(caught.value)
+        # Another namespace is not guarded by this (namespaced) operator's webhook.
+        other = new_namespace(kube_client, "t")
         custom_api.create_namespaced_custom_object(
-            "selfheal.molam.io", "v1alpha1", guarded, "selfhealpatches", patch_body("while-down")
+            "selfheal.molam.io", "v1alpha1", other, "selfhealpatches", patch_body("elsewhere")
         )
-    assert caught.value.status == 500
-    assert 'failed calling webhook "patch-code.selfheal.molam.io"' in _message(caught.value)
-    # Another namespace is not guarded by this (namespaced) operator's webhook.
-    other = new_namespace(kube_client, "t")
-    custom_api.create_namespaced_custom_object(
-        "selfheal.molam.io", "v1alpha1", other, "selfhealpatches", patch_body("elsewhere")
-    )
+    finally:
+        # Serving again for whatever test runs next (the module's tests run in any order).
+        webhook.start()
+        wait_until(lambda: _refused_by_webhook(custom_api, guarded), what="webhook serving again")

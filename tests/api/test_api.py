@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tests.api_server import selfheal
+from tests.api_server import LISTENING, selfheal
 from tests.support import wait_until
 
 RUNBOOK_TEST_BODY = {"sdk": "node", "error": "401 Unauthorized", "status": 401, "context": {"test": True}}
@@ -109,13 +109,26 @@ def test_a_body_over_max_body_is_413_whether_it_arrived_whole_or_is_still_arrivi
         server.stop()
 
 
-def test_burst_gets_429_with_retry_after(api_server):
-    token = api_server.token("dev-burst")
-    answers = [api_server.request("GET", "/api/dev/patches", token=token) for _ in range(60)]
-    limited = [headers for status, headers, _ in answers if status == 429]
-    assert limited and int(limited[0]["Retry-After"]) >= 1
-    # Another token has its own bucket.
-    assert api_server.request("GET", "/api/dev/patches", token=api_server.token("dev-other"))[0] == 200
+def test_the_rate_option_sets_each_tokens_bucket(fresh_database, devenv, kube_client, tmp_path):
+    """--rate R: a burst of 2R (at least 1), then 429. The exact counts, on a controlled clock, are
+    tests/api/test_rate_limits.py's; here at 0.1 a second a token comes back only after 10 s."""
+    from tests.api_server import start_api_server
+    from tests.support import new_namespace
+
+    server = start_api_server(
+        database_url=fresh_database,
+        kubeconfig=devenv.kubeconfig,
+        patch_namespace=new_namespace(kube_client, "rate"),
+        directory=tmp_path,
+        rate=0.1,
+    )
+    try:
+        token = server.token("dev-burst")
+        answers = [server.request("GET", "/api/dev/patches", token=token) for _ in range(2)]
+        assert [status for status, _, _ in answers] == [200, 429]
+        assert int(answers[1][1]["Retry-After"]) >= 9
+    finally:
+        server.stop()
 
 
 def test_reports_take_the_developer_from_the_token(api_server):
@@ -217,3 +230,30 @@ def test_reports_beyond_the_buffer_wait_then_get_503_and_nothing_accepted_is_los
         wait_until(lambda: written() == 750, timeout=30, what="accepted reports written")
     finally:
         server.stop()
+
+
+def test_port_0_serves_on_the_port_it_logs_and_a_taken_port_is_a_clear_error(api_server, tmp_path):
+    # api_server was started with --port 0: it serves on the one port its log names.
+    [line] = [line for line in api_server.log().splitlines() if "listening on http://" in line]
+    port = int(LISTENING.search(line).group(1))
+    assert api_server.url == f"http://127.0.0.1:{port}" and api_server.request("GET", "/healthz")[0] == 200
+    assert "0: any free port" in " ".join(
+        selfheal("api", "--help", database_url=api_server.database_url).stdout.split()
+    )
+
+    key = tmp_path / "signing.pem"
+    selfheal("keygen", "--out", str(key), database_url=api_server.database_url)
+    taken = selfheal(
+        "api",
+        "--signing-key",
+        str(key),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-migrate",
+        database_url=api_server.database_url,
+        check=False,
+    )
+    assert taken.returncode == 2, taken.stderr
+    assert f"--host 127.0.0.1 --port {port}: cannot listen there" in taken.stderr, taken.stderr

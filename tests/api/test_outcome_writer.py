@@ -12,10 +12,11 @@ from selfheal.api.outcomes import OutcomeWriter
 from selfheal.registry.outcomes import Application
 
 
-def application(error: str) -> Application:
+def application(error: str, developer: str = "writer-test") -> Application:
+    """An outcome row; each test that reads rows back gives its own developer (the database is the module's)."""
     return Application(
         patch_id=None,
-        developer_id="writer-test",
+        developer_id=developer,
         sdk_language="node",
         error_encountered=error,
         success=False,
@@ -31,7 +32,8 @@ def test_a_refused_row_is_reported_and_the_rest_is_written(fresh_database):
         writer = OutcomeWriter(fresh_database, flush_interval=0.05)
         task = asyncio.create_task(writer.run())
         # PostgreSQL text cannot hold U+0000: the API refuses it, this proves the writer survives it anyway.
-        assert writer.offer([application("first"), application("bad \x00 byte"), application("third")])
+        rows = [application(error, developer="writer-refused") for error in ("first", "bad \x00 byte", "third")]
+        assert writer.offer(rows)
         await writer.flush(timeout=10)
         writer.stop()
         await task
@@ -41,7 +43,7 @@ def test_a_refused_row_is_reported_and_the_rest_is_written(fresh_database):
     assert (writer.pending, writer.written, writer.refused) == (0, 2, 1)
     with psycopg.connect(fresh_database) as conn:
         rows = conn.execute(
-            "SELECT error_encountered FROM sdk_patch_applications WHERE developer_id = 'writer-test' ORDER BY id"
+            "SELECT error_encountered FROM sdk_patch_applications WHERE developer_id = 'writer-refused' ORDER BY id"
         ).fetchall()
     assert rows == [("first",), ("third",)]
 
@@ -62,10 +64,13 @@ def test_nul_characters_are_refused_at_the_door(api_server):
 
 
 def test_a_full_buffer_makes_batches_wait_for_room_then_refuse(fresh_database):
-    from tests.support import free_port
+    from tests.support import refused_port
 
-    unreachable = f"postgresql://nobody@127.0.0.1:{free_port()}/none"
+    with refused_port() as port:
+        _a_full_buffer(f"postgresql://nobody@127.0.0.1:{port}/none")
 
+
+def _a_full_buffer(unreachable: str) -> None:
     async def scenario() -> tuple[bool, float, bool]:
         writer = OutcomeWriter(unreachable, capacity=1000, flush_interval=0.05)
         assert writer.offer([application(f"r{index}") for index in range(900)])

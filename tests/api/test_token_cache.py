@@ -8,7 +8,7 @@ import psycopg
 
 from selfheal.api.token_cache import NOT_CACHED, TokenCache
 from selfheal.registry import tokens
-from tests.support import free_port
+from tests.support import refused_port
 
 
 def test_many_requests_with_a_new_token_cost_one_check(fresh_database):
@@ -55,8 +55,11 @@ def test_an_expired_entry_answers_at_once_and_a_revocation_lands_after_one_refre
 
 
 def test_a_known_token_stays_known_while_the_registry_is_away_and_an_unknown_one_cannot_be_checked():
-    url = f"postgresql://nobody@127.0.0.1:{free_port()}/none"
+    with refused_port() as port:
+        _registry_away(f"postgresql://nobody@127.0.0.1:{port}/none")
 
+
+def _registry_away(url: str) -> None:
     async def scenario() -> tuple:
         cache = TokenCache(url, ttl=0.1)
         known = tokens.Principal("t1", "dev-known", "developer")

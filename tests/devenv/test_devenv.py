@@ -8,6 +8,7 @@ long timeout on the first test.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -18,9 +19,9 @@ import psycopg
 import pytest
 
 import selfheal
-from selfheal.devenv import environment
-from selfheal.devenv._process import is_listening, pid_alive
-from selfheal.devenv.build import default_source_dir
+from selfheal.devenv import controlplane, environment, postgres
+from selfheal.devenv._process import LOOPBACK, is_listening, pid_alive
+from selfheal.devenv.build import default_source_dir, ensure_binaries
 from selfheal.devenv.errors import DevEnvError
 from selfheal.devenv.postgres import start_postgres, stop_postgres
 
@@ -199,3 +200,50 @@ def test_postgres_restarts_on_same_port_with_data_kept(tmp_path: Path) -> None:
         stop_postgres(server)
     assert not is_listening(server.port)
     assert processes_mentioning(data_dir) == []
+
+
+def _first_the_taken_port(monkeypatch, module, taken: int) -> list[int]:
+    """`module.free_ports` hands out `taken` (held by the test) first, as if another process had
+    bound it between our picking and the child's binding; real free ports afterwards."""
+    real, picks = module.free_ports, []
+
+    def free_ports(count: int) -> list[int]:
+        picks.append(count)
+        return [taken, *real(count - 1)] if len(picks) == 1 else real(count)
+
+    monkeypatch.setattr(module, "free_ports", free_ports)
+    return picks
+
+
+def test_postgres_on_a_port_taken_meanwhile_starts_again_on_another(tmp_path: Path, monkeypatch) -> None:
+    messages: list[str] = []
+    with socket.create_server((LOOPBACK, 0)) as holder:
+        taken = holder.getsockname()[1]
+        picks = _first_the_taken_port(monkeypatch, postgres, taken)
+        server = start_postgres(data_dir=tmp_path / "pg", log_file=tmp_path / "postgres.log", log=messages.append)
+        try:
+            assert server.port != taken and len(picks) == 2
+            assert f"port {taken} was taken between picking and binding it; starting again on another" in messages
+            with psycopg.connect(server.url()) as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+        finally:
+            stop_postgres(server)
+    assert processes_mentioning(tmp_path / "pg") == []
+
+
+@pytest.mark.timeout(1500)  # may include the cold Go build
+def test_control_plane_on_a_port_taken_meanwhile_starts_again_on_others(tmp_path: Path, monkeypatch) -> None:
+    messages: list[str] = []
+    binaries = ensure_binaries()
+    state = tmp_path / "plane"
+    with socket.create_server((LOOPBACK, 0)) as holder:
+        taken = holder.getsockname()[1]
+        picks = _first_the_taken_port(monkeypatch, controlplane, taken)  # etcd's client port
+        plane = controlplane.start_control_plane(binaries=binaries, state_dir=state, log=messages.append)
+        try:
+            assert taken not in plane.ports.values() and len(picks) == 2
+            assert "a port was taken between picking and binding it; starting again on other ports" in messages
+            assert controlplane.is_running(plane)
+        finally:
+            controlplane.stop_control_plane(plane, log=messages.append)
+    assert processes_mentioning(state) == []

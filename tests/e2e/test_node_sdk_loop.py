@@ -10,11 +10,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.e2e.test_self_healing_loop import TamperingProxy, kubectl, trusted_keys
+from tests.e2e.test_self_healing_loop import TamperingProxy, apply_sample, trusted_keys
 from tests.sdk.payments_server import PaymentsServer
 from tests.support import wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("node_sdk_loop.js")
 SAMPLE = "node-401-fallback-key"
 
@@ -39,8 +38,7 @@ def run_node(
 
 
 def test_patch_applied_with_kubectl_heals_a_failing_call_from_node(devenv, registry_api, loop_namespace, patches_in):
-    kubectl(devenv, "apply", "-n", loop_namespace, "-f", str(ROOT / f"samples/{SAMPLE}.yaml"))
-    kubectl(devenv, "wait", "-n", loop_namespace, "--for=condition=Ready", f"shp/{SAMPLE}", "--timeout=60s")
+    apply_sample(devenv, loop_namespace, SAMPLE)
     row = patches_in(loop_namespace, SAMPLE)
     with PaymentsServer() as payments:
         payments.behaviour.revoked_keys = {"pk_primary"}
@@ -76,8 +74,8 @@ def test_patch_applied_with_kubectl_heals_a_failing_call_from_node(devenv, regis
     assert ("dev-e2e-node", "node", True, True) in wait_until(reported, what="the Node outcome reported")
 
 
-def test_tampered_envelope_is_refused_by_node(registry_api, loop_namespace, patches_in):
-    patches_in(loop_namespace, SAMPLE)  # served by the first test
+def test_tampered_envelope_is_refused_by_node(devenv, registry_api, loop_namespace):
+    apply_sample(devenv, loop_namespace, SAMPLE)
     with TamperingProxy(registry_api.url) as proxy, PaymentsServer() as payments:
         payments.behaviour.revoked_keys = {"pk_primary"}
         outcome, log = run_node(

@@ -32,6 +32,12 @@ def kubectl(devenv, *args: str) -> str:
     return result.stdout
 
 
+def apply_sample(devenv, namespace: str, name: str) -> None:
+    """A sample patch applied and Ready: each test applies what it uses (idempotent), none relies on another's."""
+    kubectl(devenv, "apply", "-n", namespace, "-f", str(ROOT / f"samples/{name}.yaml"))
+    kubectl(devenv, "wait", "-n", namespace, "--for=condition=Ready", f"shp/{name}", "--timeout=60s")
+
+
 def trusted_keys(registry_api) -> dict[str, str]:
     public_key = serialization.load_pem_public_key(registry_api.public_key_pem.encode())
     return {key_id(public_key): registry_api.public_key_pem}
@@ -61,10 +67,7 @@ def client_for(
 
 
 def test_patch_applied_with_kubectl_heals_a_failing_call(devenv, registry_api, loop_namespace, patches_in):
-    kubectl(devenv, "apply", "-n", loop_namespace, "-f", str(ROOT / "samples/python-401-fallback-key.yaml"))
-    kubectl(
-        devenv, "wait", "-n", loop_namespace, "--for=condition=Ready", "shp/python-401-fallback-key", "--timeout=60s"
-    )
+    apply_sample(devenv, loop_namespace, "python-401-fallback-key")
     token = registry_api.token("dev-e2e")
     applied: list = []
     with PaymentsServer() as payments:
@@ -91,8 +94,8 @@ def test_patch_applied_with_kubectl_heals_a_failing_call(devenv, registry_api, l
     assert ("dev-e2e", True, True) in wait_until(reported, what="the outcome reported")
 
 
-def test_tampered_envelope_is_refused(registry_api, loop_namespace, patches_in):
-    patches_in(loop_namespace, "python-401-fallback-key")  # served by the first test
+def test_tampered_envelope_is_refused(devenv, registry_api, loop_namespace, patches_in):
+    apply_sample(devenv, loop_namespace, "python-401-fallback-key")
     token = registry_api.token("dev-tamper")
     applied: list = []
     with TamperingProxy(registry_api.url) as proxy, PaymentsServer() as payments:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import kubernetes
 import psycopg
@@ -84,8 +83,12 @@ def test_new_generation_brings_a_deactivated_patch_back(operator, patches, regis
     patches.wait_condition("regen", "Active", status="False", reason="AutoDeactivated")
     patches.patch_spec("regen", description="fixed: new version of the patch")
     patches.wait_condition("regen", "Active", status="True", generation=2)
-    # The old evidence belongs to the old version: the guard does not fire again on it.
-    time.sleep(6)  # three guard cycles
+    # The old evidence belongs to the old version: the guard does not fire again on it. Proof
+    # first that it had the chance: three more cycles ended (the first may have begun before).
+    cycles = operator.metric("selfheal_guard_cycle_seconds_count")
+    wait_until(
+        lambda: operator.metric("selfheal_guard_cycle_seconds_count") >= cycles + 3, what="three more guard cycles"
+    )
     assert registry.row(namespace, "regen")["active"] is True
 
 

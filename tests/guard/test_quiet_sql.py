@@ -98,8 +98,9 @@ def judged(url: str, *, in_sql: bool, custom: frozenset = frozenset()) -> tuple[
     return states, {d.patch.id: d for d in decisions}
 
 
-def test_sql_and_python_judge_every_patch_alike_and_hand_back_every_patch_a_rule_can_act_on(fresh_database):
-    url, rng = fresh_database, random.Random(20261125)
+def test_sql_and_python_judge_every_patch_alike_and_hand_back_every_patch_a_rule_can_act_on(own_database):
+    # Its own database: "every patch" below means this test's patches, none left by another.
+    url, rng = own_database, random.Random(20261125)
     plan = {
         registry_rows.new_patch(url, prefix="q", description="quiet sql"): buckets
         for buckets in EDGES + [traffic(rng) for _ in range(300)]
@@ -118,8 +119,8 @@ def test_sql_and_python_judge_every_patch_alike_and_hand_back_every_patch_a_rule
     assert len(plan) - len(full) >= 50, "quiet patches are judged in SQL, not handed back"
 
 
-def test_patches_with_settings_of_their_own_pending_rules_or_a_moving_cusum_come_back_in_full(fresh_database):
-    url = fresh_database
+def test_patches_with_settings_of_their_own_pending_rules_or_a_moving_cusum_come_back_in_full(own_database):
+    url = own_database
     quiet = {registry_rows.new_patch(url, prefix="q", description="quiet sql"): {480.0: (30, 0, 0)} for _ in range(4)}
     write(url, quiet)
     custom, pending, cusum, plain = quiet

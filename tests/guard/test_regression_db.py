@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import math
-import uuid
 
 import psycopg
 import pytest
@@ -15,7 +14,6 @@ import pytest
 from selfheal.core.guard import cusum, regression
 from selfheal.core.guard.rules import REGRESSION_RULE, GuardSettings
 from selfheal.core.guard.spec import settings_for
-from selfheal.registry.migrate import migrate
 from selfheal.services.guard_cycle import GuardCycle
 from tests.guard import registry_rows
 from tests.guard.registry_rows import connect
@@ -30,14 +28,9 @@ def at(seconds: float) -> float:
 
 
 @pytest.fixture()
-def url(admin_database_url, devenv) -> str:
+def url(own_database) -> str:
     """A database per test: the watermark is global to a registry and each test has its own clock."""
-    name = f"reg_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_database_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    database = devenv.postgres.url(name)
-    migrate(database)
-    return database
+    return own_database
 
 
 def new_patch(url: str) -> str:

@@ -17,7 +17,7 @@ from selfheal.core.resource import GROUP, PLURAL, VERSION
 from tests.api_server import selfheal, start_api_server
 from tests.db_roles import restricted_database
 from tests.manifests.conftest import NAMESPACE, build, kubectl
-from tests.support import OperatorProcess, Patches, free_port, new_namespace, wait_until
+from tests.support import OperatorProcess, Patches, new_namespace, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 RBAC_KINDS = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
@@ -191,15 +191,14 @@ def database(admin_database_url):
 
 @pytest.fixture(scope="module")
 def restricted_operator(devenv, alone, kubeconfigs, database, tmp_path_factory):
-    metrics_port = free_port()
     process = OperatorProcess(
         kubeconfig=kubeconfigs[OPERATOR],
         database_url=database.operator_url,
         log_file=tmp_path_factory.mktemp("rbac-operator") / "operator.log",
-        extra_args=("-n", NAMESPACE, "--no-migrate", "--metrics-port", str(metrics_port)),
+        extra_args=("-n", NAMESPACE, "--no-migrate"),
+        port_options=("--metrics-port",),
     )
     process.start()
-    process.metrics_port = metrics_port
     yield process
     process.stop()
 
@@ -315,7 +314,9 @@ def test_full_cycle_under_service_accounts_and_database_roles(
     patches.delete(created["name"])
     wait_until(lambda: not patches.exists(created["name"]), timeout=60, what="finalizer released")
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{restricted_operator.metrics_port}/metrics", timeout=5) as reply:
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{restricted_operator.ports['--metrics-port']}/metrics", timeout=5
+    ) as reply:
         metrics = reply.read().decode()
     assert "selfheal_registry_up 1.0" in metrics
     assert 'selfheal_guard_deactivations_total{reason="AutoDeactivated",rule="HighRollbackRate"} 1.0' in metrics

@@ -9,7 +9,7 @@ import pytest
 
 from tests.prometheus_server import prometheus as prometheus_server
 from tests.reports.conftest import QUIET_DAY, report
-from tests.support import free_port
+from tests.support import refused_port
 
 
 def _items(rows):
@@ -106,7 +106,8 @@ def test_no_matching_alert_firing_passes(seeded, prometheus):
 
 
 def test_unreachable_prometheus_fails_rather_than_passes(seeded):
-    url = f"http://127.0.0.1:{free_port()}"
-    rows = report(seeded, "checklist", "--prometheus-url", url, as_of=QUIET_DAY, expect_exit=1)
+    with refused_port() as port:
+        url = f"http://127.0.0.1:{port}"
+        rows = report(seeded, "checklist", "--prometheus-url", url, as_of=QUIET_DAY, expect_exit=1)
     alerts = _items(rows)["Prometheus alerts"]
     assert alerts["status"] == "fail" and alerts["detail"].startswith(f"could not ask Prometheus: {url}/api/v1/alerts")

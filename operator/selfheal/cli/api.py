@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path
 
 import click
@@ -36,7 +37,15 @@ def _networks(ctx: click.Context, param: click.Parameter, values: tuple[str, ...
     "Create one with `selfheal keygen`.",
 )
 @click.option("--host", default="0.0.0.0", show_default=True, envvar="SELFHEAL_API_HOST")
-@click.option("--port", type=click.IntRange(1, 65535), default=8140, show_default=True, envvar="SELFHEAL_API_PORT")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8140,
+    show_default=True,
+    envvar="SELFHEAL_API_PORT",
+    help="TCP port to serve on. 0: any free port; whichever port is bound is logged once listening "
+    "(`listening on http://HOST:PORT`).",
+)
 @click.option(
     "--envelope-ttl",
     type=click.IntRange(10, 86400),
@@ -152,7 +161,22 @@ def api(
         outcome_buffer=outcome_buffer,
         json_logs=log_format == "json",
     )
-    web.run_app(build_app(settings), host=host, port=port, print=None, access_log=None)
+    listener = _listen(host, port)
+    logging.getLogger("selfheal.api").info("listening on http://%s:%d", host, listener.getsockname()[1])
+    web.run_app(build_app(settings), sock=listener, print=None, access_log=None)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here rather than by aiohttp so that the port bound (any free one
+    for --port 0) can be logged: whoever starts the API learns it without picking one first."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+        return socket.create_server((host, port), family=family, backlog=128)
+    except OSError as error:
+        raise SelfhealError(
+            f"--host {host} --port {port}: cannot listen there ({error.strerror or error})",
+            hint="another process may hold the port; --port 0 takes any free one",
+        ) from None
 
 
 def _signing_key(path: Path) -> SigningKey:

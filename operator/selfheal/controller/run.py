@@ -150,6 +150,7 @@ class _Health:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, host="0.0.0.0", port=port).start()
+        log.info("probes serving on http://0.0.0.0:%d (/healthz, /readyz)", port)  # whoever started us knows it bound
         return runner
 
     async def _healthz(self, request: web.Request) -> web.Response:

@@ -51,6 +51,20 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+# etcd, kube-apiserver and PostgreSQL cannot be asked for "any free port" and report it back:
+# ports are picked free here, and a start that fails because one was taken in between is retried.
+BIND_ATTEMPTS = 3
+
+
+class PortTaken(DevEnvError):
+    """A component could not bind a port picked free for it: another process took it meanwhile."""
+
+
+def port_taken(log_text: str) -> bool:
+    """True when a component's log says it could not bind its port."""
+    return "address already in use" in log_text.lower()
+
+
 def is_listening(port: int) -> bool:
     """True if something accepts TCP connections on loopback:`port`."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -22,16 +22,19 @@ import yaml
 
 from . import pki
 from ._process import (
+    BIND_ATTEMPTS,
     LOOPBACK,
     Log,
     fail_with_log,
     free_ports,
     pid_runs,
+    port_taken,
     spawn,
     stop,
     wait_ports_closed,
 )
 from .build import Binaries
+from .errors import DevEnvError
 
 # Without a controller-manager nothing allocates service IPs; the range only has
 # to be valid and must not overlap loopback.
@@ -93,8 +96,20 @@ def start_control_plane(*, binaries: Binaries, state_dir: Path, log: Log, timeou
     Data, credentials, logs (etcd.log, kube-apiserver.log) and the kubeconfig go
     into `state_dir`. The processes survive this interpreter; stop them with
     `stop_control_plane`. On any failure both are stopped before raising
-    DevEnvError (with the tail of the failing component's log).
+    DevEnvError (with the tail of the failing component's log). When one failed
+    because a port picked free was taken in between, both start again on fresh ports.
     """
+    for attempt in range(1, BIND_ATTEMPTS + 1):
+        try:
+            return _start_control_plane(binaries=binaries, state_dir=state_dir, log=log, timeout=timeout)
+        except DevEnvError as error:  # its message ends with the failing component's log, new each start
+            if attempt == BIND_ATTEMPTS or not port_taken(str(error)):
+                raise
+            log("a port was taken between picking and binding it; starting again on other ports")
+    raise AssertionError("unreachable")
+
+
+def _start_control_plane(*, binaries: Binaries, state_dir: Path, log: Log, timeout: float) -> ControlPlane:
     state_dir.mkdir(parents=True, exist_ok=True)
     etcd_client, etcd_peer, api_port = free_ports(3)
     etcd_log = state_dir / "etcd.log"

