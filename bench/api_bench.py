@@ -98,31 +98,48 @@ def wrk(url: str, *, load: str, body_file: Path, token: str, patches: int, secon
     }
 
 
-def compare(api: str, bare: str, *, load: str, rounds: int, profile=None, **options) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc): on a shared machine, the CPU a
+    request costs is steadier than the rate, which depends on how much CPU the process got."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(url: str, pid: int, **options) -> dict:
+    before = cpu_seconds(pid)
+    figures = wrk(url, **options)
+    figures["cpu_us_per_request"] = (cpu_seconds(pid) - before) * 1e6 / max(1, figures["requests"])
+    return figures
+
+
+def compare(api: str, bare: str, *, pids: tuple[int, int], load: str, rounds: int, profile=None, **options) -> dict:
     """Interleaved rounds of ours and the bare server; the medians of each and their ratios."""
     runs: list[tuple[dict, dict]] = []
     for round_number in range(rounds):
         profiler = profile(options["seconds"]) if profile and round_number == 0 else None
-        ours = wrk(api + "/api/dev/self-heal", load=load, **options)
+        ours = measured(api + "/api/dev/self-heal", pids[0], load=load, **options)
         if profiler is not None:
             profiler.wait(timeout=60)
-        theirs = wrk(bare + "/api/dev/self-heal", load=load, **{**options, "token": ""})
+        theirs = measured(bare + "/api/dev/self-heal", pids[1], load=load, **{**options, "token": ""})
         runs.append((ours, theirs))
         print(
             f"   {load} round {round_number + 1}: ours {ours['rate']:.0f}/s p50 {ours['p50_ms']:.2f} ms "
-            f"p99 {ours['p99_ms']:.2f} ms (non-2xx {ours['errors']}) | bare {theirs['rate']:.0f}/s "
-            f"p50 {theirs['p50_ms']:.2f} ms p99 {theirs['p99_ms']:.2f} ms",
+            f"p99 {ours['p99_ms']:.2f} ms {ours['cpu_us_per_request']:.0f} us CPU/request (non-2xx {ours['errors']})"
+            f" | bare {theirs['rate']:.0f}/s p50 {theirs['p50_ms']:.2f} ms p99 {theirs['p99_ms']:.2f} ms "
+            f"{theirs['cpu_us_per_request']:.0f} us CPU/request",
             flush=True,
         )
     figures: dict = {}
     for side, index in (("ours", 0), ("bare", 1)):
         figures[side] = {
-            key: round(statistics.median(run[index][key] for run in runs), 3) for key in ("rate", "p50_ms", "p99_ms")
+            key: round(statistics.median(run[index][key] for run in runs), 3)
+            for key in ("rate", "p50_ms", "p99_ms", "cpu_us_per_request")
         }
     figures["ours"]["non_2xx"] = sum(run[0]["errors"] for run in runs)
     figures["rate_ratio"] = round(figures["ours"]["rate"] / figures["bare"]["rate"], 3)
     figures["p50_ratio"] = round(figures["ours"]["p50_ms"] / figures["bare"]["p50_ms"], 3)
     figures["p99_ratio"] = round(figures["ours"]["p99_ms"] / figures["bare"]["p99_ms"], 3)
+    figures["cpu_ratio"] = round(figures["ours"]["cpu_us_per_request"] / figures["bare"]["cpu_us_per_request"], 3)
     figures["rate_ratio_per_round"] = [round(o["rate"] / b["rate"], 3) for o, b in runs]
     return figures
 
@@ -213,14 +230,13 @@ def main() -> None:
                     return False  # 503 until the catalog has loaded
 
             wait_until(loaded, timeout=60, what="catalog loaded")
-            processes.append(
-                start(
-                    [sys.executable, str(ROOT / "bench/bare_lookup_server.py"), str(bare_port), str(args.patches)],
-                    env=child_env,
-                    log=tmp / "bare.log",
-                    ready_url=f"http://127.0.0.1:{bare_port}/api/dev/self-heal",
-                )
+            bare_process = start(
+                [sys.executable, str(ROOT / "bench/bare_lookup_server.py"), str(bare_port), str(args.patches)],
+                env=child_env,
+                log=tmp / "bare.log",
+                ready_url=f"http://127.0.0.1:{bare_port}/api/dev/self-heal",
             )
+            processes.append(bare_process)
 
             def py_spy(seconds: int) -> subprocess.Popen:
                 return subprocess.Popen(
@@ -244,7 +260,8 @@ def main() -> None:
             figures = {}
             for load in LOADS:
                 profile = py_spy if args.py_spy and load == "distinct_messages" else None
-                figures[load] = compare(api, bare, load=load, rounds=args.rounds, profile=profile, **options)
+                pids = (api_process.pid, bare_process.pid)
+                figures[load] = compare(api, bare, pids=pids, load=load, rounds=args.rounds, profile=profile, **options)
         finally:
             for process in processes:
                 process.terminate()
@@ -261,7 +278,9 @@ def main() -> None:
             f"  {what}: ours {f['ours']['rate']:.0f}/s p50 {f['ours']['p50_ms']:.2f} ms "
             f"p99 {f['ours']['p99_ms']:.2f} ms | bare aiohttp {f['bare']['rate']:.0f}/s "
             f"p50 {f['bare']['p50_ms']:.2f} ms p99 {f['bare']['p99_ms']:.2f} ms | "
-            f"{f['rate_ratio']:.2f}x rate, {f['p99_ratio']:.2f}x p99 (rounds {f['rate_ratio_per_round']})"
+            f"{f['rate_ratio']:.2f}x rate, {f['p99_ratio']:.2f}x p99 (rounds {f['rate_ratio_per_round']}) | "
+            f"CPU per request ours {f['ours']['cpu_us_per_request']:.0f} us, bare "
+            f"{f['bare']['cpu_us_per_request']:.0f} us ({f['cpu_ratio']:.2f}x)"
         )
         if f["ours"]["non_2xx"]:
             print(f"  WARNING: {f['ours']['non_2xx']} non-2xx answers from ours under {what}")
