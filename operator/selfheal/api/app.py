@@ -10,7 +10,7 @@ import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import kubernetes
 import psycopg
@@ -181,7 +181,18 @@ def _rate_limited(wait: float, message: str) -> web.Response:
 
 
 def _client(request: web.Request) -> str:
-    return client_key(request.remote, request.headers.get("X-Forwarded-For"), request.app[KEY_SETTINGS].trusted_proxies)
+    proxies = request.app[KEY_SETTINGS].trusted_proxies
+    forwarded = request.headers.get("X-Forwarded-For") if proxies else None
+    if not forwarded:
+        return _peer_key(request.remote)
+    return client_key(request.remote, forwarded, proxies)
+
+
+@lru_cache(maxsize=4096)
+def _peer_key(peer: str | None) -> str:
+    # Without a forwarding header to weigh, the key depends on the peer alone: parsed once per
+    # peer, not once per request (a few thousand short strings at most).
+    return client_key(peer, None)
 
 
 def _unauthorized(message: str) -> web.Response:
