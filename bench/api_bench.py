@@ -299,7 +299,8 @@ def main() -> None:
     record(
         "lookups",
         {
-            "command": "python bench/api_bench.py " + " ".join(sys.argv[1:]),
+            "command": f"python bench/api_bench.py --patches {args.patches} --seconds {args.seconds} "
+            f"--rounds {args.rounds} --connections {args.connections}",
             "patches": args.patches,
             "connections": args.connections,
             "seconds": args.seconds,
