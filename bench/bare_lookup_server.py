@@ -1,8 +1,11 @@
-"""Baseline for the lookup benchmark: aiohttp doing nothing but a dict lookup and a JSON answer.
+"""Baseline for the lookup benchmark: aiohttp doing nothing but a JSON parse, a dict lookup and
+a JSON answer.
 
 The answer has the size of a real one (a patch and its signed envelope, about 900 bytes), looked
 up by the error's first word, so the baseline writes what the registry API writes: the figure
 compares what the API does beyond that (authentication, validation, matching, logs, metrics).
+
+Usage: python bench/bare_lookup_server.py PORT [PATCHES]
 """
 
 import json
@@ -29,7 +32,7 @@ PATCHES = {
             "envelope": _ENVELOPE,
         }
     ).encode()
-    for index in range(40_000)
+    for index in range(int(sys.argv[2]) if len(sys.argv) > 2 else 40_000)
 }
 MISS = b'{"patch": null}'
 

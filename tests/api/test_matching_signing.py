@@ -2,6 +2,8 @@ import base64
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from selfheal.core.matching import Candidate, ErrorReport, PatchIndex, best_match
 from selfheal.core.signing import EnvelopeError, SigningKey, canonical_json, open_envelope, seal
@@ -74,3 +76,32 @@ def test_envelope_verifies_exact_bytes_and_refuses_tampering():
 def test_signing_key_round_trips_through_pem():
     key = SigningKey.generate()
     assert SigningKey.from_pem(key.private_pem()).key_id == key.key_id
+
+
+_PIECES = ["401", "40", "4", "401 Unauth", "401 Unauthorized", "E1", "E1 x", "ECONNREFUSED", "invalid_currency", " "]
+
+
+@given(
+    patches=st.lists(
+        st.tuples(
+            st.sampled_from(["node", "python"]),
+            st.lists(st.sampled_from(_PIECES), min_size=1, max_size=3).map("".join).map(str.strip).filter(bool),
+            st.sampled_from(["low", "medium", "high", "critical"]),
+            st.sampled_from([0.0, 1.0, 2.0]),
+        ),
+        max_size=12,
+    ),
+    message=st.lists(st.sampled_from([*_PIECES, ": key revoked", "x"]), min_size=1, max_size=4).map("".join),
+    language=st.sampled_from(["node", "python"]),
+    status=st.sampled_from([None, 401, 400, 4]),
+    code=st.sampled_from([None, "E1", "invalid_currency", "401"]),
+)
+@settings(max_examples=400, deadline=None)
+def test_the_index_answers_what_a_scan_of_every_patch_answers(patches, message, language, status, code):
+    candidates = [
+        c(f"id{number}", signature, language=lang, severity=severity, updated=updated)
+        for number, (lang, signature, severity, updated) in enumerate(patches)
+    ]
+    error = ErrorReport(language, message, status, code)
+    scanned, indexed = best_match(candidates, error), PatchIndex(candidates).find(error)
+    assert (scanned and (scanned.candidate.id, scanned.kind)) == (indexed and (indexed.candidate.id, indexed.kind))

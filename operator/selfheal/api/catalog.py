@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from selfheal.core.matching import Candidate, ErrorReport, Match, PatchIndex
+from selfheal.core.matching import Candidate, Match, PatchIndex
 from selfheal.registry import catalog as servable
 from selfheal.registry import evidence
 from selfheal.registry.errors import first_line
@@ -25,9 +25,6 @@ log = logging.getLogger("selfheal.api.catalog")
 
 # Beyond this many changed ids in one burst, a full reload is cheaper than a partial one.
 _INCREMENTAL_LIMIT = 2_000
-
-# Distinct errors whose answer a snapshot remembers.
-_ANSWERS_KEPT = 100_000
 
 
 @dataclass(frozen=True)
@@ -50,9 +47,6 @@ class Snapshot:
     known_ids: frozenset[str]  # every registry id, active or not: reports may name any of them
     loaded_at: float
     switched_off: frozenset[tuple[str, str]]  # (patch id, developer id): the guard switched it off for them
-    # Answers already worked out on this snapshot: SDKs repeat the same few errors, and a new
-    # snapshot (any registry change) starts with none, so nothing stale is ever served.
-    answers: dict[tuple, tuple[ServedPatch, Match] | None] = field(default_factory=dict)
 
 
 class Catalog:
@@ -73,21 +67,16 @@ class Catalog:
     def find(
         self, sdk_language: str, message: str, status: int | None = None, code: str | None = None
     ) -> tuple[ServedPatch, Match] | None:
-        """The patch answering this error, and why (see `matching`); None when no patch does."""
+        """The patch answering this error, and why (see `matching`); None when no patch does.
+
+        No answer is remembered per message: SDK errors carry request ids, so messages rarely
+        repeat, and the index answers in a few dict accesses anyway.
+        """
         snapshot = self.snapshot
         if snapshot is None:
             return None
-        key = (sdk_language, message, status, code)
-        try:
-            return snapshot.answers[key]
-        except KeyError:
-            pass
-        match = snapshot.index.find(ErrorReport(sdk_language=sdk_language, message=message, status=status, code=code))
-        found = (snapshot.patches[match.candidate.id], match) if match else None
-        if len(snapshot.answers) >= _ANSWERS_KEPT:
-            snapshot.answers.clear()  # bounded memory against a flood of distinct messages
-        snapshot.answers[key] = found
-        return found
+        match = snapshot.index.lookup(sdk_language, message, status, code)
+        return (snapshot.patches[match.candidate.id], match) if match else None
 
     async def reload(self, conn: psycopg.AsyncConnection, *, changed: set[str] | None = None) -> None:
         """Load every servable row, or only the `changed` ids on top of the current snapshot."""

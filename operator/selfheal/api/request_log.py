@@ -3,7 +3,8 @@
 A `logging` record per request (record, handlers, a write per line) would sit on the lookup's
 path; this appends the fields to a list and a background task formats and writes the lines every 100 ms,
 as JSON objects in the same format as the process's other log lines. SDKs repeat the same few
-errors, so the JSON of a line's fields but the latency is kept per distinct set of fields.
+errors, but each with a request id of its own, and over thousands of patches: a line's fields are
+encoded with the line, but the developer's, which are kept per token holder.
 
 Fields are JSON strings, so a newline in an SDK's error message cannot start a line of its own;
 the characters JSON leaves as they are but viewers may break or reorder lines on (U+0085, U+2028,
@@ -23,7 +24,7 @@ from typing import TextIO
 from selfheal.api.log_values import json_escaped
 
 _encode = json.encoder.encode_basestring  # the C string encoder json.dumps(ensure_ascii=False) uses
-_FRAGMENTS_KEPT = 2_000  # at most about 2 KB each (an error is cut at 200 characters)
+_FRAGMENTS_KEPT = 2_000  # at most about 1 KB each (a developer id and a language)
 _ERROR_CHARS = 200
 # What one waiting line takes beside its error text: its tuples, the float, the list slot (the
 # other strings are shared with the token cache and the catalog). An error text is at most 4
@@ -75,16 +76,20 @@ class RequestLog:
         self._lines.append((time.time(), (developer, sdk, error, patch, version, matched_by, recorded), latency_ms))
 
     def _format(self, entry: tuple) -> str:
-        when, fields, latency_ms = entry
+        when, (developer, sdk, error, patch, version, matched_by, recorded), latency_ms = entry
         second = int(when)
         if second != self._second:  # the time is formatted once a second, not once a line
             self._second, self._stamp = second, self._prefix(second, "INFO", "self-heal")
-        fragment = self._fragments.get(fields)
-        if fragment is None:
+        head = self._fragments.get((developer, sdk))
+        if head is None:
             if len(self._fragments) >= _FRAGMENTS_KEPT:
-                self._fragments.clear()  # bounded memory against a flood of distinct errors
-            fragment = self._fragments[fields] = _fragment(*fields)
-        return f'{self._stamp}{self._open}{fragment}"latency_ms": {round(latency_ms, 3)!r}}}\n'
+                self._fragments.clear()  # bounded memory against a flood of distinct developers
+            head = self._fragments[developer, sdk] = f'"developer": {_text(developer)}, "sdk": {_text(sdk)}, '
+        return (
+            f'{self._stamp}{self._open}{head}"error": {_text(error)}, "patch": {_text(patch)}, '
+            f'"version": {_text(version)}, "matched_by": {_text(matched_by)}, '
+            f'"recorded": {"true" if recorded else "false"}, "latency_ms": {round(latency_ms, 3)!r}}}\n'
+        )
 
     def flush(self) -> None:
         entries, self._lines, self._pending_bytes = self._lines, [], 0
@@ -116,14 +121,3 @@ class RequestLog:
                 self.flush()
         finally:
             self.flush()
-
-
-def _fragment(
-    developer: str, sdk: str, error: str, patch: str | None, version: str | None, matched_by: str, recorded: bool
-) -> str:
-    """The line's JSON object up to its last field, the latency."""
-    return (
-        f'"developer": {_text(developer)}, "sdk": {_text(sdk)}, "error": {_text(error)}, '
-        f'"patch": {_text(patch)}, "version": {_text(version)}, "matched_by": {_text(matched_by)}, '
-        f'"recorded": {"true" if recorded else "false"}, '
-    )

@@ -7,6 +7,7 @@ the bytes it received and only then parses them: nothing is re-serialised before
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -35,8 +36,9 @@ def key_id(public_key: Ed25519PublicKey) -> str:
 class SigningKey:
     private_key: Ed25519PrivateKey
 
-    @property
+    @functools.cached_property
     def key_id(self) -> str:
+        # Once per key: deriving the public key costs as much as a signature.
         return key_id(self.private_key.public_key())
 
     @classmethod
