@@ -64,6 +64,7 @@ image:
 # Every benchmark at a small scale, under 10 minutes on 2 cores (large scale: each one's --help),
 # then the README's performance table from bench/results.json. api_bench and reports_bench need wrk.
 bench: controlplane
+	@command -v wrk >/dev/null || { echo 'make bench needs wrk (Debian package: apt-get install wrk)' >&2; exit 2; }
 	$(BIN)/python bench/sync_bench.py --counts 100
 	$(BIN)/python bench/api_bench.py --patches 5000 --seconds 3 --rounds 1
 	$(BIN)/python bench/reports_bench.py --api-processes 1 2 --seconds 4 --rounds 1
