@@ -259,13 +259,15 @@ def _glance_condition(settings: GuardSettings) -> tuple[str, str]:
     if most < 0:
         return "false", "NULL"
     state = "'Inconclusive'" if any(rule.is_rate for rule in settings.rules) else "'Healthy'"
-    # The early cut-off looks at any rate above the threshold, however few the samples.
+    # The early cut-off needs a window of its minimum samples (never under `most`, unless that is
+    # larger) with a rate above the threshold: a failure or a rollback.
     events = (
         "x.fine_events"
         if all(bucket_seconds(w) == FINE_BUCKET_SECONDS for w in settings.early_windows_seconds)
         else "x.any_events"
     )
-    early = f" AND NOT {events}" if settings.early_cutoff else ""
+    early_possible = settings.early_cutoff and most >= max(settings.early_min_samples, settings.min_samples)
+    early = f" AND NOT {events}" if early_possible else ""
     return f"x.most <= {most}{early} AND {_JUDGED_IN_SQL}", state
 
 
@@ -280,7 +282,10 @@ def _quiet_condition(settings: GuardSettings) -> tuple[str, dict]:
         events = f"c.{'f' if metric == 'failure' else 'r'}_{w}::float8"
         return f"coalesce({events} / nullif({total(w)}, 0) > {threshold}, false)"
 
-    params: dict[str, object] = {"min_samples": float(settings.min_samples)}
+    params: dict[str, object] = {
+        "min_samples": float(settings.min_samples),
+        "early_min_samples": float(max(settings.early_min_samples, settings.min_samples)),
+    }
     alarms, conclusive = [], []
     for index, rule in enumerate(settings.rules):
         threshold = f"%(threshold_{index})s::float8"
@@ -292,7 +297,10 @@ def _quiet_condition(settings: GuardSettings) -> tuple[str, dict]:
         conclusive.append(f"{total(w)} >= %(min_samples)s::float8")
         alarms.append(f"({total(w)} >= %(min_samples)s::float8 AND {rate_above(w, rule.metric, threshold)})")
         if rule.action == "deactivate" and settings.early_cutoff:
-            alarms.extend(rate_above(e, rule.metric, threshold) for e in settings.early_windows_seconds)
+            alarms.extend(
+                f"({total(e)} >= %(early_min_samples)s::float8 AND {rate_above(e, rule.metric, threshold)})"
+                for e in settings.early_windows_seconds
+            )
     state = f"CASE WHEN {' OR '.join(conclusive)} THEN 'Healthy' ELSE 'Inconclusive' END" if conclusive else "'Healthy'"
     return f"CASE WHEN {_JUDGED_IN_SQL} AND NOT ({' OR '.join(alarms) or 'false'}) THEN {state} END", params
 
