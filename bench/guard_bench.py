@@ -216,13 +216,18 @@ def _kube_objects(api, *, patches: int) -> float:
     except kubernetes.client.ApiException as error:
         if error.status != 409:
             raise
-    existing = {o["metadata"]["name"] for o in _list_objects(api)}
+    ready = {o["metadata"]["name"] for o in _list_objects(api) if (o.get("status") or {}).get("registryId")}
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
     def one(k: int) -> None:
         name = f"p{k}"
-        if name not in existing:
+        if name in ready:
+            return
+        try:
             api.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, patch_body(name))
+        except kubernetes.client.ApiException as error:
+            if error.status != 409:
+                raise
         status = {
             "registryId": name,
             "state": "Active",
@@ -879,6 +884,11 @@ def main() -> None:
         help="cycle: use this database (first --rows and --patches only): filled"
         " when it holds no patch yet, kept afterwards for the next run",
     )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        help="cycle: a `selfheal dev` environment to use (started if down) and leave up, its objects kept for the next run",
+    )
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--sim-patches", type=int, default=10_000)
     parser.add_argument("--sim-hours", type=float, default=24)
@@ -895,7 +905,7 @@ def main() -> None:
     if "cycle" in args.what or "latency" in args.what:
         from selfheal.devenv import environment
 
-        state_dir = Path(tempfile.mkdtemp(prefix="guard-bench-"))
+        state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="guard-bench-"))
         env = environment.up(state_dir=state_dir, crd_dir=ROOT / "crds")
         try:
             admin = env.postgres.url("postgres")
@@ -927,7 +937,8 @@ def main() -> None:
             if "latency" in args.what:
                 bench_latency(env, trials=args.trials)
         finally:
-            environment.down(state_dir=state_dir)
+            if args.state_dir is None:
+                environment.down(state_dir=state_dir)
 
 
 if __name__ == "__main__":
