@@ -2,7 +2,7 @@
 
 The source of truth for every verdict is the Python rules (core/guard/rules.py, evaluated by
 core/guard/evaluate.py). The SQL below that pre-judges quiet patches is generated from the same
-rule objects (`_quiet_condition`, `_glance_condition`): every threshold, window and minimum comes
+rule objects (`_quiet_condition`): every threshold, window and minimum comes
 from `GuardSettings`, none is written here; tests/guard/test_quiet_sql.py holds the two equal on
 edge and random counts.
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime
 import functools
 import json
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,45 +28,20 @@ from selfheal.core.guard.regression import Baseline
 from selfheal.core.guard.rules import COARSE_BUCKET_SECONDS, FINE_BUCKET_SECONDS, GuardSettings, bucket_seconds
 
 # A window covers its current (partial) bucket and the window/width - 1 buckets before it; data
-# from before `since` (the patch came back) does not count. The recent rollup rows are read once
-# (one range per bucket width); a first glance sets apart the patches with too few applications
-# for any rule to act (most of them), and only the others are summed into every window.
+# from before `since` (the patch came back) does not count. The recent rollup rows are read once,
+# in one pass (one range per bucket width) that sums every window of every patch: ten thousand
+# patches with traffic are some 200,000 rows a cycle, and each further pass over them (a first
+# glance, one aggregate per width, a join per row) cost more than the sums themselves.
 _WINDOWS_SQL = """
-WITH recent AS MATERIALIZED (
-    SELECT * FROM sdk_patch_rollups WHERE width = {fine} AND bucket >= %(fine_start)s AND bucket <= %(now)s
-    UNION ALL
-    SELECT * FROM sdk_patch_rollups WHERE width = {coarse} AND bucket >= %(coarse_start)s AND bucket <= %(now)s
-),
-glance AS (  -- `most`: at least every window's applications; `*_events`: a failure or rollback in the fine / any buckets
-    SELECT r.patch_id,
-           greatest(coalesce(sum(r.total) FILTER (WHERE r.width = {coarse}), 0),
-                    coalesce(sum(r.total) FILTER (WHERE r.width = {fine}), 0)) AS most,
-           coalesce(bool_or(r.width = {fine} AND (r.failures > 0 OR r.rollbacks > 0)), false) AS fine_events,
-           coalesce(bool_or(r.failures > 0 OR r.rollbacks > 0), false) AS any_events
-    FROM recent r GROUP BY r.patch_id
-),
-glanced AS (
-    SELECT p.id, {at_a_glance} AS at_a_glance
-    FROM glance x
-    JOIN sdk_self_healing_registry p ON p.id = x.patch_id AND p.active
-    LEFT JOIN sdk_guard_state g ON g.patch_id = p.id
-),
-fine AS (  -- t_<window>, f_<window>, r_<window>: applications, failures, rollbacks
-    SELECT r.patch_id, {fine_sums}
-    FROM recent r LEFT JOIN sdk_guard_state g ON g.patch_id = r.patch_id
-    WHERE r.width = {fine} AND (g.since IS NULL OR r.bucket >= g.since)
-      AND r.patch_id IN (SELECT id FROM glanced WHERE NOT at_a_glance)
+WITH counts AS (  -- t_<window>, f_<window>, r_<window>: applications, failures, rollbacks
+    SELECT r.patch_id, {sums}
+    FROM (SELECT * FROM sdk_patch_rollups WHERE width = {fine} AND bucket >= %(fine_start)s AND bucket <= %(now)s
+          UNION ALL
+          SELECT * FROM sdk_patch_rollups WHERE width = {coarse} AND bucket >= %(coarse_start)s AND bucket <= %(now)s) r
+    -- only the few patches that came back since the oldest bucket read: the others lose no bucket
+    LEFT JOIN sdk_guard_state g ON g.patch_id = r.patch_id AND g.since > %(oldest)s
+    WHERE g.since IS NULL OR r.bucket >= g.since
     GROUP BY r.patch_id
-),
-coarse AS (  -- apart from the fine rows: each sum costs its filter on every row it sees
-    SELECT r.patch_id, {coarse_sums}
-    FROM recent r LEFT JOIN sdk_guard_state g ON g.patch_id = r.patch_id
-    WHERE r.width = {coarse} AND (g.since IS NULL OR r.bucket >= g.since)
-      AND r.patch_id IN (SELECT id FROM glanced WHERE NOT at_a_glance)
-    GROUP BY r.patch_id
-),
-counts AS (
-    SELECT patch_id, {counts} FROM fine FULL JOIN coarse USING (patch_id)
 ),
 judged AS (
     SELECT p.id, p.source_namespace, p.source_name, p.source_generation, nullif(g.pending, '{{}}') AS pending,
@@ -95,17 +69,13 @@ FROM judged WHERE quiet IS NULL
 UNION ALL
 SELECT quiet, array_agg(id), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM judged WHERE quiet IS NOT NULL GROUP BY quiet
-UNION ALL
-SELECT {glance_state}, array_agg(id), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-FROM glanced WHERE at_a_glance HAVING count(*) > 0
 """
 
 
 @dataclass(frozen=True)
 class QuietFilter:
     """Judge in SQL, with `settings`, the patches no rule can act on (guard/evaluate.py's
-    `_quiet_state`, the same comparisons in float8; or, at a first glance, too few applications
-    for any rule): they come back as Healthy or Inconclusive without their counts. Never quiet:
+    `_quiet_state`, the same comparisons in float8): they come back as Healthy or Inconclusive without their counts. Never quiet:
     a patch with pending rules or a CUSUM off zero, one whose resource (namespace, name) is in
     `custom` (settings of its own), an id in `include`."""
 
@@ -144,18 +114,25 @@ async def read_windows(
     params.update(
         fine_start=min(fine, default=later),
         coarse_start=min(coarse, default=later),
+        oldest=min(fine + coarse, default=later),
         include=sorted(judge.include) if judge else [],
         custom=sorted(f"{namespace}/{name}" for namespace, name in judge.custom) if judge else [],
     )
     cursor = conn.cursor()  # plain tuples: ten thousand rows a cycle, no dict per row
     # The newest buckets are always newer than the planner's statistics: it expects one row where
     # there are thousands and joins them by nested loops, where hash joins are far cheaper.
-    # Off for this query only (transaction-local, then put back as it was).
-    await cursor.execute("SELECT current_setting('enable_nestloop'), set_config('enable_nestloop', 'off', true)")
-    ((previous, _),) = await cursor.fetchall()
+    # Off for this query only (transaction-local, then put back as it was); and room for the sums
+    # of ten thousand patches in memory (the default 4 MB spilled them to disk).
+    await cursor.execute(
+        """SELECT current_setting('enable_nestloop'), current_setting('work_mem'),
+                  set_config('enable_nestloop', 'off', true), set_config('work_mem', '32MB', true)"""
+    )
+    ((nestloop, work_mem, _, _),) = await cursor.fetchall()
     await cursor.execute(sql, params)
     found = await cursor.fetchall()
-    await cursor.execute("SELECT set_config('enable_nestloop', %s, true)", (previous,))
+    await cursor.execute(
+        "SELECT set_config('enable_nestloop', %s, true), set_config('work_mem', %s, true)", (nestloop, work_mem)
+    )
     rows: list[PatchWindows] = []
     quiet_states: dict[str, str] = {}
     for (
@@ -202,73 +179,38 @@ def _window_start(at: float, seconds: int) -> datetime.datetime:
 def _windows_query(windows: tuple[int, ...], quiet: GuardSettings | None) -> tuple[str, dict]:
     """The windows query for these windows, judging quiet patches with `quiet` (None: none judged)."""
 
-    def sums(width: int) -> str:
-        return (
-            ", ".join(
-                f"coalesce(sum(r.{column}) FILTER (WHERE r.bucket >= %(start_{w})s), 0)::int8 AS {column[0]}_{w}"
-                for w in windows
-                if bucket_seconds(w) == width
-                for column in ("total", "failures", "rollbacks")
-            )
-            or "0"
-        )
-
-    counts = ", ".join(f"coalesce({column}_{w}, 0) AS {column}_{w}" for w in windows for column in "tfr")
+    sums = ", ".join(
+        f"coalesce(sum(r.{column}) FILTER (WHERE r.width = {bucket_seconds(w)} AND r.bucket >= %(start_{w})s), 0)::int8"
+        f" AS {column[0]}_{w}"
+        for w in windows
+        for column in ("total", "failures", "rollbacks")
+    )
     # [seconds, total, failures, rollbacks, ...] as one int8[]: much cheaper to read than jsonb
     flat = ", ".join(f"{w}::int8, t_{w}, f_{w}, r_{w}" for w in windows)
     columns = ", ".join(f"c.{column}_{w}" for w in windows for column in "tfr") + ", true AS has_counts"
     no_columns = ", ".join("NULL::int8" for _ in windows for _ in "tfr") + ", false"
     if quiet is None:
         params: dict[str, object] = {}
-        condition, at_a_glance, glance_state = "NULL::text", "false", "NULL"
+        condition = "NULL::text"
     else:
         condition, params = _quiet_condition(quiet)
-        at_a_glance, glance_state = _glance_condition(quiet)
     return _WINDOWS_SQL.format(
-        fine_sums=sums(FINE_BUCKET_SECONDS),
-        coarse_sums=sums(COARSE_BUCKET_SECONDS),
-        counts=counts,
+        sums=sums,
         flat=flat,
         columns=columns,
         no_columns=no_columns,
         fine=FINE_BUCKET_SECONDS,
         coarse=COARSE_BUCKET_SECONDS,
         quiet=condition,
-        at_a_glance=at_a_glance,
-        glance_state=glance_state,
     ), params
 
 
 # Never quiet, whatever the counts: pending rules, a CUSUM off zero, an id the cycle asks for, a
-# resource with settings of its own. Over judged's or glanced's columns (p: registry, g: guard state).
+# resource with settings of its own. Over judged's columns (p: registry, g: guard state).
 _JUDGED_IN_SQL = """(g.pending IS NULL OR g.pending = '{}'::jsonb)
           AND coalesce(g.regression_cusum, 0) = 0 AND NOT coalesce(g.regression_alarm, false)
           AND p.id <> ALL(%(include)s::text[])
           AND NOT coalesce(p.source_namespace || '/' || p.source_name = ANY(%(custom)s::text[]), false)"""
-
-
-def _glance_condition(settings: GuardSettings) -> tuple[str, str]:
-    """SQL for "no rule can act" from the glance alone, and the state it gives (Inconclusive: no
-    window holds the minimum samples). Whole numbers with a margin of one below every limit, so
-    that no rounding of the exact comparisons can matter; `false` when there is no such number."""
-    limits = [settings.min_samples - 1] if any(rule.is_rate for rule in settings.rules) else []
-    limits += [
-        math.floor(rule.threshold * rule.window_seconds / 60) - 1 for rule in settings.rules if rule.metric == "volume"
-    ]
-    most = min(limits, default=-1)
-    if most < 0:
-        return "false", "NULL"
-    state = "'Inconclusive'" if any(rule.is_rate for rule in settings.rules) else "'Healthy'"
-    # The early cut-off needs a window of its minimum samples (never under `most`, unless that is
-    # larger) with a rate above the threshold: a failure or a rollback.
-    events = (
-        "x.fine_events"
-        if all(bucket_seconds(w) == FINE_BUCKET_SECONDS for w in settings.early_windows_seconds)
-        else "x.any_events"
-    )
-    early_possible = settings.early_cutoff and most >= max(settings.early_min_samples, settings.min_samples)
-    early = f" AND NOT {events}" if early_possible else ""
-    return f"x.most <= {most}{early} AND {_JUDGED_IN_SQL}", state
 
 
 def _quiet_condition(settings: GuardSettings) -> tuple[str, dict]:
