@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import math
 import time
 
+import psycopg
 import pytest
 
 from selfheal.controller import guard_loop
@@ -14,6 +16,7 @@ from selfheal.controller.state import OperatorState
 from selfheal.controller.views import selfhealpatches
 from selfheal.core.guard.evaluate import Counts
 from selfheal.core.guard.figures import guard_status, staleness
+from selfheal.registry import guard_store
 from selfheal.services import kube
 from tests.guard import registry_rows
 from tests.guard.registry_rows import connect
@@ -118,3 +121,44 @@ def test_figures_pass_writes_only_stale_status_and_stops_at_its_time_limit(
     assert _figures_pass(fresh_database, patches.api, namespace, list(statuses)) == 2
     assert patches.get("behind")["status"]["guard"]["applications24h"] == 900
     assert "guard" not in patches.get("blank")["status"]
+
+
+def _applications(url: str, patch_id: str, *, at: datetime.datetime, count: int) -> None:
+    with connect(url) as conn:  # through the rollup trigger
+        conn.execute(
+            """INSERT INTO sdk_patch_applications (patch_id, developer_id, sdk_language, success, rollback_triggered,
+                                                   applied_at)
+               SELECT %s, 'dev-1', 'node', i %% 2 = 0, i %% 4 = 0, %s FROM generate_series(1, %s) AS i""",
+            (patch_id, at, count),
+        )
+
+
+def test_day_figures_equal_figures_24h_and_read_settled_hours_once_an_hour(fresh_database):
+    url = fresh_database
+    patch_id = registry_rows.new_patch(url, prefix="day", description="24 h figures")
+    hour = datetime.datetime.now(datetime.UTC).replace(minute=0, second=0, microsecond=0)
+    now = hour + datetime.timedelta(minutes=30)
+    _applications(url, patch_id, at=now - datetime.timedelta(hours=20), count=10)  # settled
+    _applications(url, patch_id, at=now - datetime.timedelta(hours=1), count=5)  # the previous hour
+    _applications(url, patch_id, at=now - datetime.timedelta(minutes=5), count=3)  # the current hour
+
+    async def both(day: guard_store.DayFigures, at: datetime.datetime):
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            return (await day.read(conn, now=at)).get(patch_id), (await guard_store.figures_24h(conn, now=at)).get(
+                patch_id
+            )
+
+    day = guard_store.DayFigures()
+    cached, exact = asyncio.run(both(day, now))
+    assert cached == exact and cached.total == 18
+    # The previous and the current hour are read on every call.
+    _applications(url, patch_id, at=now - datetime.timedelta(hours=1), count=4)
+    _applications(url, patch_id, at=now - datetime.timedelta(minutes=1), count=1)
+    cached, exact = asyncio.run(both(day, now + datetime.timedelta(minutes=1)))
+    assert cached == exact and cached.total == 23
+    # A row written by SQL 10 hours back counts from the next hour on.
+    _applications(url, patch_id, at=now - datetime.timedelta(hours=10), count=7)
+    cached, exact = asyncio.run(both(day, now + datetime.timedelta(minutes=2)))
+    assert (cached.total, exact.total) == (23, 30)
+    cached, exact = asyncio.run(both(day, now + datetime.timedelta(hours=1)))
+    assert cached == exact and cached.total == 30

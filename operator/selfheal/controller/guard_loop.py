@@ -72,6 +72,7 @@ class GuardLoop:
         self.next_figures = 0.0
         self.next_maintenance = 0.0
         self.figures_deferred = 0  # status writes the last figures pass left for the next one
+        self.day_figures = guard_store.DayFigures()
         self._settings_cache: dict[str, GuardSettings] = {}
 
     def _settings(self, view: PatchView | None) -> GuardSettings:
@@ -230,7 +231,7 @@ class GuardLoop:
         every patch's 24 h count at once)."""
         started = time.monotonic()
         async with self.state.pool.connection() as conn:
-            day = await guard_store.figures_24h(conn, now=as_datetime(now))
+            day = await self.day_figures.read(conn, now=as_datetime(now))
         writes: list[tuple[float, Key, GuardFigures | None, list[Condition] | None, str | None]] = []
         for key, view in self.state.views.items():
             patch_id = view["status"].get("registryId")
