@@ -132,7 +132,7 @@ def _fill(url: str, *, rows: int, patches: int, near_share: float) -> float:
 def _recent(url: str, *, rate: int, until: float) -> float:
     """The RECENT_SECONDS before `until` at `rate` a second, loaded as `_fill` loads (triggers off,
     then the trigger's aggregate of those rows added into the rollups), while the writer already
-    adds the rows from `until` on through the real path."""
+    adds the rows from `until` on through the real path; and the day before in hourly rollups."""
     started = time.monotonic()
     count = rate * RECENT_SECONDS
     params = {"first": until - RECENT_SECONDS, "until": until, "seconds": RECENT_SECONDS, "count": count}
@@ -150,6 +150,22 @@ def _recent(url: str, *, rate: int, until: float) -> float:
             params,
         )
         conn.execute("SET session_replication_role = DEFAULT")
+        # The day before at the same rate, as hourly rollups only: the Regression rule's 24 h
+        # baselines and the 24 h figures are what a day at this rate leaves (its raw rows, 432M at
+        # 5,000/s, are not written: nothing the guard runs reads them).
+        conn.execute(
+            """INSERT INTO sdk_patch_rollups AS r (width, bucket, patch_id, total, failures, rollbacks)
+               SELECT 3600, h, b.patch_id, n, round(n * b.fail), round(n * b.rb)
+               FROM bench_profiles b,
+                    generate_series(date_bin('1 hour', to_timestamp(%(first)s), timestamptz 'epoch') - interval '24 hours',
+                                    date_bin('1 hour', to_timestamp(%(first)s), timestamptz 'epoch') - interval '1 hour',
+                                    interval '1 hour') AS h,
+                    LATERAL (SELECT round(%(rate)s * 3600.0 / %(patches)s) AS n) AS per_hour
+               ORDER BY 1, 2, 3
+               ON CONFLICT (width, bucket, patch_id) DO UPDATE SET total = r.total + excluded.total,
+                   failures = r.failures + excluded.failures, rollbacks = r.rollbacks + excluded.rollbacks""",
+            {**params, "rate": rate},
+        )
         conn.execute(
             """INSERT INTO sdk_patch_rollups AS r (width, bucket, patch_id, total, failures, rollbacks)
                SELECT w.width, date_bin(make_interval(secs => w.width), a.applied_at, timestamptz 'epoch'),
@@ -334,7 +350,7 @@ async def _run_guard(url: str, api, *, patches: int, seconds: float) -> dict:
         cold, cold_deferred = figures.pop(), loop.figures_deferred
         limit, guard_loop.FIGURES_WRITE_SECONDS = guard_loop.FIGURES_WRITE_SECONDS, math.inf
         await timed_figures(now=time.time())
-        figures.pop()
+        seed = (*figures.pop(), loop.figures_deferred)
         guard_loop.FIGURES_WRITE_SECONDS = limit
         first_cycle = recorder.values[0]
         recorder.values.clear()
@@ -362,6 +378,7 @@ async def _run_guard(url: str, api, *, patches: int, seconds: float) -> dict:
         "cold": cold,
         "cold_deferred": cold_deferred,
         "first_cycle": first_cycle,
+        "seed": seed,
         "judged": judged,
         "full": full,
         "states": states,
@@ -531,6 +548,9 @@ def bench_cycle(
         print(
             f"rows {rows:>11,} (+{total_rows - rows:,} recent)  patches {patches:>6,}  load {fill:.0f} s + {recent:.0f} s;"
             f" writer {achieved:,.0f}/s;  {run['judged']:,} patches judged, {run['full']:,} in full; {run['states']}"
+        )
+        print(
+            f"   seed pass (untimed limit): {run['seed'][0]:.1f} s, {run['seed'][1]:,} written, {run['seed'][2]:,} left"
         )
         print(f"   guard cycle        {_ms(steady)}")
         print(
