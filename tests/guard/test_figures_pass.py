@@ -38,6 +38,7 @@ def figures(**changes) -> dict:
         (figures(applications24h=980), 2.0),  # 2 % off
         (figures(successPercent=89.7), 0.0),  # 0.3 point off
         (figures(rollbackPercent=6.0), 2.0),  # a whole point off
+        ({**SHOWN, "switchedOffFor": ["dev-1"]}, math.inf),  # any other field: exactly
     ],
 )
 def test_staleness_of_what_status_shows(shown, stale):

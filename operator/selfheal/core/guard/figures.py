@@ -31,10 +31,15 @@ PERCENT_TOLERANCE = 0.5
 
 def staleness(shown: Mapping[str, Any] | None, figures: GuardFigures) -> float:
     """How far `shown` (status.guard as it is) is from `figures`, in tolerances: 0 when not worth
-    a write, inf for a new state or figures appearing or going, else the largest deviation over
-    its tolerance (>= 1). The figures pass writes the most stale first."""
-    if not shown or shown.get("state") != figures.get("state"):
+    a write, inf for a new state (or any other field that differs) or figures appearing or going,
+    else the largest deviation over its tolerance (>= 1). The figures pass writes the most stale first."""
+    if not shown:
         return math.inf
+    # The state, and whatever else status.guard shows besides the figures, exactly.
+    approximate = ("applications24h", "successPercent", "rollbackPercent")
+    for key in {*shown, *figures} - set(approximate):
+        if shown.get(key) != figures.get(key):
+            return math.inf
     worst = 0.0
     for old, new in (
         (shown.get("successPercent"), figures.get("successPercent")),
