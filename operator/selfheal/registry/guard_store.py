@@ -289,7 +289,8 @@ async def read_new_buckets(
                    coalesce(g.regression_total, 0) AS regression_total,
                    coalesce(g.regression_failures, 0) AS regression_failures,
                    coalesce(g.regression_alarm, false) AS regression_alarm,
-                   jsonb_agg(jsonb_build_array(r.total, r.failures) ORDER BY r.bucket) AS buckets
+                   array_agg(r.total ORDER BY r.bucket) AS totals,
+                   array_agg(r.failures ORDER BY r.bucket) AS failures
             FROM sdk_patch_rollups r
             JOIN sdk_self_healing_registry p ON p.id = r.patch_id AND p.active
             LEFT JOIN sdk_guard_state g ON g.patch_id = r.patch_id
@@ -309,7 +310,7 @@ async def read_new_buckets(
                 since=row["since"],
                 cusum=_cusum(row),
             ),
-            [(int(t), int(f)) for t, f in row["buckets"]],
+            list(zip(row["totals"], row["failures"], strict=True)),  # int8[]: no JSON built nor parsed
         )
         for row in await cursor.fetchall()
     ]
