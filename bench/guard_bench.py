@@ -442,6 +442,12 @@ def _status_round_trips(api, repeat: int) -> list[float]:
     return times
 
 
+def _public(argv: list[str]) -> list[str]:
+    """The command line as recorded: no path or database URL of this machine."""
+    private = {"--state-dir": "DIR", "--database-url": "URL"}
+    return [private.get(argv[i - 1], arg) if i else arg for i, arg in enumerate(argv)]
+
+
 def _quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -599,7 +605,7 @@ def bench_cycle(
             figures["figures_pass_met"] = fine
         figures["cycle_met"] = ok
         # After each scale: a long run stopped during the next one keeps what it measured.
-        command = " ".join(["python", "bench/guard_bench.py", *sys.argv[1:]])
+        command = " ".join(["python", "bench/guard_bench.py", *_public(sys.argv[1:])])
         record("guard_cycle", {"command": command, "goals": GOALS, "scales": results})
         if existing_url is None:  # 100M rows take tens of GB: one at a time
             with psycopg.connect(env.postgres.url("postgres"), autocommit=True) as conn:
