@@ -46,6 +46,10 @@ EDGES = [  # (total, failed, rolled back) per offset
     {1.0: (1, 0, 1), 10.0: (10, 0, 0)},  # only the 5 s window's rate is above
     {10.0: (2, 0, 2), 40.0: (20, 0, 0)},  # only the 15 s window's
     {40.0: (3, 0, 3), 180.0: (100, 0, 0)},  # only the 60 s window's
+    {40.0: (29, 0, 29), 180.0: (100, 0, 0)},
+    {40.0: (30, 0, 30), 180.0: (100, 0, 0)},  # one short of the early cut-off's minimum samples / at it
+    {40.0: (30, 0, 6), 180.0: (100, 0, 0)},
+    {40.0: (30, 0, 7), 180.0: (100, 0, 0)},  # at the minimum: rollback rate exactly 20 % / above
 ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from typing import Any
 
@@ -20,13 +21,19 @@ from selfheal.controller import status_writes
 from selfheal.controller.config import GuardConfig
 from selfheal.controller.guard_notify import notify
 from selfheal.controller.state import OperatorState
-from selfheal.controller.views import PatchView, active_condition
+from selfheal.controller.views import Key, PatchView, active_condition
 from selfheal.core.clock import utc_now
 from selfheal.core.guard.evaluate import DEACTIVATED, INCONCLUSIVE, NO_DATA
-from selfheal.core.guard.figures import guard_status
+from selfheal.core.guard.figures import guard_status, staleness
 from selfheal.core.guard.rules import REGRESSION_RULE, VOLUME_RULE, GuardSettings
 from selfheal.core.guard.spec import settings_for
-from selfheal.core.status import REASON_MANUAL_KILL_SWITCH, Condition, PatchStatus, set_condition
+from selfheal.core.status import (
+    REASON_MANUAL_KILL_SWITCH,
+    Condition,
+    GuardFigures,
+    PatchStatus,
+    set_condition,
+)
 from selfheal.registry import activation, guard_store
 from selfheal.registry import evidence as evidence_rows
 from selfheal.registry.errors import REGISTRY_UNREACHABLE, first_line
@@ -43,6 +50,10 @@ WARNING_CONDITIONS = (
 )
 WARNED_MESSAGES = {VOLUME_RULE: "above the volume threshold for its duration"}
 MAINTENANCE_SECONDS = 3600.0
+# The figures pass writes status this long at most, with this many writes in flight (the API
+# server takes them in parallel; one after another, 10,000 of them took minutes).
+FIGURES_WRITE_SECONDS = 1.5
+FIGURES_WRITERS = 8
 
 log = logging.getLogger("selfheal.guard")
 
@@ -61,6 +72,8 @@ class GuardLoop:
         self.tokens: dict[str, str] | None = None  # reactivation tokens already acted on
         self.next_figures = 0.0
         self.next_maintenance = 0.0
+        self.figures_deferred = 0  # status writes the last figures pass left for the next one
+        self.day_figures = guard_store.DayFigures()
         self._settings_cache: dict[str, GuardSettings] = {}
 
     def _settings(self, view: PatchView | None) -> GuardSettings:
@@ -226,10 +239,16 @@ class GuardLoop:
             log.warning("%s/%s: could not post event: %s", namespace, name, error.reason)
 
     async def _figures(self, *, now: float) -> None:
-        """`status.guard` and the per-patch metrics, written only where they changed."""
+        """`status.guard` and the per-patch metrics. Status is written where it is stale
+        (core/guard/figures.py: a new state, a count off by 1 %, a percentage by half a point) or a
+        warning condition changed, those first, the most stale next, a few at a time, and only
+        for FIGURES_WRITE_SECONDS: what is left waits for the next pass (an hour's turn moves
+        every patch's 24 h count at once)."""
+        started = time.monotonic()
         async with self.state.pool.connection() as conn:
-            day = await guard_store.figures_24h(conn, now=as_datetime(now))
+            day = await self.day_figures.read(conn, now=as_datetime(now))
             switch_offs = await evidence_rows.all_switch_offs(conn)
+        writes: list[tuple[float, Key, GuardFigures | None, list[Condition] | None, str | None]] = []
         for key, view in self.state.views.items():
             patch_id = view["status"].get("registryId")
             if not patch_id:
@@ -247,16 +266,30 @@ class GuardLoop:
                 rollback=counts.rollbacks / counts.total if counts.total else None,
             )
             status = view["status"]
-            shown = {k: v for k, v in guard.items() if v is not None}
+            stale = staleness(status.get("guard"), guard)
             conditions = self._warning_conditions(
                 status, patch_id=patch_id, state=state, generation=view["generation"] or 0
             )
-            await status_writes.guard_figures(
-                key,
-                guard=guard if status.get("guard") != shown else None,
-                conditions=conditions,
-                resource_version=view["resource_version"],
-            )
+            if stale or conditions is not None:
+                urgency = math.inf if conditions is not None else stale
+                writes.append((urgency, key, guard if stale else None, conditions, view["resource_version"]))
+        writes.sort(key=lambda write: write[0], reverse=True)
+        queue = iter(writes)
+        deadline = started + FIGURES_WRITE_SECONDS
+        self.figures_deferred = 0
+
+        async def writer() -> None:
+            for _, key, guard, conditions, resource_version in queue:
+                if time.monotonic() >= deadline:
+                    self.figures_deferred += 1
+                    continue
+                await status_writes.guard_figures(
+                    key, guard=guard, conditions=conditions, resource_version=resource_version
+                )
+
+        await asyncio.gather(*(writer() for _ in range(FIGURES_WRITERS)))
+        if self.figures_deferred:
+            log.info("guard: %d status figures left for the next pass", self.figures_deferred)
 
     def _state(self, patch_id: str, view: PatchView) -> str:
         condition = active_condition(view)

@@ -53,8 +53,20 @@ def record_patch(
     success: float | None,
     rollback: float | None,
 ) -> None:
-    labels = {"namespace": namespace, "name": name, "patch_id": patch_id}
-    applications_24h.labels(**labels).set(total)
-    success_ratio.labels(**labels).set(float("nan") if success is None else success)
-    rollback_ratio.labels(**labels).set(float("nan") if rollback is None else rollback)
-    state.labels(**labels).state(guard_state.split(":")[0])
+    key = (namespace, name, patch_id)
+    series = _patch_series.get(key)
+    if series is None:  # `labels()` checks and locks on every call: ten thousand patches every 15 s
+        series = _patch_series[key] = (
+            applications_24h.labels(*key),
+            success_ratio.labels(*key),
+            rollback_ratio.labels(*key),
+            state.labels(*key),
+        )
+    applications, success_series, rollback_series, state_series = series
+    applications.set(total)
+    success_series.set(float("nan") if success is None else success)
+    rollback_series.set(float("nan") if rollback is None else rollback)
+    state_series.state(guard_state.split(":")[0])
+
+
+_patch_series: dict[tuple[str, str, str], tuple[Gauge, Gauge, Gauge, Enum]] = {}

@@ -2,7 +2,7 @@
 
 The source of truth for every verdict is the Python rules (core/guard/rules.py, evaluated by
 core/guard/evaluate.py). The SQL below that pre-judges quiet patches is generated from the same
-rule objects (`_quiet_condition`, `_glance_condition`): every threshold, window and minimum comes
+rule objects (`_quiet_condition`): every threshold, window and minimum comes
 from `GuardSettings`, none is written here; tests/guard/test_quiet_sql.py holds the two equal on
 edge and random counts.
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime
 import functools
 import json
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,45 +28,20 @@ from selfheal.core.guard.regression import Baseline
 from selfheal.core.guard.rules import COARSE_BUCKET_SECONDS, FINE_BUCKET_SECONDS, GuardSettings, bucket_seconds
 
 # A window covers its current (partial) bucket and the window/width - 1 buckets before it; data
-# from before `since` (the patch came back) does not count. The recent rollup rows are read once
-# (one range per bucket width); a first glance sets apart the patches with too few applications
-# for any rule to act (most of them), and only the others are summed into every window.
+# from before `since` (the patch came back) does not count. The recent rollup rows are read once,
+# in one pass (one range per bucket width) that sums every window of every patch: ten thousand
+# patches with traffic are some 200,000 rows a cycle, and each further pass over them (a first
+# glance, one aggregate per width, a join per row) cost more than the sums themselves.
 _WINDOWS_SQL = """
-WITH recent AS MATERIALIZED (
-    SELECT * FROM sdk_patch_rollups WHERE width = {fine} AND bucket >= %(fine_start)s AND bucket <= %(now)s
-    UNION ALL
-    SELECT * FROM sdk_patch_rollups WHERE width = {coarse} AND bucket >= %(coarse_start)s AND bucket <= %(now)s
-),
-glance AS (  -- `most`: at least every window's applications; `*_events`: a failure or rollback in the fine / any buckets
-    SELECT r.patch_id,
-           greatest(coalesce(sum(r.total) FILTER (WHERE r.width = {coarse}), 0),
-                    coalesce(sum(r.total) FILTER (WHERE r.width = {fine}), 0)) AS most,
-           coalesce(bool_or(r.width = {fine} AND (r.failures > 0 OR r.rollbacks > 0)), false) AS fine_events,
-           coalesce(bool_or(r.failures > 0 OR r.rollbacks > 0), false) AS any_events
-    FROM recent r GROUP BY r.patch_id
-),
-glanced AS (
-    SELECT p.id, {at_a_glance} AS at_a_glance
-    FROM glance x
-    JOIN sdk_self_healing_registry p ON p.id = x.patch_id AND p.active
-    LEFT JOIN sdk_guard_state g ON g.patch_id = p.id
-),
-fine AS (  -- t_<window>, f_<window>, r_<window>: applications, failures, rollbacks
-    SELECT r.patch_id, {fine_sums}
-    FROM recent r LEFT JOIN sdk_guard_state g ON g.patch_id = r.patch_id
-    WHERE r.width = {fine} AND (g.since IS NULL OR r.bucket >= g.since)
-      AND r.patch_id IN (SELECT id FROM glanced WHERE NOT at_a_glance)
+WITH counts AS (  -- t_<window>, f_<window>, r_<window>: applications, failures, rollbacks
+    SELECT r.patch_id, {sums}
+    FROM (SELECT * FROM sdk_patch_rollups WHERE width = {fine} AND bucket >= %(fine_start)s AND bucket <= %(now)s
+          UNION ALL
+          SELECT * FROM sdk_patch_rollups WHERE width = {coarse} AND bucket >= %(coarse_start)s AND bucket <= %(now)s) r
+    -- only the few patches that came back since the oldest bucket read: the others lose no bucket
+    LEFT JOIN sdk_guard_state g ON g.patch_id = r.patch_id AND g.since > %(oldest)s
+    WHERE g.since IS NULL OR r.bucket >= g.since
     GROUP BY r.patch_id
-),
-coarse AS (  -- apart from the fine rows: each sum costs its filter on every row it sees
-    SELECT r.patch_id, {coarse_sums}
-    FROM recent r LEFT JOIN sdk_guard_state g ON g.patch_id = r.patch_id
-    WHERE r.width = {coarse} AND (g.since IS NULL OR r.bucket >= g.since)
-      AND r.patch_id IN (SELECT id FROM glanced WHERE NOT at_a_glance)
-    GROUP BY r.patch_id
-),
-counts AS (
-    SELECT patch_id, {counts} FROM fine FULL JOIN coarse USING (patch_id)
 ),
 judged AS (
     SELECT p.id, p.source_namespace, p.source_name, p.source_generation, nullif(g.pending, '{{}}') AS pending,
@@ -96,17 +70,13 @@ FROM judged WHERE quiet IS NULL
 UNION ALL
 SELECT quiet, array_agg(id), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM judged WHERE quiet IS NOT NULL GROUP BY quiet
-UNION ALL
-SELECT {glance_state}, array_agg(id), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-FROM glanced WHERE at_a_glance HAVING count(*) > 0
 """
 
 
 @dataclass(frozen=True)
 class QuietFilter:
     """Judge in SQL, with `settings`, the patches no rule can act on (guard/evaluate.py's
-    `_quiet_state`, the same comparisons in float8; or, at a first glance, too few applications
-    for any rule): they come back as Healthy or Inconclusive without their counts. Never quiet:
+    `_quiet_state`, the same comparisons in float8): they come back as Healthy or Inconclusive without their counts. Never quiet:
     a patch with pending rules or a CUSUM off zero, one whose resource (namespace, name) is in
     `custom` (settings of its own), an id in `include`."""
 
@@ -145,18 +115,25 @@ async def read_windows(
     params.update(
         fine_start=min(fine, default=later),
         coarse_start=min(coarse, default=later),
+        oldest=min(fine + coarse, default=later),
         include=sorted(judge.include) if judge else [],
         custom=sorted(f"{namespace}/{name}" for namespace, name in judge.custom) if judge else [],
     )
     cursor = conn.cursor()  # plain tuples: ten thousand rows a cycle, no dict per row
     # The newest buckets are always newer than the planner's statistics: it expects one row where
     # there are thousands and joins them by nested loops, where hash joins are far cheaper.
-    # Off for this query only (transaction-local, then put back as it was).
-    await cursor.execute("SELECT current_setting('enable_nestloop'), set_config('enable_nestloop', 'off', true)")
-    ((previous, _),) = await cursor.fetchall()
+    # Off for this query only (transaction-local, then put back as it was); and room for the sums
+    # of ten thousand patches in memory (the default 4 MB spilled them to disk).
+    await cursor.execute(
+        """SELECT current_setting('enable_nestloop'), current_setting('work_mem'),
+                  set_config('enable_nestloop', 'off', true), set_config('work_mem', '32MB', true)"""
+    )
+    ((nestloop, work_mem, _, _),) = await cursor.fetchall()
     await cursor.execute(sql, params)
     found = await cursor.fetchall()
-    await cursor.execute("SELECT set_config('enable_nestloop', %s, true)", (previous,))
+    await cursor.execute(
+        "SELECT set_config('enable_nestloop', %s, true), set_config('work_mem', %s, true)", (nestloop, work_mem)
+    )
     rows: list[PatchWindows] = []
     quiet_states: dict[str, str] = {}
     for (
@@ -202,71 +179,38 @@ def _window_start(at: float, seconds: int) -> datetime.datetime:
 def _windows_query(windows: tuple[int, ...], quiet: GuardSettings | None) -> tuple[str, dict]:
     """The windows query for these windows, judging quiet patches with `quiet` (None: none judged)."""
 
-    def sums(width: int) -> str:
-        return (
-            ", ".join(
-                f"coalesce(sum(r.{column}) FILTER (WHERE r.bucket >= %(start_{w})s), 0)::int8 AS {column[0]}_{w}"
-                for w in windows
-                if bucket_seconds(w) == width
-                for column in ("total", "failures", "rollbacks")
-            )
-            or "0"
-        )
-
-    counts = ", ".join(f"coalesce({column}_{w}, 0) AS {column}_{w}" for w in windows for column in "tfr")
+    sums = ", ".join(
+        f"coalesce(sum(r.{column}) FILTER (WHERE r.width = {bucket_seconds(w)} AND r.bucket >= %(start_{w})s), 0)::int8"
+        f" AS {column[0]}_{w}"
+        for w in windows
+        for column in ("total", "failures", "rollbacks")
+    )
     # [seconds, total, failures, rollbacks, ...] as one int8[]: much cheaper to read than jsonb
     flat = ", ".join(f"{w}::int8, t_{w}, f_{w}, r_{w}" for w in windows)
     columns = ", ".join(f"c.{column}_{w}" for w in windows for column in "tfr") + ", true AS has_counts"
     no_columns = ", ".join("NULL::int8" for _ in windows for _ in "tfr") + ", false"
     if quiet is None:
         params: dict[str, object] = {}
-        condition, at_a_glance, glance_state = "NULL::text", "false", "NULL"
+        condition = "NULL::text"
     else:
         condition, params = _quiet_condition(quiet)
-        at_a_glance, glance_state = _glance_condition(quiet)
     return _WINDOWS_SQL.format(
-        fine_sums=sums(FINE_BUCKET_SECONDS),
-        coarse_sums=sums(COARSE_BUCKET_SECONDS),
-        counts=counts,
+        sums=sums,
         flat=flat,
         columns=columns,
         no_columns=no_columns,
         fine=FINE_BUCKET_SECONDS,
         coarse=COARSE_BUCKET_SECONDS,
         quiet=condition,
-        at_a_glance=at_a_glance,
-        glance_state=glance_state,
     ), params
 
 
 # Never quiet, whatever the counts: pending rules, a CUSUM off zero, an id the cycle asks for, a
-# resource with settings of its own. Over judged's or glanced's columns (p: registry, g: guard state).
+# resource with settings of its own. Over judged's columns (p: registry, g: guard state).
 _JUDGED_IN_SQL = """(g.pending IS NULL OR g.pending = '{}'::jsonb)
           AND coalesce(g.regression_cusum, 0) = 0 AND NOT coalesce(g.regression_alarm, false)
           AND p.id <> ALL(%(include)s::text[])
           AND NOT coalesce(p.source_namespace || '/' || p.source_name = ANY(%(custom)s::text[]), false)"""
-
-
-def _glance_condition(settings: GuardSettings) -> tuple[str, str]:
-    """SQL for "no rule can act" from the glance alone, and the state it gives (Inconclusive: no
-    window holds the minimum samples). Whole numbers with a margin of one below every limit, so
-    that no rounding of the exact comparisons can matter; `false` when there is no such number."""
-    limits = [settings.min_samples - 1] if any(rule.is_rate for rule in settings.rules) else []
-    limits += [
-        math.floor(rule.threshold * rule.window_seconds / 60) - 1 for rule in settings.rules if rule.metric == "volume"
-    ]
-    most = min(limits, default=-1)
-    if most < 0:
-        return "false", "NULL"
-    state = "'Inconclusive'" if any(rule.is_rate for rule in settings.rules) else "'Healthy'"
-    # The early cut-off looks at any rate above the threshold, however few the samples.
-    events = (
-        "x.fine_events"
-        if all(bucket_seconds(w) == FINE_BUCKET_SECONDS for w in settings.early_windows_seconds)
-        else "x.any_events"
-    )
-    early = f" AND NOT {events}" if settings.early_cutoff else ""
-    return f"x.most <= {most}{early} AND {_JUDGED_IN_SQL}", state
 
 
 def _quiet_condition(settings: GuardSettings) -> tuple[str, dict]:
@@ -280,7 +224,10 @@ def _quiet_condition(settings: GuardSettings) -> tuple[str, dict]:
         events = f"c.{'f' if metric == 'failure' else 'r'}_{w}::float8"
         return f"coalesce({events} / nullif({total(w)}, 0) > {threshold}, false)"
 
-    params: dict[str, object] = {"min_samples": float(settings.min_samples)}
+    params: dict[str, object] = {
+        "min_samples": float(settings.min_samples),
+        "early_min_samples": float(max(settings.early_min_samples, settings.min_samples)),
+    }
     alarms, conclusive = [], []
     for index, rule in enumerate(settings.rules):
         threshold = f"%(threshold_{index})s::float8"
@@ -292,7 +239,10 @@ def _quiet_condition(settings: GuardSettings) -> tuple[str, dict]:
         conclusive.append(f"{total(w)} >= %(min_samples)s::float8")
         alarms.append(f"({total(w)} >= %(min_samples)s::float8 AND {rate_above(w, rule.metric, threshold)})")
         if rule.action == "deactivate" and settings.early_cutoff:
-            alarms.extend(rate_above(e, rule.metric, threshold) for e in settings.early_windows_seconds)
+            alarms.extend(
+                f"({total(e)} >= %(early_min_samples)s::float8 AND {rate_above(e, rule.metric, threshold)})"
+                for e in settings.early_windows_seconds
+            )
     state = f"CASE WHEN {' OR '.join(conclusive)} THEN 'Healthy' ELSE 'Inconclusive' END" if conclusive else "'Healthy'"
     return f"CASE WHEN {_JUDGED_IN_SQL} AND NOT ({' OR '.join(alarms) or 'false'}) THEN {state} END", params
 
@@ -348,7 +298,8 @@ async def read_new_buckets(
                    coalesce(g.regression_failures, 0) AS regression_failures,
                    coalesce(g.regression_alarm, false) AS regression_alarm,
                    coalesce(g.regression_bank, '{{}}') AS regression_bank,
-                   jsonb_agg(jsonb_build_array(r.total, r.failures) ORDER BY r.bucket) AS buckets
+                   array_agg(r.total ORDER BY r.bucket) AS totals,
+                   array_agg(r.failures ORDER BY r.bucket) AS failures
             FROM sdk_patch_rollups r
             JOIN sdk_self_healing_registry p ON p.id = r.patch_id AND p.active
             LEFT JOIN sdk_guard_state g ON g.patch_id = r.patch_id
@@ -368,7 +319,7 @@ async def read_new_buckets(
                 since=row["since"],
                 cusum=_cusum(row),
             ),
-            [(int(t), int(f)) for t, f in row["buckets"]],
+            list(zip(row["totals"], row["failures"], strict=True)),  # int8[]: no JSON built nor parsed
         )
         for row in await cursor.fetchall()
     ]
@@ -446,14 +397,63 @@ async def save_pending(conn: psycopg.AsyncConnection, *, changes: Mapping[str, d
 
 async def figures_24h(conn: psycopg.AsyncConnection, *, now: datetime.datetime) -> dict[str, Counts]:
     """Applications of the last 24 hours per patch (hourly rollups: the current hour and the 23 before)."""
-    cursor = await conn.execute(
-        """SELECT patch_id, sum(total), sum(failures), sum(rollbacks) FROM sdk_patch_rollups
-           WHERE width = 3600 AND bucket >= date_bin('1 hour', %(now)s, timestamptz 'epoch') - interval '23 hours'
-             AND bucket <= %(now)s
-           GROUP BY patch_id""",
-        {"now": now},
+    hour = _hour(now)
+    return await _hourly_sums(conn, start=hour - datetime.timedelta(hours=23), end=now)
+
+
+class DayFigures:
+    """`figures_24h` for a loop that asks every few seconds: the 22 hours before the previous one
+    are summed once an hour (ten thousand patches are 220,000 hourly rows), the previous and the
+    current hour on every call. A row written by SQL into one of those 22 hours counts from the
+    next hour on (the API takes no report more than 15 minutes old)."""
+
+    def __init__(self) -> None:
+        self._hour: datetime.datetime | None = None
+        self._settled: dict[str, Counts] = {}
+
+    async def read(self, conn: psycopg.AsyncConnection, *, now: datetime.datetime) -> dict[str, Counts]:
+        hour = _hour(now)
+        previous = hour - datetime.timedelta(hours=1)
+        if self._hour != hour:
+            start = hour - datetime.timedelta(hours=23)
+            self._settled = await _hourly_sums(conn, start=start, end=previous, end_inclusive=False)
+            self._hour = hour
+        day = dict(self._settled)
+        for patch_id, live in (await _hourly_sums(conn, start=previous, end=now)).items():
+            settled = day.get(patch_id)
+            day[patch_id] = (
+                live
+                if settled is None
+                else Counts(
+                    settled.total + live.total, settled.failures + live.failures, settled.rollbacks + live.rollbacks
+                )
+            )
+        return day
+
+
+def _hour(now: datetime.datetime) -> datetime.datetime:
+    at = now.timestamp()
+    return datetime.datetime.fromtimestamp(at // 3600 * 3600, datetime.UTC)
+
+
+async def _hourly_sums(
+    conn: psycopg.AsyncConnection, *, start: datetime.datetime, end: datetime.datetime, end_inclusive: bool = True
+) -> dict[str, Counts]:
+    cursor = conn.cursor()
+    # The planner's statistics of `bucket` are mostly 5-second rows, all recent: it expects the last
+    # hours of hourly rows to be a quarter of the table and reads all of it, where the primary
+    # key's range holds exactly them. Off for this query only (transaction-local, then put back).
+    await cursor.execute("SELECT current_setting('enable_seqscan'), set_config('enable_seqscan', 'off', true)")
+    ((seqscan, _),) = await cursor.fetchall()
+    await cursor.execute(
+        f"""SELECT patch_id, sum(total), sum(failures), sum(rollbacks) FROM sdk_patch_rollups
+            WHERE width = 3600 AND bucket >= %(start)s AND bucket {"<=" if end_inclusive else "<"} %(end)s
+            GROUP BY patch_id""",
+        {"start": start, "end": end},
     )
-    return {patch_id: Counts(int(t), int(f), int(r)) for patch_id, t, f, r in await cursor.fetchall()}
+    found = await cursor.fetchall()
+    await cursor.execute("SELECT set_config('enable_seqscan', %s, true)", (seqscan,))
+    return {patch_id: Counts(int(t), int(f), int(r)) for patch_id, t, f, r in found}
 
 
 async def maintain(

@@ -149,10 +149,12 @@ def _quiet_state(settings: GuardSettings, windows: Mapping[int, Counts]) -> str 
             if counts.total and counts.events(rule.metric) / counts.total > rule.threshold:
                 return None
         if rule.action == "deactivate" and settings.early_cutoff:
-            # The early cut-off needs a window whose rate is above the threshold (its lower bound is below the rate).
+            # The early cut-off needs a window with its minimum samples whose rate is above the
+            # threshold (its lower bound is below the rate): see `_early_evidence`.
+            least = max(settings.early_min_samples, settings.min_samples)
             for window in settings.early_windows_seconds:
                 early = windows.get(window, NO_DATA)
-                if early.total and early.events(rule.metric) / early.total > rule.threshold:
+                if early.total >= least and early.events(rule.metric) / early.total > rule.threshold:
                     return None
     return HEALTHY if conclusive or not has_rate else INCONCLUSIVE
 
