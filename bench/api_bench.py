@@ -296,6 +296,7 @@ def main() -> None:
         f"{'MET' if rate_met else 'NOT MET'}; p99 <= {GOAL_P99}x bare: {distinct['p99_ratio']:.2f}x "
         f"{'MET' if p99_met else 'NOT MET'}"
     )
+    figures["table"] = table_rows(figures, patches=args.patches)
     record(
         "lookups",
         {
@@ -310,6 +311,30 @@ def main() -> None:
             "met": {"rate": rate_met, "p99": p99_met},
         },
     )
+
+
+def table_rows(figures: dict, *, patches: int) -> list[dict]:
+    """The README table's rows (bench/results.py): each load beside the bare server."""
+    rows = []
+    for load, label, goal in (
+        ("distinct_messages", "a new error message per request", f">= {GOAL_RATE}x rate, p99 <= {GOAL_P99}x"),
+        ("same_body", "the same body repeated", "—"),
+    ):
+        f = figures[load]
+        ours, bare = f["ours"], f["bare"]
+        met = f["rate_ratio"] >= GOAL_RATE and f["p99_ratio"] <= GOAL_P99 if load == "distinct_messages" else None
+        rows.append(
+            {
+                "figure": f"lookups, {label} ({patches:,} patches)",
+                "value": f"{ours['rate']:,.0f}/s, p99 {ours['p99_ms']:.0f} ms, CPU {ours['cpu_us_per_request']:.0f} us/req",
+                "baseline": f"bare aiohttp: {bare['rate']:,.0f}/s, p99 {bare['p99_ms']:.0f} ms, "
+                f"CPU {bare['cpu_us_per_request']:.0f} us/req",
+                "ratio": f"{f['rate_ratio']:.2f}x rate, {f['p99_ratio']:.2f}x p99",
+                "goal": goal,
+                "met": met,
+            }
+        )
+    return rows
 
 
 if __name__ == "__main__":

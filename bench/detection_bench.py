@@ -376,7 +376,41 @@ def main() -> None:
         )
         figures[key]["bad_patches"] = bad(settings=settings, seed=args.seed)
     figures["command"] = "python bench/detection_bench.py " + " ".join(sys.argv[1:])
+    figures["table"] = table_rows(figures)
     record(args.record_as, figures)
+
+
+def table_rows(figures: dict) -> list[dict]:
+    """The README table's rows (bench/results.py): the 5x regression against Lorden's bound, and
+    false deactivations per healthy class with their 95 % upper bound."""
+    rows = []
+    five = figures.get("regressions", {}).get("five_x_vs_lorden")
+    if five:
+        worst = max(decile["bank_ratio"] for decile in five["deciles"])
+        rows.append(
+            {
+                "figure": "samples to catch a 5x regression (bank of CUSUMs)",
+                "value": f"median {five['all']['bank_ratio']:.2f}x the bound, worst decile {worst:.2f}x "
+                f"({five['all']['bank_missed']} of {five['all']['patches']} without a baseline)",
+                "baseline": f"Lorden's bound; Page's CUSUM: {five['all']['page_ratio']:.2f}x",
+                "ratio": f"{five['all']['bank_ratio']:.2f}x",
+                "goal": "<= 1.25x at the median and every decile",
+                "met": five["all"]["bank_ratio"] <= 1.25 and worst <= 1.25,
+            }
+        )
+    for name, figures_of in sorted(figures.get("healthy", {}).get("classes", {}).items()):
+        bound = figures_of["false_deactivations_upper95_per_10k"]
+        rows.append(
+            {
+                "figure": f"false deactivations, healthy {name}",
+                "value": f"{figures_of['false_deactivations']} in {figures_of['patch_days']:,.0f} patch-days",
+                "baseline": "—",
+                "ratio": f"95 % bound {bound:.1f} per 10,000",
+                "goal": "<= 1 per 10,000 patch-days (95 % bound)",
+                "met": bound <= 1.0,
+            }
+        )
+    return rows
 
 
 if __name__ == "__main__":

@@ -606,7 +606,7 @@ def bench_cycle(
         figures["cycle_met"] = ok
         # After each scale: a long run stopped during the next one keeps what it measured.
         command = " ".join(["python", "bench/guard_bench.py", *_public(sys.argv[1:])])
-        record("guard_cycle", {"command": command, "goals": GOALS, "scales": results})
+        record("guard_cycle", {"command": command, "goals": GOALS, "scales": results, "table": table_rows(results)})
         if existing_url is None:  # 100M rows take tens of GB: one at a time
             with psycopg.connect(env.postgres.url("postgres"), autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE "{url.rsplit("/", 1)[1].split("?")[0]}" WITH (FORCE)')
@@ -672,6 +672,35 @@ def main() -> None:
         finally:
             if args.state_dir is None:
                 environment.down(state_dir=state_dir)
+
+
+def table_rows(scales: list[dict]) -> list[dict]:
+    """The README table's rows (bench/results.py): the cycle and the figures pass, per scale."""
+    rows = []
+    for f in scales:
+        scale = f"{f['rows'] / 1e6:g}M rows, {f['patches']:,} patches, {f['writer_rate_per_s']:,} applications/s"
+        rows.append(
+            {
+                "figure": f"guard cycle ({scale})",
+                "value": f"median {f['cycle_median_ms']:,.0f} ms, p99 {f['cycle_p99_ms']:,.0f} ms ({f['cycles']} cycles)",
+                "baseline": f"reading its rollup rows only: {f['baseline_rows_read_ms']:,.0f} ms",
+                "ratio": f"{f['cycle_median_ms'] / f['baseline_rows_read_ms']:.0f}x",
+                "goal": f"median <= {GOALS['cycle_median_ms']:.0f} ms, p99 <= {GOALS['cycle_p99_ms']:.0f} ms",
+                "met": f["cycle_met"],
+            }
+        )
+        if "figures_pass_median_s" in f:
+            rows.append(
+                {
+                    "figure": f"figures/status pass ({scale})",
+                    "value": f"median {f['figures_pass_median_s']:.2f} s, max {f['figures_pass_max_s']:.2f} s",
+                    "baseline": f"one status PATCH: {f['baseline_status_patch_ms']:.1f} ms",
+                    "ratio": "—",
+                    "goal": f"<= {GOALS['figures_pass_s']:.0f} s with its status writes",
+                    "met": f.get("figures_pass_met"),
+                }
+            )
+    return rows
 
 
 if __name__ == "__main__":
