@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import aiohttp
 import kopf
 import psycopg
 
@@ -52,6 +53,32 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.batching.error_delays = (1, 2, 5, 10, 30)
 
 
+# Connections to the API server at most. kopf's own session has no limit: started over a backlog,
+# every object's first PATCH opened a TLS connection of its own, thousands at once, which timed
+# out at the API server and kept hundreds of MiB of TLS buffers resident. Requests queue instead.
+API_CONNECTIONS = 20
+
+
+@kopf.on.login()
+async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
+    """kopf's usual login (kubeconfig, else the service account), through a bounded session."""
+    info = kopf.login_via_client(**kwargs)
+    if info is None:
+        return None
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=API_CONNECTIONS, ssl=info.as_ssl_context()),
+        headers=info.as_http_headers(),
+        proxy=info.proxy_url,
+        trust_env=info.trust_env,
+    )
+    return kopf.AiohttpSession(
+        server=info.server,
+        default_namespace=info.default_namespace,
+        expiration=info.expiration,
+        aiohttp_session=session,
+    )
+
+
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: OperatorState, retry: int, **_: Any) -> None:
     configure(settings)
@@ -67,6 +94,7 @@ async def start(settings: kopf.OperatorSettings, memo: OperatorState, retry: int
         if applied:
             log.info("applied registry migrations: %s", ", ".join(f"{m.number:04d}_{m.name}" for m in applied))
     await memo.pool.open(wait=False)
+    memo.tasks.extend(memo.registry.start())
     memo.tasks.append(asyncio.create_task(watch_registry(state=memo), name="selfheal-registry-watch"))
     memo.tasks.append(guard_loop.start(state=memo))
 
@@ -154,10 +182,9 @@ async def _registry_call(
     source: PatchSource,
     action: Callable[[psycopg.AsyncConnection], Awaitable[T]],
 ) -> T:
-    """Run one registry transaction; while the registry is away, say so in status and retry."""
+    """Run one registry write (queued, batched); while the registry is away, say so in status and retry."""
     try:
-        async with memo.pool.connection() as conn:
-            return await action(conn)
+        return await memo.registry.run(action)
     except RETRIED_ERRORS as error:
         guard_metrics.sync_failures.labels(reason=type(error).__name__).inc()
         reason = first_line(error)
