@@ -10,16 +10,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import aiohttp
 import kopf
 import psycopg
 
-from selfheal.controller import guard_loop, status_writes
+from selfheal.controller import guard_loop, kopf_settings, status_writes
 from selfheal.controller import metrics as guard_metrics
 from selfheal.controller.registry_watch import watch_registry
 from selfheal.controller.state import OperatorState
 from selfheal.core.backoff import retry_delay
-from selfheal.core.resource import FINALIZER, GROUP, KOPF_PREFIX, PLURAL, VERSION
+from selfheal.core.resource import GROUP, PLURAL, VERSION
 from selfheal.core.status import PatchStatus
 from selfheal.core.validation import operation_counts
 from selfheal.registry.errors import REGISTRY_UNREACHABLE, first_line
@@ -35,53 +34,9 @@ T = TypeVar("T")
 log = logging.getLogger("selfheal.operator")
 
 
-def configure(settings: kopf.OperatorSettings) -> None:
-    # kopf's bookkeeping lives in annotations: the structural schema would prune status.kopf.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=KOPF_PREFIX,
-        key="last-handled-configuration",
-    )
-    settings.persistence.finalizer = FINALIZER
-    # Events are posted on purpose (kopf.event/warn below), not for every log line.
-    settings.posting.level = logging.WARNING
-    # Watches can go silent without these.
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.watching.connect_timeout = 10
-    settings.watching.inactivity_timeout = 600
-    settings.batching.error_delays = (1, 2, 5, 10, 30)
-
-
-# Connections to the API server at most. kopf's own session has no limit: started over a backlog,
-# every object's first PATCH opened a TLS connection of its own, thousands at once, which timed
-# out at the API server and kept hundreds of MiB of TLS buffers resident. Requests queue instead.
-API_CONNECTIONS = 20
-
-
-@kopf.on.login()
-async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
-    """kopf's usual login (kubeconfig, else the service account), through a bounded session."""
-    info = kopf.login_via_client(**kwargs)
-    if info is None:
-        return None
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=API_CONNECTIONS, ssl=info.as_ssl_context()),
-        headers=info.as_http_headers(),
-        proxy=info.proxy_url,
-        trust_env=info.trust_env,
-    )
-    return kopf.AiohttpSession(
-        server=info.server,
-        default_namespace=info.default_namespace,
-        expiration=info.expiration,
-        aiohttp_session=session,
-    )
-
-
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: OperatorState, retry: int, **_: Any) -> None:
-    configure(settings)
+    kopf_settings.configure(settings)
     config = memo.config
     if config.run_migrations:
         try:
