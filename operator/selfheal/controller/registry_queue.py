@@ -54,14 +54,16 @@ class RegistryQueue:
             while len(batch) < self.batch_size and not self._jobs.empty():
                 batch.append(self._jobs.get_nowait())
             batch = [job for job in batch if not job.done.done()]  # handlers cancelled meanwhile
+            if not batch:
+                continue
             try:
                 results = await self._commit(batch)
             except Exception as error:  # the registry is away (or the commit failed): every write failed
                 for job in batch:
                     _settle(job, error=error)
                 continue
-            for job, (result, error) in zip(batch, results, strict=True):
-                _settle(job, result=result, error=error)
+            for job, (result, failure) in zip(batch, results, strict=True):
+                _settle(job, result=result, error=failure)
 
     async def _commit(self, batch: list[_Job]) -> list[tuple[Any, Exception | None]]:
         results: list[tuple[Any, Exception | None]] = []
