@@ -81,6 +81,22 @@ async def reconcile(
     retry: int,
     **_: Any,
 ) -> None:
+    # Over a backlog kopf runs every object's handler at once: only so many compile and hold their
+    # result while their write waits; the others wait here first, holding nothing of their own.
+    async with memo.sync_slots:
+        await _reconcile(spec=spec, meta=meta, status=status, body=body, patch=patch, memo=memo, retry=retry)
+
+
+async def _reconcile(
+    *,
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: OperatorState,
+    retry: int,
+) -> None:
     source = _source(meta)
     previous: PatchStatus = dict(status)  # type: ignore[assignment]
     checked = sync.check(spec, allowed_hosts=memo.config.allowed_hosts)

@@ -26,6 +26,8 @@ class OperatorState:
     views: PatchViews = field(default_factory=lambda: PatchViews())
     # Set by the guard after it changed the registry: the registry watch mirrors it into status now.
     registry_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Handlers compiling and syncing at once, at most (a few batches ahead of the registry writers).
+    sync_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(200))
     # The loops started at startup (registry watch, guard), cancelled at cleanup.
     tasks: list[asyncio.Task] = field(default_factory=list)
 

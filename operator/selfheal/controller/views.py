@@ -11,6 +11,7 @@ come (an object not seen yet is skipped, as it was while the index filled).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from typing import Any, TypedDict
 
@@ -57,9 +58,21 @@ async def see_patch(
             guard=spec.get("guard"),
             disable=annotations.get(ANNOTATION_DISABLE),
             reactivate=annotations.get(ANNOTATION_REACTIVATE),
-            status=dict(status),  # type: ignore[typeddict-item]
+            status=_compact(dict(status)),
         ),
     )
+
+
+def _compact(value: Any) -> Any:
+    """A copy of its own (the event's body can go), its short strings shared: 10,000 objects' views
+    repeat the same condition types, reasons and messages."""
+    if isinstance(value, str):
+        return sys.intern(value) if len(value) <= 200 else value
+    if isinstance(value, dict):
+        return {sys.intern(key): _compact(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_compact(item) for item in value]
+    return value
 
 
 class PatchViews:
