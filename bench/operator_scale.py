@@ -7,7 +7,8 @@ subprocess watching that namespace, with a fresh registry database. Measured:
               generation (a watch on the namespace, so no polling lists compete for the CPU);
   - peak RSS: the operator's resident set with its children, sampled from /proc every 100 ms;
   - failures: handler failures in its log, and among them pool timeouts ("couldn't get a
-              connection"): a wait for the pool is fine, a failure is not;
+              connection"): a wait for the pool is fine, a failure is not (the guard's and the
+              registry watch's passes that missed a connection are logged, retried, not counted);
   - steady:   its RSS once every object is Ready and --settle seconds have passed, and the RSS
               per 1,000 objects over the same process started on an empty namespace.
 
@@ -56,7 +57,7 @@ from tests.support import patch_body  # noqa: E402
 GOAL_READY_S = 120.0
 GOAL_PEAK_MIB = 300.0
 GOAL_OBJECTS = 10_000
-POOL_TIMEOUT = re.compile(r"couldn't get a connection")
+POOL_TIMEOUT = re.compile(r"Handler '[^']+' failed.*couldn't get a connection")
 HANDLER_FAILURE = re.compile(r"Handler '[^']+' failed")
 
 

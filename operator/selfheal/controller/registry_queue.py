@@ -49,25 +49,42 @@ class RegistryQueue:
         return await done
 
     async def _write_batches(self) -> None:
+        # Each writer keeps its connection between batches: asking the pool again for every batch
+        # timed out at 10,000 objects, while kopf's first pass over the backlog kept the event loop
+        # busy for seconds at a time. A broken connection goes back (the pool replaces it).
+        conn: psycopg.AsyncConnection | None = None
+        try:
+            while True:
+                batch = await self._next_batch()
+                try:
+                    if conn is None:
+                        conn = await self.pool.getconn()
+                    results = await self._commit(conn, batch)
+                except Exception as error:  # the registry is away (or the commit failed): every write failed
+                    for job in batch:
+                        _settle(job, error=error)
+                    if conn is not None and conn.broken:
+                        await self.pool.putconn(conn)
+                        conn = None
+                    continue
+                for job, (result, failure) in zip(batch, results, strict=True):
+                    _settle(job, result=result, error=failure)
+        finally:
+            if conn is not None:
+                await self.pool.putconn(conn)
+
+    async def _next_batch(self) -> list[_Job]:
         while True:
             batch = [await self._jobs.get()]
             while len(batch) < self.batch_size and not self._jobs.empty():
                 batch.append(self._jobs.get_nowait())
             batch = [job for job in batch if not job.done.done()]  # handlers cancelled meanwhile
-            if not batch:
-                continue
-            try:
-                results = await self._commit(batch)
-            except Exception as error:  # the registry is away (or the commit failed): every write failed
-                for job in batch:
-                    _settle(job, error=error)
-                continue
-            for job, (result, failure) in zip(batch, results, strict=True):
-                _settle(job, result=result, error=failure)
+            if batch:
+                return batch
 
-    async def _commit(self, batch: list[_Job]) -> list[tuple[Any, Exception | None]]:
+    async def _commit(self, conn: psycopg.AsyncConnection, batch: list[_Job]) -> list[tuple[Any, Exception | None]]:
         results: list[tuple[Any, Exception | None]] = []
-        async with self.pool.connection() as conn, conn.transaction():
+        async with conn.transaction():
             for job in batch:
                 try:
                     async with conn.transaction():  # a savepoint: a failed write rolls back alone
