@@ -343,6 +343,7 @@ def main() -> None:
             "command": "python bench/operator_scale.py " + " ".join(sys.argv[1:]),
             "idle_rss_mib": {kind: idle[kind].steady_rss_mib for kind in kinds},
             "runs": results,
+            "table": [row for figures in results.values() for row in figures["table"]],
             "goals_at": GOAL_OBJECTS,
             "goals": {"ready_s": GOAL_READY_S, "peak_rss_mib": GOAL_PEAK_MIB, "pool_failures": 0},
         },
@@ -368,6 +369,7 @@ def _report(count: int, runs: dict[str, RunFigures], idle: dict[str, RunFigures]
     }
     figures["met"] = {"ready": ready_ok, "peak_rss": peak_ok, "no_pool_failures": pool_ok}
     baseline = runs.get("kopf")
+    figures["table"] = _table_rows(count, operator, baseline, figures, ready_ok, peak_ok, pool_ok)
     if baseline is not None and baseline.ready_s and operator.ready_s:
         figures["ratio_to_kopf"] = {
             "ready": operator.ready_s / baseline.ready_s,
@@ -379,6 +381,47 @@ def _report(count: int, runs: dict[str, RunFigures], idle: dict[str, RunFigures]
             flush=True,
         )
     return figures
+
+
+def _table_rows(count, operator, baseline, figures, ready_ok, peak_ok, pool_ok) -> list[dict]:
+    """Rows for the README's table (hack/bench_table.py): value, same-run bare kopf, ratio, goal."""
+    goal_here = count == GOAL_OBJECTS
+
+    def row(figure, value, base, goal, met):
+        ratio = f"{value / base:.2f}x" if isinstance(value, float) and base else None
+        return {
+            "figure": f"{figure}, {count:,} objects",
+            "value": value,
+            "baseline": base,
+            "ratio": ratio,
+            "goal": goal,
+            "met": met if goal_here else None,
+        }
+
+    return [
+        row(
+            "seconds until all Ready",
+            round(operator.ready_s, 1) if operator.ready_s else f"{operator.ready_count}/{count}",
+            round(baseline.ready_s, 1) if baseline and baseline.ready_s else None,
+            f"<= {GOAL_READY_S:.0f} s at {GOAL_OBJECTS:,}",
+            ready_ok,
+        ),
+        row(
+            "peak RSS MiB",
+            round(operator.peak_rss_mib, 1),
+            round(baseline.peak_rss_mib, 1) if baseline else None,
+            f"<= {GOAL_PEAK_MIB:.0f} MiB at {GOAL_OBJECTS:,}",
+            peak_ok,
+        ),
+        row(
+            "steady RSS MiB per 1,000 objects",
+            round(figures["operator"]["rss_mib_per_1000"], 1),
+            round(figures["kopf"]["rss_mib_per_1000"], 1) if baseline else None,
+            None,
+            None,
+        ),
+        row("handler failures from pool exhaustion", operator.pool_timeouts, None, "0", pool_ok),
+    ]
 
 
 if __name__ == "__main__":
