@@ -271,23 +271,16 @@ def _list_objects(api) -> list[dict]:
 
 
 def _views(api, patches: int) -> dict:
-    """What kopf's index would hold for p1..pN (the index is a mapping of key -> [view])."""
-    from selfheal.controller.views import selfhealpatches
+    """What the operator's views would hold for p1..pN, by (namespace, name)."""
+    from selfheal.controller.views import view_of
 
-    index = {}
-    for o in _list_objects(api):
-        if int(o["metadata"]["name"][1:]) <= patches:
-            index.update(
-                (key, [view])
-                for key, view in selfhealpatches(
-                    namespace=o["metadata"]["namespace"],
-                    name=o["metadata"]["name"],
-                    spec=o["spec"],
-                    meta=o["metadata"],
-                    status=o.get("status") or {},
-                ).items()
-            )
-    return index
+    return {
+        (o["metadata"]["namespace"], o["metadata"]["name"]): view_of(
+            spec=o["spec"], meta=o["metadata"], status=o.get("status") or {}
+        )
+        for o in _list_objects(api)
+        if int(o["metadata"]["name"][1:]) <= patches
+    }
 
 
 class _Recorder:
@@ -321,8 +314,8 @@ async def _run_guard(url: str, api, *, patches: int, seconds: float) -> dict:
 
     kube.patch_status = counted_patch_status
     state = OperatorState.create(OperatorConfig(database_url=url))
-    index = _views(api, patches)
-    state.views.bind(index)
+    for key, view in _views(api, patches).items():
+        state.views.see(key, view)
     await state.pool.open()
     loop = guard_loop.GuardLoop(state=state)
     loop.next_maintenance = time.time() + 3600  # hourly, not what is measured here
@@ -336,8 +329,8 @@ async def _run_guard(url: str, api, *, patches: int, seconds: float) -> dict:
         figures.append((time.perf_counter() - started, writes[0] - before))
         # What kopf's watch would bring back before the next pass (not timed: the operator's watch
         # runs beside the loop).
-        index.clear()
-        index.update(_views(api, patches))
+        for key, view in _views(api, patches).items():
+            state.views.see(key, view)
 
     loop._figures = timed_figures
     once: list[float] = []

@@ -30,6 +30,15 @@ from selfheal.core.patchlang import AllowedHosts
     metavar="SECONDS",
     help="How often changes made to the registry outside the operator are picked up.",
 )
+@click.option(
+    "--registry-pool-size",
+    type=click.IntRange(2, 100),
+    default=4,
+    show_default=True,
+    envvar="SELFHEAL_REGISTRY_POOL_SIZE",
+    metavar="N",
+    help="Connections to the registry at most. Handlers queue for them (their writes are committed in batches).",
+)
 @click.option("--migrate/--no-migrate", default=True, show_default=True, help="Apply the registry schema at start.")
 @click.option(
     "--liveness-port",
@@ -69,6 +78,7 @@ def operator(
     database_url: str,
     namespaces: tuple[str, ...],
     registry_poll_interval: float,
+    registry_pool_size: int,
     migrate: bool,
     liveness_port: int,
     leader_election: bool,
@@ -93,6 +103,7 @@ def operator(
     config = OperatorConfig(
         database_url=database_url,
         registry_poll_seconds=registry_poll_interval,
+        pool_size=registry_pool_size,
         run_migrations=migrate,
         allowed_hosts=allowed_hosts,
         webhook=webhook,

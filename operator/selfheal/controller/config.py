@@ -16,6 +16,8 @@ class OperatorConfig:
     # Ceiling of the exponential backoff while the registry is unreachable.
     max_retry_delay_seconds: float = 30.0
     run_migrations: bool = True
+    # Connections to the registry at most (`--registry-pool-size`): handlers queue for them, never fail.
+    pool_size: int = 4
     # Hosts a patch's base URL may point at (`--allowed-host`, SELFHEAL_ALLOWED_HOSTS).
     allowed_hosts: AllowedHosts = DEFAULT_HOSTS
     # The validating admission webhook (`--webhook-*`); None: not served.

@@ -13,12 +13,12 @@ from typing import Any, TypeVar
 import kopf
 import psycopg
 
-from selfheal.controller import guard_loop, status_writes
+from selfheal.controller import guard_loop, kopf_settings, status_writes
 from selfheal.controller import metrics as guard_metrics
 from selfheal.controller.registry_watch import watch_registry
 from selfheal.controller.state import OperatorState
 from selfheal.core.backoff import retry_delay
-from selfheal.core.resource import FINALIZER, GROUP, KOPF_PREFIX, PLURAL, VERSION
+from selfheal.core.resource import GROUP, PLURAL, VERSION
 from selfheal.core.status import PatchStatus
 from selfheal.core.validation import operation_counts
 from selfheal.registry.errors import REGISTRY_UNREACHABLE, first_line
@@ -34,27 +34,9 @@ T = TypeVar("T")
 log = logging.getLogger("selfheal.operator")
 
 
-def configure(settings: kopf.OperatorSettings) -> None:
-    # kopf's bookkeeping lives in annotations: the structural schema would prune status.kopf.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=KOPF_PREFIX,
-        key="last-handled-configuration",
-    )
-    settings.persistence.finalizer = FINALIZER
-    # Events are posted on purpose (kopf.event/warn below), not for every log line.
-    settings.posting.level = logging.WARNING
-    # Watches can go silent without these.
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.watching.connect_timeout = 10
-    settings.watching.inactivity_timeout = 600
-    settings.batching.error_delays = (1, 2, 5, 10, 30)
-
-
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: OperatorState, retry: int, **_: Any) -> None:
-    configure(settings)
+    kopf_settings.configure(settings)
     config = memo.config
     if config.run_migrations:
         try:
@@ -67,6 +49,7 @@ async def start(settings: kopf.OperatorSettings, memo: OperatorState, retry: int
         if applied:
             log.info("applied registry migrations: %s", ", ".join(f"{m.number:04d}_{m.name}" for m in applied))
     await memo.pool.open(wait=False)
+    memo.tasks.extend(memo.registry.start())
     memo.tasks.append(asyncio.create_task(watch_registry(state=memo), name="selfheal-registry-watch"))
     memo.tasks.append(guard_loop.start(state=memo))
 
@@ -97,6 +80,22 @@ async def reconcile(
     memo: OperatorState,
     retry: int,
     **_: Any,
+) -> None:
+    # Over a backlog kopf runs every object's handler at once: only so many compile and hold their
+    # result while their write waits; the others wait here first, holding nothing of their own.
+    async with memo.sync_slots:
+        await _reconcile(spec=spec, meta=meta, status=status, body=body, patch=patch, memo=memo, retry=retry)
+
+
+async def _reconcile(
+    *,
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: OperatorState,
+    retry: int,
 ) -> None:
     source = _source(meta)
     previous: PatchStatus = dict(status)  # type: ignore[assignment]
@@ -154,10 +153,9 @@ async def _registry_call(
     source: PatchSource,
     action: Callable[[psycopg.AsyncConnection], Awaitable[T]],
 ) -> T:
-    """Run one registry transaction; while the registry is away, say so in status and retry."""
+    """Run one registry write (queued, batched); while the registry is away, say so in status and retry."""
     try:
-        async with memo.pool.connection() as conn:
-            return await action(conn)
+        return await memo.registry.run(action)
     except RETRIED_ERRORS as error:
         guard_metrics.sync_failures.labels(reason=type(error).__name__).inc()
         reason = first_line(error)

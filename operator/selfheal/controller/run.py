@@ -16,7 +16,7 @@ from collections.abc import Collection
 import kopf
 from aiohttp import web
 
-# Imported for their handlers; `views` first, so that its index is bound before the loops start.
+# Imported for their handlers.
 from selfheal.controller import views  # noqa: F401  isort: skip
 from selfheal.controller import guard_loop, handlers  # noqa: F401  isort: skip
 from selfheal.controller import admission

@@ -15,6 +15,8 @@ import kubernetes
 
 from selfheal.controller.views import Key, PatchViews
 from selfheal.core.clock import utc_now
+from selfheal.core.guard.evaluate import DEACTIVATED, INCONCLUSIVE, NO_DATA
+from selfheal.core.guard.figures import guard_status
 from selfheal.core.status import (
     GuardFigures,
     PatchStatus,
@@ -42,6 +44,12 @@ def synced(
 ) -> None:
     patch.status.update(synced_status(previous, generation=generation, row=row, now=utc_now()))
     patch.status["operations"] = operations
+    if "guard" not in previous:
+        # The guard's first figures for a patch it has not judged yet, in this same write: else its
+        # figures pass writes them, one more status patch per object (10,000 over a backlog).
+        state = INCONCLUSIVE if row.active else DEACTIVATED
+        figures = guard_status(state=state, day=NO_DATA)
+        patch.status["guard"] = {key: value for key, value in figures.items() if value is not None}
 
 
 def unavailable(patch: kopf.Patch, previous: PatchStatus, *, generation: int, error: str) -> None:
