@@ -43,7 +43,7 @@ from selfheal.api.schemas import (
     value_problems,
 )
 from selfheal.api.token_cache import NOT_CACHED, Busy, TokenCache
-from selfheal.api.vouching import Vouching
+from selfheal.api.vouching import ValidReceipts, Vouching
 from selfheal.core import receipts
 from selfheal.core.matching import Match
 from selfheal.core.models import PatchSpec, SpecError
@@ -93,6 +93,7 @@ KEY_REQUEST_LOG = web.AppKey("request_log", RequestLog)
 KEY_ANSWERS: web.AppKey[ResponseCache] = web.AppKey("answers")
 KEY_LOOKUP_BODIES: web.AppKey[LookupBodies] = web.AppKey("lookup_bodies")
 KEY_KUBE = web.AppKey("kube", kubernetes.client.CustomObjectsApi)
+KEY_VALID_RECEIPTS = web.AppKey("valid_receipts", ValidReceipts)
 
 
 def problem(status: int, error: str, message: str, **extra: object) -> web.Response:
@@ -555,7 +556,7 @@ async def report_outcomes(request: web.Request, principal) -> web.Response:
         return refusal
     knows, developer = app[KEY_CATALOG].knows, principal.developer_id  # from the token, never the body
     now = datetime.now(UTC)
-    vouching = Vouching(settings.receipt_key, developer=developer, now=now)
+    vouching = Vouching(settings.receipt_key, developer=developer, now=now, valid=app[KEY_VALID_RECEIPTS])
     applications = []
     for index, r in reports:
         if r.patch_id is not None and not knows(r.patch_id):
@@ -768,6 +769,7 @@ def build_app(settings: ApiSettings) -> web.Application:
     app[KEY_CATALOG] = Catalog(settings.database_url)
     app[KEY_ANSWERS] = ResponseCache(settings)
     app[KEY_LOOKUP_BODIES] = LookupBodies()
+    app[KEY_VALID_RECEIPTS] = ValidReceipts()
     app[KEY_REQUEST_LOG] = RequestLog(json_lines=settings.json_logs)
     app[KEY_OUTCOMES] = OutcomeWriter(
         settings.database_url, capacity=settings.outcome_buffer, capacity_bytes=settings.outcome_buffer_bytes
