@@ -32,48 +32,18 @@ import time
 import urllib.request
 from pathlib import Path
 
-import psycopg
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.results import record  # noqa: E402
+from bench.seeding import seed_patches  # noqa: E402
 from selfheal.devenv import environment  # noqa: E402
 from selfheal.registry.migrate import migrate  # noqa: E402
 from tests.support import free_port, wait_until  # noqa: E402
 
 GOAL_RATE = 0.8  # distinct messages: at least this share of the bare server's rate
 GOAL_P99 = 1.5  # and a p99 at most this multiple of the bare server's
-OPERATIONS = json.dumps(
-    {
-        "format": "selfheal.operations",
-        "version": 1,
-        "operations": [{"op": "set", "setting": "timeout_ms", "value": 30000}],
-    }
-)
 LOADS = {"same_body": "the same body repeated", "distinct_messages": "a new error message on every request"}
-
-
-def seed_patches(url: str, count: int) -> None:
-    with psycopg.connect(url) as conn:
-        conn.execute("SET LOCAL selfheal.actor = 'operator'")
-        with conn.cursor().copy(
-            "COPY sdk_self_healing_registry (id, sdk_language, error_signature, patch_code,"
-            " description, severity, validation_state, operations) FROM STDIN"
-        ) as copy:
-            for index in range(count):
-                copy.write_row(
-                    (
-                        f"p{index:05d}",
-                        "node",
-                        f"E{index:05d}",
-                        "this.timeout = 30000;",
-                        f"bench patch {index}",
-                        "low",
-                        "valid",
-                        OPERATIONS,
-                    )
-                )
 
 
 def _ms(match: re.Match) -> float:

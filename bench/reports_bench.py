@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from results import record  # noqa: E402
+from seeding import seed_patches  # noqa: E402
 
 from selfheal.devenv.postgres import start_postgres, stop_postgres  # noqa: E402
 from selfheal.registry.migrate import migrate  # noqa: E402
@@ -52,35 +53,6 @@ from tests.support import free_port, wait_until  # noqa: E402
 
 GOAL_RATIO = 0.7
 BASELINE_CONNECTIONS = 8
-OPERATIONS = json.dumps(
-    {
-        "format": "selfheal.operations",
-        "version": 1,
-        "operations": [{"op": "set", "setting": "timeout_ms", "value": 30000}],
-    }
-)
-
-
-def seed_patches(url: str, count: int) -> None:
-    with psycopg.connect(url) as conn:
-        conn.execute("SET LOCAL selfheal.actor = 'operator'")
-        with conn.cursor().copy(
-            "COPY sdk_self_healing_registry (id, sdk_language, error_signature, patch_code,"
-            " description, severity, validation_state, operations) FROM STDIN"
-        ) as copy:
-            for index in range(count):
-                copy.write_row(
-                    (
-                        f"p{index:05d}",
-                        "node",
-                        f"E{index:05d}",
-                        "this.timeout = 30000;",
-                        f"bench patch {index}",
-                        "low",
-                        "valid",
-                        OPERATIONS,
-                    )
-                )
 
 
 def selfheal(*args: str, url: str) -> str:

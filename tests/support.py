@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -330,3 +331,39 @@ class LocalHttpServer:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class RegistryProxy(LocalHttpServer):
+    """Forwards POSTs to the registry API at `upstream`; a test's subclass changes what `answer`
+    returns for a path (blocks, replays, tampers) and forwards the rest."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                headers = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")}
+                status, answer = proxy.answer(self.path.split("?")[0], lambda: proxy.forward(self.path, body, headers))
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._listen(Handler)
+
+    def forward(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        request = urllib.request.Request(self.upstream + path, data=body, method="POST", headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def answer(self, path: str, forward: Callable[[], tuple[int, bytes]]) -> tuple[int, bytes]:
+        return forward()

@@ -26,10 +26,7 @@ import json
 import os
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 import uuid
-from http.server import BaseHTTPRequestHandler
 
 import psycopg
 import pytest
@@ -38,7 +35,7 @@ from tests.api_server import start_api_server
 from tests.e2e.sdk_drivers import LANGUAGES, sdk
 from tests.e2e.test_self_healing_loop import kubectl, trusted_keys
 from tests.sdk.payments_server import PaymentsServer
-from tests.support import LocalHttpServer, wait_until
+from tests.support import RegistryProxy, wait_until
 
 # The whole error text: an `exact` signature, severity critical, outranks any patch another test
 # leaves for the same error in the shared registry.
@@ -199,48 +196,23 @@ def test_an_envelope_expired_on_arrival_is_refused(
     assert control.pay(later=11).currency == "XOF"
 
 
-class ReplayingProxy(LocalHttpServer):
+class ReplayingProxy(RegistryProxy):
     """Forwards to the registry API, keeping the last lookup answer it passed on; with `replay` set,
     answers lookups with those recorded bytes instead (reports are always forwarded)."""
 
     def __init__(self, upstream: str) -> None:
-        self.upstream, self.last_answer, self.replay, self.replayed = upstream, None, None, 0
-        proxy = self
+        super().__init__(upstream)
+        self.last_answer, self.replay, self.replayed = None, None, 0
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                lookup = self.path.split("?")[0] == "/api/dev/self-heal"
-                if lookup and proxy.replay is not None:
-                    status, answer = 200, proxy.replay
-                    proxy.replayed += 1
-                else:
-                    status, answer = self._forward(body)
-                    if lookup and status == 200:
-                        proxy.last_answer = answer
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def _forward(self, body: bytes) -> tuple[int, bytes]:
-                request = urllib.request.Request(
-                    proxy.upstream + self.path,
-                    data=body,
-                    method="POST",
-                    headers={k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")},
-                )
-                try:
-                    with urllib.request.urlopen(request, timeout=10) as response:
-                        return response.status, response.read()
-                except urllib.error.HTTPError as error:
-                    return error.code, error.read()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self._listen(Handler)
+    def answer(self, path, forward):
+        lookup = path == "/api/dev/self-heal"
+        if lookup and self.replay is not None:
+            self.replayed += 1
+            return 200, self.replay
+        status, answer = forward()
+        if lookup and status == 200:
+            self.last_answer = answer
+        return status, answer
 
 
 def signed_payload(answer: bytes) -> dict:

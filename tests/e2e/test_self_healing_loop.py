@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import urllib.request
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from molam import ApiError, MolamClient
 from selfheal.core.signing import key_id
 from tests.sdk.payments_server import PaymentsServer
-from tests.support import LocalHttpServer, wait_until
+from tests.support import RegistryProxy, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -195,41 +193,20 @@ def _try(call, **kwargs):
         return None  # the registry API may not have loaded the patch yet
 
 
-class TamperingProxy(LocalHttpServer):
+class TamperingProxy(RegistryProxy):
     """Forwards to the registry API and flips one byte of every envelope payload it passes on."""
 
     def __init__(self, upstream: str) -> None:
-        self.upstream, self.tampered = upstream, 0
-        proxy = self
+        super().__init__(upstream)
+        self.tampered = 0
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                request = urllib.request.Request(
-                    proxy.upstream + self.path,
-                    data=body,
-                    method="POST",
-                    headers={k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")},
-                )
-                try:
-                    with urllib.request.urlopen(request, timeout=5) as response:
-                        status, answer = response.status, response.read()
-                except urllib.error.HTTPError as error:
-                    status, answer = error.code, error.read()
-                if status == 200 and self.path == "/api/dev/self-heal":
-                    document = json.loads(answer)
-                    payload = bytearray(base64.b64decode(document["envelope"]["payload"]))
-                    payload[payload.index(b'"severity":"') + 12] ^= 0x01  # critical → britical
-                    document["envelope"]["payload"] = base64.b64encode(bytes(payload)).decode()
-                    answer = json.dumps(document).encode()
-                    proxy.tampered += 1
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self._listen(Handler)
+    def answer(self, path, forward):
+        status, answer = forward()
+        if status == 200 and path == "/api/dev/self-heal":
+            document = json.loads(answer)
+            payload = bytearray(base64.b64decode(document["envelope"]["payload"]))
+            payload[payload.index(b'"severity":"') + 12] ^= 0x01  # critical → britical
+            document["envelope"]["payload"] = base64.b64encode(bytes(payload)).decode()
+            answer = json.dumps(document).encode()
+            self.tampered += 1
+        return status, answer

@@ -17,9 +17,6 @@ import os
 import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.request
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -27,7 +24,7 @@ import pytest
 from molam import ApiError, MolamClient
 from tests.e2e.test_self_healing_loop import kubectl, trusted_keys
 from tests.sdk.payments_server import PaymentsServer
-from tests.support import LocalHttpServer, wait_until
+from tests.support import RegistryProxy, wait_until
 
 DRIVER = Path(__file__).with_name("node_sdk_driver.js")
 # The whole error text: an `exact` signature outranks any patch other tests leave in the registry.
@@ -39,45 +36,19 @@ CODE = {
 }
 
 
-class BlockingProxy(LocalHttpServer):
+class BlockingProxy(RegistryProxy):
     """Forwards to the registry API, or answers `block` (429, 503) itself when set."""
 
     def __init__(self, upstream: str) -> None:
-        self.upstream, self.block, self.blocked = upstream, None, 0
-        proxy = self
+        super().__init__(upstream)
+        self.block, self.blocked = None, 0
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if proxy.block is not None:
-                    # Lookups only: outcome reports (another patch may have answered) are blocked too, uncounted.
-                    proxy.blocked += self.path.split("?")[0] == "/api/dev/self-heal"
-                    status, answer = proxy.block, b'{"error": "blocked", "message": "blocked by the test"}'
-                else:
-                    status, answer = self._forward(body)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def _forward(self, body: bytes) -> tuple[int, bytes]:
-                request = urllib.request.Request(
-                    proxy.upstream + self.path,
-                    data=body,
-                    method="POST",
-                    headers={k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")},
-                )
-                try:
-                    with urllib.request.urlopen(request, timeout=5) as response:
-                        return response.status, response.read()
-                except urllib.error.HTTPError as error:
-                    return error.code, error.read()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self._listen(Handler)
+    def answer(self, path, forward):
+        if self.block is None:
+            return forward()
+        # Lookups only: outcome reports (another patch may have answered) are blocked too, uncounted.
+        self.blocked += path == "/api/dev/self-heal"
+        return self.block, b'{"error": "blocked", "message": "blocked by the test"}'
 
 
 def served_patch(devenv, registry_api, namespace: str, patches_in, language: str) -> str:
