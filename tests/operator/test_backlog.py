@@ -12,9 +12,10 @@ import re
 
 import kubernetes
 import psycopg
+import pytest
 
 from selfheal.core.resource import GROUP, PLURAL, VERSION
-from tests.support import OperatorProcess, Patches, new_namespace, wait_until
+from tests.support import OperatorProcess, Patches, new_namespace, own_world, wait_until
 
 BACKLOG = 300
 SLOW_WRITES = """
@@ -25,25 +26,46 @@ CREATE TRIGGER test_slow_write BEFORE INSERT OR UPDATE ON sdk_self_healing_regis
 """
 
 
+# A control plane of this module's own: the session's operator watches every namespace of the
+# shared one and would handle the backlog first (into its own registry).
+@pytest.fixture(scope="module")
+def devenv():
+    with own_world("selfheal-backlog-devenv-") as env:
+        yield env
+
+
+@pytest.fixture(scope="module")
+def kube_client(devenv) -> kubernetes.client.ApiClient:
+    return kubernetes.config.new_client_from_config(config_file=str(devenv.kubeconfig))
+
+
+@pytest.fixture()
+def database_url(devenv) -> str:
+    from selfheal.registry.migrate import migrate
+    from tests.conftest import _new_database
+
+    url = _new_database(devenv.postgres.url("postgres"), devenv, "backlog")
+    migrate(url)  # before the slow-write trigger goes on its table
+    return url
+
+
 def _ready(obj: dict) -> bool:
     conditions = (obj.get("status") or {}).get("conditions") or []
     return any(c["type"] == "Ready" and c["status"] == "True" and c.get("observedGeneration") == 1 for c in conditions)
 
 
-def test_backlog_with_a_small_pool_becomes_ready_without_handler_failures(
-    devenv, kube_client, fresh_database, tmp_path
-):
+def test_backlog_with_a_small_pool_becomes_ready_without_handler_failures(devenv, kube_client, database_url, tmp_path):
     namespace = new_namespace(kube_client, "backlog")
     custom = kubernetes.client.CustomObjectsApi(kube_client)
     patches = Patches(custom, namespace)
     for index in range(BACKLOG):
         patches.create(f"p{index:03d}", errorSignature=f"E{index:03d}")
-    with psycopg.connect(fresh_database, autocommit=True) as conn:
+    with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(SLOW_WRITES)
 
     operator = OperatorProcess(
         kubeconfig=devenv.kubeconfig,
-        database_url=fresh_database,
+        database_url=database_url,
         log_file=tmp_path / "operator.log",
         extra_args=("-n", namespace, "--registry-pool-size", "2"),
     )
@@ -61,7 +83,7 @@ def test_backlog_with_a_small_pool_becomes_ready_without_handler_failures(
 
     log = operator.log_file.read_text(errors="replace")
     assert re.findall(r"Handler '[^']+' failed.*", log) == []
-    with psycopg.connect(fresh_database, autocommit=True) as conn:
+    with psycopg.connect(database_url, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE active AND source_generation = 1)"
             " FROM sdk_self_healing_registry WHERE source_namespace = %s",
