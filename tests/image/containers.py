@@ -111,7 +111,7 @@ class OperatorContainer(OperatorProcess):
         self.mounted_kubeconfig = readable_by_the_container(kubeconfig, log_file.parent / "kube")
 
     def start(self, *, timeout: float = 90.0) -> None:
-        self.port = free_port()
+        self.ports = {"--liveness-port": free_port()}
         command = run_command(
             self.image,
             "operator",
