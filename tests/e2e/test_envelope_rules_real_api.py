@@ -34,35 +34,9 @@ import pytest
 from tests.api_server import start_api_server
 from tests.e2e.sdk_drivers import LANGUAGES, sdk
 from tests.e2e.test_self_healing_loop import kubectl, trusted_keys
+from tests.e2e.test_switched_off_or_expired import SIGNATURE, apply_patch
 from tests.sdk.payments_server import PaymentsServer
 from tests.support import RegistryProxy, wait_until
-
-# The whole error text: an `exact` signature, severity critical, outranks any patch another test
-# leaves for the same error in the shared registry.
-SIGNATURE = "400 Bad Request: invalid_currency"
-CODE = {
-    "python": ('self.default_currency = "XOF"', "self.default_currency = None"),
-    "node": ('this.defaultCurrency = "XOF";', "this.defaultCurrency = null;"),
-}
-
-
-def apply_patch(devenv, namespace: str, name: str, language: str, description: str) -> None:
-    patch, rollback = CODE[language]
-    manifest = {
-        "apiVersion": "selfheal.molam.io/v1alpha1",
-        "kind": "SelfHealPatch",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "sdkLanguage": language,
-            "errorSignature": SIGNATURE,
-            "patchCode": patch,
-            "rollbackCode": rollback,
-            "description": description,
-            "severity": "critical",
-        },
-    }
-    kubectl_apply = [str(devenv.bin_dir / "kubectl"), "--kubeconfig", str(devenv.kubeconfig), "apply", "-f", "-"]
-    subprocess.run(kubectl_apply, input=json.dumps(manifest), text=True, check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +45,10 @@ def served(devenv, registry_api, loop_namespace, operator_database_url):
     later test is answered by them."""
     names = {language: f"envelope-rules-{language}" for language in LANGUAGES}
     for language, name in names.items():
-        apply_patch(devenv, loop_namespace, name, language, "XOF for an invalid currency (envelope rules)")
+        # Severity critical: with its `exact` signature, it outranks any patch another test leaves.
+        apply_patch(
+            devenv, loop_namespace, name, language, "XOF for an invalid currency (envelope rules)", severity="critical"
+        )
     for name in names.values():
         kubectl(devenv, "wait", "-n", loop_namespace, "--for=condition=Ready", f"shp/{name}", "--timeout=60s")
     yield {

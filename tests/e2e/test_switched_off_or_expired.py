@@ -51,9 +51,8 @@ class BlockingProxy(RegistryProxy):
         return self.block, b'{"error": "blocked", "message": "blocked by the test"}'
 
 
-def served_patch(devenv, registry_api, namespace: str, patches_in, language: str) -> str:
-    """A patch for SIGNATURE in `language`, Ready; its registry id."""
-    name = f"e2e-{language}-switched-off"
+def apply_patch(devenv, namespace: str, name: str, language: str, description: str, **spec) -> None:
+    """A SelfHealPatch for SIGNATURE in `language` (XOF for an invalid currency), applied with kubectl."""
     patch, rollback = CODE[language]
     manifest = {
         "apiVersion": "selfheal.molam.io/v1alpha1",
@@ -64,16 +63,18 @@ def served_patch(devenv, registry_api, namespace: str, patches_in, language: str
             "errorSignature": SIGNATURE,
             "patchCode": patch,
             "rollbackCode": rollback,
-            "description": "XOF for an invalid currency (issue 14, point 4)",
+            "description": description,
+            **spec,
         },
     }
-    subprocess.run(
-        [str(devenv.bin_dir / "kubectl"), "--kubeconfig", str(devenv.kubeconfig), "apply", "-f", "-"],
-        input=json.dumps(manifest),
-        text=True,
-        check=True,
-        capture_output=True,
-    )
+    kubectl_apply = [str(devenv.bin_dir / "kubectl"), "--kubeconfig", str(devenv.kubeconfig), "apply", "-f", "-"]
+    subprocess.run(kubectl_apply, input=json.dumps(manifest), text=True, check=True, capture_output=True)
+
+
+def served_patch(devenv, registry_api, namespace: str, patches_in, language: str) -> str:
+    """A patch for SIGNATURE in `language`, Ready; its registry id."""
+    name = f"e2e-{language}-switched-off"
+    apply_patch(devenv, namespace, name, language, "XOF for an invalid currency (issue 14, point 4)")
     kubectl(devenv, "wait", "-n", namespace, "--for=condition=Ready", f"shp/{name}", "--timeout=60s")
     return patches_in(namespace, name)["id"]
 
