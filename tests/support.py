@@ -22,6 +22,7 @@ from typing import Any
 
 import kubernetes
 import psycopg
+import pytest
 from psycopg.rows import dict_row
 
 from selfheal.core.resource import GROUP, KIND, PLURAL, VERSION
@@ -315,6 +316,32 @@ def own_world(prefix: str) -> Iterator[environment.DevEnvironment]:
     finally:
         environment.down(state_dir=state_dir)
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def own_world_fixtures(prefix: str) -> tuple:
+    """Module-scoped fixtures `devenv`, `admin_database_url`, `kube_client` and `custom_api` on a
+    world of the module's own (`own_world`), for modules the session's operator must not reach (it
+    watches every namespace of the shared control plane). In the module:
+    `devenv, admin_database_url, kube_client, custom_api = own_world_fixtures("selfheal-NAME-")`."""
+
+    @pytest.fixture(scope="module", name="devenv")
+    def devenv_fixture():
+        with own_world(prefix) as env:
+            yield env
+
+    @pytest.fixture(scope="module", name="admin_database_url")
+    def admin_database_url_fixture(devenv) -> str:
+        return devenv.postgres.url("postgres")
+
+    @pytest.fixture(scope="module", name="kube_client")
+    def kube_client_fixture(devenv) -> kubernetes.client.ApiClient:
+        return kubernetes.config.new_client_from_config(config_file=str(devenv.kubeconfig))
+
+    @pytest.fixture(scope="module", name="custom_api")
+    def custom_api_fixture(kube_client) -> kubernetes.client.CustomObjectsApi:
+        return kubernetes.client.CustomObjectsApi(kube_client)
+
+    return devenv_fixture, admin_database_url_fixture, kube_client_fixture, custom_api_fixture
 
 
 class LocalHttpServer:

@@ -7,7 +7,6 @@ import datetime
 import math
 import time
 
-import kubernetes
 import psycopg
 import pytest
 
@@ -21,30 +20,11 @@ from selfheal.registry import guard_store
 from selfheal.services import kube
 from tests.guard import registry_rows
 from tests.guard.registry_rows import connect
-from tests.support import own_world
-
+from tests.support import own_world_fixtures
 
 # A control plane of this module's own: the session's operator watches every namespace of the
 # shared one and writes its own first figures into the objects this test creates.
-@pytest.fixture(scope="module")
-def devenv():
-    with own_world("selfheal-figures-devenv-") as env:
-        yield env
-
-
-@pytest.fixture(scope="module")
-def admin_database_url(devenv) -> str:
-    return devenv.postgres.url("postgres")
-
-
-@pytest.fixture(scope="module")
-def kube_client(devenv) -> kubernetes.client.ApiClient:
-    return kubernetes.config.new_client_from_config(config_file=str(devenv.kubeconfig))
-
-
-@pytest.fixture(scope="module")
-def custom_api(kube_client) -> kubernetes.client.CustomObjectsApi:
-    return kubernetes.client.CustomObjectsApi(kube_client)
+devenv, admin_database_url, kube_client, custom_api = own_world_fixtures("selfheal-figures-devenv-")
 
 
 SHOWN = {"state": "Healthy", "applications24h": 1000, "successPercent": 90.0, "rollbackPercent": 5.0}

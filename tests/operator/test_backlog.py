@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from selfheal.core.resource import GROUP, PLURAL, VERSION
-from tests.support import OperatorProcess, Patches, new_namespace, own_world, wait_until
+from tests.support import OperatorProcess, Patches, new_namespace, own_world_fixtures, wait_until
 
 BACKLOG = 300
 SLOW_WRITES = """
@@ -28,23 +28,15 @@ CREATE TRIGGER test_slow_write BEFORE INSERT OR UPDATE ON sdk_self_healing_regis
 
 # A control plane of this module's own: the session's operator watches every namespace of the
 # shared one and would handle the backlog first (into its own registry).
-@pytest.fixture(scope="module")
-def devenv():
-    with own_world("selfheal-backlog-devenv-") as env:
-        yield env
-
-
-@pytest.fixture(scope="module")
-def kube_client(devenv) -> kubernetes.client.ApiClient:
-    return kubernetes.config.new_client_from_config(config_file=str(devenv.kubeconfig))
+devenv, admin_database_url, kube_client, custom_api = own_world_fixtures("selfheal-backlog-devenv-")
 
 
 @pytest.fixture()
-def database_url(devenv) -> str:
+def database_url(devenv, admin_database_url) -> str:
     from selfheal.registry.migrate import migrate
     from tests.conftest import _new_database
 
-    url = _new_database(devenv.postgres.url("postgres"), devenv, "backlog")
+    url = _new_database(admin_database_url, devenv, "backlog")
     migrate(url)  # before the slow-write trigger goes on its table
     return url
 

@@ -25,7 +25,7 @@ import yaml
 
 from selfheal.controller.admission import webhook_configuration
 from selfheal.controller.webhook_certs import generate
-from tests.support import OperatorProcess, Patches, new_namespace, own_world, patch_body, wait_until
+from tests.support import OperatorProcess, Patches, new_namespace, own_world_fixtures, patch_body, wait_until
 
 
 class Replicas:
@@ -72,25 +72,7 @@ class Replicas:
 # A control plane of this module's own: the session's operator watches every namespace of the
 # shared one, and two kopf operators on one object see each other's progress annotations (the
 # second takes a new object as already handled). In production one operator set runs per cluster.
-@pytest.fixture(scope="module")
-def devenv():
-    with own_world("selfheal-ha-devenv-") as env:
-        yield env
-
-
-@pytest.fixture(scope="module")
-def admin_database_url(devenv) -> str:
-    return devenv.postgres.url("postgres")
-
-
-@pytest.fixture(scope="module")
-def kube_client(devenv) -> kubernetes.client.ApiClient:
-    return kubernetes.config.new_client_from_config(config_file=str(devenv.kubeconfig))
-
-
-@pytest.fixture(scope="module")
-def custom_api(kube_client) -> kubernetes.client.CustomObjectsApi:
-    return kubernetes.client.CustomObjectsApi(kube_client)
+devenv, admin_database_url, kube_client, custom_api = own_world_fixtures("selfheal-ha-devenv-")
 
 
 @pytest.fixture()

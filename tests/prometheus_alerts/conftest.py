@@ -5,32 +5,17 @@ fresh TSDB), so no test sees another's traffic in its alerts."""
 
 from __future__ import annotations
 
-import kubernetes
 import pytest
 
 from tests.conftest import _new_database
-from tests.support import OperatorProcess, free_port, new_namespace, own_world
+from tests.support import OperatorProcess, free_port, new_namespace, own_world_fixtures
+
+devenv, admin_database_url, kube_client, custom_api = own_world_fixtures("selfheal-alerts-devenv-")
 
 
 @pytest.fixture(scope="module")
-def devenv():
-    with own_world("selfheal-alerts-devenv-") as env:
-        yield env
-
-
-@pytest.fixture(scope="module")
-def database_url(devenv) -> str:
-    return _new_database(devenv.postgres.url("postgres"), devenv, "alerts")
-
-
-@pytest.fixture(scope="module")
-def kube_client(devenv) -> kubernetes.client.ApiClient:
-    return kubernetes.config.new_client_from_config(config_file=str(devenv.kubeconfig))
-
-
-@pytest.fixture(scope="module")
-def custom_api(kube_client) -> kubernetes.client.CustomObjectsApi:
-    return kubernetes.client.CustomObjectsApi(kube_client)
+def database_url(devenv, admin_database_url) -> str:
+    return _new_database(admin_database_url, devenv, "alerts")
 
 
 @pytest.fixture(scope="module")
